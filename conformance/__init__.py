@@ -1,0 +1,1 @@
+"""Conformance suite for the NetworkPolicies that GitGuardian self-hosted (GIM) renders from its Helm values."""
