@@ -1,0 +1,59 @@
+"""The ``gim-netpol`` command: one subcommand per module of COMMANDS, each with ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from conformance.backends.base import BackendUnavailable
+from conformance.errors import EXIT_USAGE, UserError
+
+PROG = "gim-netpol"
+EXIT_INTERRUPTED = 130
+
+COMMANDS = (
+    "conformance.commands.render",
+    "conformance.commands.simulate",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Render and check the NetworkPolicies of GitGuardian self-hosted (GIM).",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def error_line(message: object) -> str:
+    """``gim-netpol: error: <message>`` on one line, however many lines the message had."""
+    text = " ".join(str(message).split())
+    return f"{PROG}: error: {text}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``gim-netpol``; returns the exit status (2 for bad input, 130 on Ctrl-C)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2): argparse has printed the message
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    try:
+        return args.func(args) or 0
+    except (UserError, BackendUnavailable) as e:
+        print(error_line(e), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`gim-netpol simulate ... | head`): not an error of ours. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

@@ -1,0 +1,281 @@
+"""``gim-netpol simulate SNAPSHOT... [--port SPEC]... [--from NS[/POD]] [--to NS[/POD]] [-o table|json]``.
+
+Every ordered pair of distinct pods of the snapshot that passes the filters is probed, on every port,
+by the simulator: no cluster is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from conformance.commands import note
+from conformance.errors import UserError
+from conformance.model import PROTOCOLS, Pod
+from conformance.truthtable import render_table
+
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# IANA_SVC_NAME, as container port names are validated: at most 15 characters, at least one letter.
+PORT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    """A ``--port``: a number or a container port name, and a protocol (None: as each pod declares it)."""
+
+    port: int | str
+    protocol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodFilter:
+    """A ``--from`` / ``--to``: a namespace, or one pod of it."""
+
+    namespace: str
+    pod: str | None = None
+
+    def matches(self, pod: Pod) -> bool:
+        return pod.namespace == self.namespace and (self.pod is None or pod.name == self.pod)
+
+    def __str__(self) -> str:
+        return self.namespace if self.pod is None else f"{self.namespace}/{self.pod}"
+
+
+def parse_port_spec(text: str) -> PortSpec:
+    """``PORT``, ``PORT/PROTO`` or a port name (``NAME/PROTO`` too); PORT alone means TCP."""
+    port, sep, protocol = text.partition("/")
+    proto: str | None = None
+    if sep:
+        proto = protocol.upper()
+        if proto not in PROTOCOLS:
+            raise UserError(
+                f"{text!r}: protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}", source="--port"
+            )
+    if port.isdigit():
+        number = int(port)
+        if not 1 <= number <= 65535:
+            raise UserError(f"{text!r}: a port number is from 1 to 65535", source="--port")
+        return PortSpec(number, proto or "TCP")
+    if len(port) > 15 or not PORT_NAME.fullmatch(port) or "--" in port or not re.search("[a-z]", port):
+        raise UserError(
+            f"{text!r}: expected PORT, PORT/PROTO or a container port name (lowercase letters, digits and"
+            " '-', at most 15 characters)",
+            source="--port",
+        )
+    return PortSpec(port, proto)
+
+
+def parse_pod_filter(text: str, option: str) -> PodFilter:
+    """``NS`` or ``NS/POD``."""
+    namespace, sep, pod = text.partition("/")
+    if (
+        not DNS_LABEL.fullmatch(namespace)
+        or len(namespace) > 63
+        or (sep and (not DNS_SUBDOMAIN.fullmatch(pod) or len(pod) > 253))
+    ):
+        raise UserError(f"expected NS or NS/POD (Kubernetes names), got {text!r}", source=option)
+    return PodFilter(namespace, pod if sep else None)
+
+
+def select_pods(pods: Sequence[Pod], filters: Sequence[PodFilter], option: str) -> list[Pod]:
+    """The pods matching any of ``filters`` (all pods without filters); a filter matching none is an error."""
+    if not filters:
+        return list(pods)
+    for f in filters:
+        if not any(f.matches(p) for p in pods):
+            what = "namespace" if f.pod is None else "pod"
+            raise UserError(f"no {what} {f} in the snapshot", source=option)
+    return [p for p in pods if any(f.matches(p) for f in filters)]
+
+
+def resolve_ports(specs: Sequence[PortSpec], destinations: Sequence[Pod]) -> list[tuple[int | str, str]]:
+    """The (port, protocol) pairs to probe. A name without protocol takes each protocol under which a
+    destination declares it; a name that no destination declares is an error."""
+    resolved: dict[tuple[int | str, str], None] = {}
+    for spec in specs:
+        if isinstance(spec.port, int):
+            resolved[(spec.port, spec.protocol or "TCP")] = None
+            continue
+        protocols = sorted(
+            {
+                cp.protocol
+                for pod in destinations
+                for cp in pod.ports
+                if cp.name == spec.port and spec.protocol in (None, cp.protocol)
+            }
+        )
+        if not protocols:
+            what = spec.port if spec.protocol is None else f"{spec.port}/{spec.protocol}"
+            raise UserError(f"unknown port name {what!r}: no destination pod declares it", source="--port")
+        for protocol in protocols:
+            resolved[(spec.port, protocol)] = None
+    return list(resolved)
+
+
+Result = tuple[Pod, Pod, int, str, Any]  # (source, destination, port, protocol, Verdict)
+
+
+def run_probes(
+    simulator: Any,
+    sources: Sequence[Pod],
+    destinations: Sequence[Pod],
+    ports: Sequence[tuple[int | str, str]],
+) -> Iterator[Result]:
+    """Every probe, as the simulator's matrix yields them. Without ports, each destination is probed on
+    the container ports it declares (destinations declaring the same ports are probed together)."""
+    if ports:
+        yield from simulator.matrix(sources, destinations, ports)
+        return
+    groups: dict[tuple[tuple[int, str], ...], list[Pod]] = defaultdict(list)
+    for pod in destinations:
+        declared = tuple(dict.fromkeys((cp.port, cp.protocol) for cp in pod.ports))
+        if declared:
+            groups[declared].append(pod)
+    for declared, group in groups.items():
+        yield from simulator.matrix(sources, group, declared)
+
+
+def write_json(results: Iterable[Result], out: IO[str]) -> int:
+    """``{"probes": [...]}``, one probe a line; returns the number of probes.
+
+    Written by hand rather than with json.dump of 450,000 dicts: pod keys and reasons repeat, so each
+    is encoded once."""
+    encode = json.dumps
+    pod_keys: dict[int, str] = {}
+    reasons: dict[str, str] = {}
+    lines: list[str] = []
+    append = lines.append
+    for src, dst, port, protocol, verdict in results:
+        s = pod_keys.get(id(src))
+        if s is None:
+            s = pod_keys[id(src)] = encode(src.key)
+        d = pod_keys.get(id(dst))
+        if d is None:
+            d = pod_keys[id(dst)] = encode(dst.key)
+        r = reasons.get(verdict.reason)
+        if r is None:
+            r = reasons[verdict.reason] = encode(verdict.reason)
+        allowed = "true" if verdict.allowed else "false"
+        append(
+            f'{{"from": {s}, "to": {d}, "port": {int(port)}, "protocol": "{protocol}", '
+            f'"allowed": {allowed}, "reason": {r}}}'
+        )
+    out.write('{"probes": [\n' + ",\n".join(lines) + "\n]}\n" if lines else '{"probes": []}\n')
+    return len(lines)
+
+
+def write_tables(results: Iterable[Result], sources: Sequence[Pod], out: IO[str]) -> int:
+    """One truth table per port and protocol: sources as rows, probed destinations as columns."""
+    tables: dict[tuple[int, str], dict[tuple[str, str], bool]] = defaultdict(dict)
+    columns: dict[tuple[int, str], dict[str, None]] = defaultdict(dict)
+    count = 0
+    for src, dst, port, protocol, verdict in results:
+        tables[(port, protocol)][(src.key, dst.key)] = verdict.allowed
+        columns[(port, protocol)][dst.key] = None
+        count += 1
+    rows = sorted(dict.fromkeys(p.key for p in sources))
+    blocks = []
+    for port, protocol in sorted(tables):
+        cells = tables[(port, protocol)]
+
+        def cell(src: str, dst: str, cells: dict[tuple[str, str], bool] = cells) -> str:
+            allowed = cells.get((src, dst))
+            return "-" if allowed is None else "." if allowed else "X"
+
+        cols = sorted(columns[(port, protocol)])
+        blocks.append(render_table(rows, cols, cell, title=f"port {port}/{protocol}"))
+    out.write("\n\n".join(blocks) + "\n" if blocks else "no probe: no destination pod declares a port\n")
+    return count
+
+
+def locate(error: UserError, origins: dict[str, str], snapshots: Sequence[str]) -> UserError:
+    """The simulator's error, naming the snapshot file of the object it is about."""
+    if error.source is None:
+        key = error.key or ""
+        for candidate in (key, f"Pod/{key}", f"NetworkPolicy/{key}"):
+            if candidate in origins:
+                error.source = origins[candidate]
+                if candidate != key:
+                    error.key = candidate
+                break
+        else:
+            error.source = ", ".join(snapshots)
+    return error
+
+
+def run(args: argparse.Namespace) -> int:
+    from conformance.simulator import Simulator
+    from conformance.snapshot import load_snapshot, source_name
+
+    specs = [parse_port_spec(p) for p in args.ports]
+    from_filters = [parse_pod_filter(f, "--from") for f in args.sources]
+    to_filters = [parse_pod_filter(f, "--to") for f in args.destinations]
+    cluster, origins = load_snapshot(args.snapshots, notes=note)
+    pods = sorted(cluster.pods, key=lambda p: (p.namespace, p.name))
+    sources = select_pods(pods, from_filters, "--from")
+    destinations = select_pods(pods, to_filters, "--to")
+    ports = resolve_ports(specs, destinations)
+    snapshots = [source_name(s) for s in args.snapshots]
+    try:
+        simulator = Simulator(cluster)
+        results = run_probes(simulator, sources, destinations, ports)
+        if args.output == "json":
+            write_json(results, sys.stdout)
+        else:
+            write_tables(results, sources, sys.stdout)
+    except UserError as e:
+        raise locate(e, origins, snapshots) from None
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="decide, from a snapshot, which pods may connect to which",
+        description=(
+            "Probe every ordered pair of distinct pods of the snapshots with the NetworkPolicy simulator."
+            " A snapshot is YAML or JSON, as `kubectl get ns,pods,netpol -A -o yaml` prints it"
+            " ('-' reads stdin)."
+        ),
+    )
+    parser.add_argument("snapshots", nargs="+", metavar="SNAPSHOT", help="YAML or JSON file, '-' for stdin")
+    parser.add_argument(
+        "--port",
+        dest="ports",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="PORT, PORT/PROTO or a container port name (repeatable; default: each destination's"
+        " declared container ports)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        default=[],
+        metavar="NS[/POD]",
+        help="only these source pods (repeatable)",
+    )
+    parser.add_argument(
+        "--to",
+        dest="destinations",
+        action="append",
+        default=[],
+        metavar="NS[/POD]",
+        help="only these destination pods (repeatable)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "json"),
+        default="table",
+        help="one truth table per port and protocol (default), or one JSON object",
+    )
+    parser.set_defaults(func=run)
