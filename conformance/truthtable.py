@@ -5,10 +5,10 @@ for column headers, so columns are numbered: a row that is also a column carries
 makes a square table read without a legend; columns that are not rows are listed under the table.
 
     port 8080/TCP
-             1 2 3
-    1 x/a    - . X
-    2 x/b    . - X
-    3 y/a    . . -
+           1 2 3
+    1 x/a  - . X
+    2 x/b  . - X
+    3 y/a  . . -
     . allowed  X blocked  - not probed
 """
 
@@ -43,6 +43,8 @@ def render_table(
         return f"{prefix}{name:<{label_width}}  "
 
     lines = [title] if title else []
+    if not rows or not cols:
+        return "\n".join([*lines, "(empty table)"])
     pad = " " * len(label("", ""))
     lines.append((pad + " ".join(f"{i:>{width}}" for i in range(1, len(cols) + 1))).rstrip())
     used: set[str] = set()
