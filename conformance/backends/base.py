@@ -86,5 +86,9 @@ class Backend(ABC):
             f" --timeout={int(timeout_s)}s --protocol={probe.protocol.lower()}"
         )
 
+    def diagnose(self, pod_key: str) -> str:
+        """What the backend knows about a pod that failed to probe (its phase and events)."""
+        return ""
+
     def close(self) -> None:
         """Release what the backend holds (connections, threads). Does not delete objects."""

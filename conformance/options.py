@@ -1,0 +1,132 @@
+"""The suite's options: each one a pytest option and an environment variable (the option wins)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from conformance.errors import UserError
+
+ENV_PREFIX = "GIM_NETPOL_"
+BACKENDS = ("kind", "existing", "model")
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    default: Any = None
+    kind: str = "str"  # str | float | int | flag | list
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def dest(self) -> str:
+        return "netpol_" + self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").upper()
+
+
+def _defaults() -> dict[str, Any]:
+    # Imported lazily: the live modules pull in the kubernetes client.
+    from conformance.backends.kind import DEFAULT_CALICO_VERSION
+    from conformance.probes.agnhost import AGNHOST_IMAGE
+
+    return {"calico": DEFAULT_CALICO_VERSION, "image": AGNHOST_IMAGE}
+
+
+def options() -> tuple[Option, ...]:
+    d = _defaults()
+    return (
+        Option("--backend", "where to run: kind (create a kind+Calico cluster), existing (a kubeconfig), "
+               "model (the simulator, no cluster)", "kind", choices=BACKENDS),
+        Option("--kubeconfig", "kubeconfig file for --backend existing (default: $KUBECONFIG or ~/.kube/config)"),
+        Option("--context", "kubeconfig context for --backend existing (default: the current context)"),
+        Option("--cluster-name", "kind cluster name", "gim-netpol"),
+        Option("--reuse-cluster", "use an existing kind cluster of that name instead of creating one", False, "flag"),
+        Option("--keep-cluster", "do not delete the kind cluster at the end", False, "flag"),
+        Option("--calico-version", "Calico release installed on kind", d["calico"]),
+        Option("--calico-manifests", "folder holding tigera-operator.yaml and custom-resources.yaml (air-gapped)"),
+        Option("--probe-image", "agnhost image of the probe pods (for mirrors)", d["image"]),
+        Option("--probe-timeout", "seconds before a connect counts as blocked", 2.0, "float"),
+        Option("--converge-timeout", "seconds to wait for observed verdicts to match the expected ones", 30.0,
+               "float"),
+        Option("--ready-timeout", "seconds to wait for probe pods to be Ready", 180.0, "float"),
+        Option("--probe-workers", "probes run at once", 16, "int"),
+        Option("--values", "GIM values file to test (repeatable; later files win, as helm -f)", [], "list"),
+        Option("--set", "value override in helm --set syntax (repeatable)", [], "list"),
+        Option("--manifests", "helm template output of the real chart: its policies and workloads are deployed"),
+        Option("--chart", "chart path: run helm template with --values and test its output"),
+        Option("--gim-namespace", "GIM namespace when the values name real namespaces", "gitguardian"),
+        Option("--keep-namespaces", "leave each test's namespaces in the cluster (debugging)", False, "flag"),
+        Option("--report-dir", "write a JSON report of every check here"),
+    )
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gim-netpol", "GIM NetworkPolicy conformance (each option also from its env var)")
+    for opt in options():
+        help_text = f"{opt.help} [env {opt.env}]"
+        if opt.kind == "flag":
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=help_text)
+        elif opt.kind == "list":
+            group.addoption(opt.flag, action="append", default=None, dest=opt.dest, help=help_text)
+        else:
+            group.addoption(opt.flag, default=None, dest=opt.dest, choices=opt.choices, help=help_text)
+
+
+def _from_env(opt: Option, raw: str) -> Any:
+    if opt.kind == "flag":
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise UserError(f"expected true or false, got {raw!r}", source=opt.env)
+    if opt.kind == "list":
+        return [v for v in raw.split(os.pathsep if opt.flag == "--values" else ";") if v]
+    return raw
+
+
+def _typed(opt: Option, value: Any, source: str) -> Any:
+    try:
+        if opt.kind == "float":
+            value = float(value)
+            if value <= 0:
+                raise ValueError
+        elif opt.kind == "int":
+            value = int(value)
+            if value <= 0:
+                raise ValueError
+    except (TypeError, ValueError):
+        raise UserError(f"expected a positive number, got {value!r}", source=source) from None
+    if opt.choices and value not in opt.choices:
+        raise UserError(f"expected one of {', '.join(opt.choices)}, got {value!r}", source=source)
+    return value
+
+
+def resolve(config: pytest.Config) -> dict[str, Any]:
+    """Every option's value: command line, else environment, else default. Raises UserError."""
+    values: dict[str, Any] = {}
+    for opt in options():
+        given = config.getoption(opt.dest)
+        source = opt.flag
+        if given is None and opt.env in os.environ:
+            given, source = _from_env(opt, os.environ[opt.env]), opt.env
+        if given is None:
+            given = opt.default
+        values[opt.flag.lstrip("-").replace("-", "_")] = _typed(opt, given, source)
+    return values
+
+
+def markdown_table() -> str:
+    """The options as a Markdown table, for the README."""
+    rows = ["| option | environment | default | meaning |", "|---|---|---|---|"]
+    for opt in options():
+        default = "" if opt.default in (None, [], False) else f"`{opt.default}`"
+        rows.append(f"| `{opt.flag}` | `{opt.env}` | {default} | {opt.help} |")
+    return "\n".join(rows)

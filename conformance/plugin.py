@@ -1,0 +1,281 @@
+"""The pytest plugin: options, the backend fixture, the scenario factory, and the run's summary.
+
+Loaded by the root conftest.py. Bad options or input files stop the run before anything touches a
+cluster (one line, exit status 2); a live backend that cannot start stops it the same way, so a CI
+gate never passes by skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import options as opts
+from conformance.backends.base import Backend, BackendUnavailable
+from conformance.errors import UserError
+from conformance.scenario import Scenario, Timing
+from conformance.topology import REFERENCE_WORKLOADS, Topology, Workload
+from conformance.values import NetpolValues, load_values
+
+MODES = ("disabled", "dryrun", "enforce")
+SUITE_DIR = Path(__file__).parent
+_SETTINGS_KEY = pytest.StashKey["Settings"]()
+
+
+@dataclass(frozen=True)
+class Settings:
+    options: dict[str, Any]
+    run_id: str
+    timing: Timing
+    values: NetpolValues | None  # --values / --set: the values under test; None = reference values per test
+    policies: tuple[dict, ...] | None  # --manifests / --chart: the chart's own NetworkPolicies
+    workloads: tuple[Workload, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def backend(self) -> str:
+        return self.options["backend"]
+
+    @property
+    def fixed_names(self) -> bool:
+        return self.values is not None
+
+
+def values_mode(values: NetpolValues) -> str:
+    return values.mode if values.enabled else "disabled"
+
+
+def _run_id() -> str:
+    shared = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # one id for every xdist worker of a run
+    return (shared or uuid.uuid4().hex)[:8]
+
+
+def load_settings(config: pytest.Config) -> Settings:
+    """Resolve options and load every input file. Raises UserError."""
+    o = opts.resolve(config)
+    timing = Timing(
+        probe_timeout_s=o["probe_timeout"],
+        converge_timeout_s=o["converge_timeout"],
+        ready_timeout_s=o["ready_timeout"],
+        retry_interval_s=0.0 if o["backend"] == "model" else 1.0,
+    )
+    if (o["manifests"] or o["chart"]) and not o["values"]:
+        raise UserError(
+            "needs --values too: the values the chart was rendered with are the contract it is tested against",
+            source="--manifests" if o["manifests"] else "--chart",
+        )
+    if o["manifests"] and o["chart"]:
+        raise UserError("give --manifests or --chart, not both", source="--chart")
+    values = load_values(o["values"], o["set"]) if (o["values"] or o["set"]) else None
+    policies: tuple[dict, ...] | None = None
+    workloads = REFERENCE_WORKLOADS
+    notes: list[str] = []
+    manifests = o["manifests"]
+    if o["chart"]:
+        from conformance.chart import helm_template
+
+        out = Path(config.rootpath / ".pytest_cache" / "gim-netpol")
+        out.mkdir(parents=True, exist_ok=True)
+        manifests = str(helm_template(o["chart"], o["values"], o["set"], o["gim_namespace"], out_dir=out))
+    if manifests:
+        from conformance.chart import load_manifests
+
+        chart = load_manifests(manifests, o["gim_namespace"])
+        policies = chart.policies
+        workloads = tuple(w for w in chart.workloads) or REFERENCE_WORKLOADS
+        notes += list(getattr(chart, "notes", ()))
+    return Settings(o, _run_id(), timing, values, policies, workloads, tuple(notes))
+
+
+# -- hooks ---------------------------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    opts.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MODES:
+        config.addinivalue_line("markers", f"{marker}: a test of networkPolicy mode {marker}")
+    config.addinivalue_line("markers", "live_only: observes something only a real cluster can show")
+    # Tests that use the fixed namespace names of user values must not run on two workers at once.
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+
+
+def _runs_suite(config: pytest.Config) -> bool:
+    """Whether this invocation collects the conformance tests (not only the suite's own tests)."""
+    args = [a.split("::")[0] for a in config.args if not a.startswith("-")]
+    if not args:
+        return True
+    for a in args:
+        p = (config.invocation_params.dir / a).resolve()
+        if p == SUITE_DIR or SUITE_DIR in p.parents or p in SUITE_DIR.parents:
+            return True
+    return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    try:
+        settings = load_settings(config)
+    except UserError as e:
+        pytest.exit(f"gim-netpol: error: {e}", returncode=2)
+    config.stash[_SETTINGS_KEY] = settings
+    if settings.backend != "model" and _runs_suite(config) and not hasattr(config, "workerinput"):
+        from conformance.backends.factory import preflight
+
+        try:
+            preflight(settings.options)
+        except BackendUnavailable as e:
+            pytest.exit(f"gim-netpol: cannot start backend {settings.backend}: {e}", returncode=2)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    settings = config.stash.get(_SETTINGS_KEY, None)
+    if settings is None or not settings.fixed_names:
+        return
+    for item in items:
+        if SUITE_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.xdist_group("gim-netpol-fixed-names"))
+
+
+# -- fixtures ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def netpol_settings(pytestconfig: pytest.Config) -> Settings:
+    return pytestconfig.stash[_SETTINGS_KEY]
+
+
+@pytest.fixture(scope="session")
+def netpol_backend(netpol_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """One backend per session (per xdist worker); a kind cluster is shared by all workers."""
+    from conformance.backends.factory import open_backend
+
+    shared_dir = tmp_path_factory.getbasetemp().parent  # the same for every xdist worker of a run
+    try:
+        with open_backend(netpol_settings.options, netpol_settings.run_id, shared_dir) as backend:
+            yield backend
+    except BackendUnavailable as e:
+        pytest.exit(f"gim-netpol: cannot start backend {netpol_settings.backend}: {e}", returncode=2)
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def _name(role: str, run_id: str, serial: int) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return re.sub(r"[^a-z0-9-]", "", f"{role}-{run_id[:6]}{worker}-{serial}")[:63].rstrip("-")
+
+
+ScenarioFactory = Callable[..., Scenario]
+
+
+@pytest.fixture
+def scenario(
+    netpol_settings: Settings, netpol_backend: Backend, request: pytest.FixtureRequest
+) -> Iterator[ScenarioFactory]:
+    """Build a scenario for a mode: namespaces, stand-ins and clients deployed, no policy yet.
+
+    ``own_values=True`` marks a test that needs values of its own shape (it is skipped when the run was
+    given --values). Otherwise, with --values, the user's values and namespace names are used, and a
+    test for another mode is skipped with the reason.
+    """
+    made: list[Scenario] = []
+    s = netpol_settings
+
+    def make(
+        mode: str,
+        *,
+        allowed: int = 2,
+        extra_policies: tuple[dict, ...] = (),
+        own_values: bool = False,
+        deploy: bool = True,
+    ) -> Scenario:
+        assert mode in MODES, mode
+        serial = next(_counter)
+        other = _name("not-allowed", s.run_id, serial)
+        if s.values is not None:
+            if own_values:
+                pytest.skip("this test sets values of its own shape; it runs without --values/--set")
+            if values_mode(s.values) != mode:
+                pytest.skip(f"not applicable: the values under test set mode {values_mode(s.values)}, not {mode}")
+            values = s.values
+            topology = Topology(s.run_id, s.options["gim_namespace"], values.allowed_namespaces, (other,),
+                                s.workloads, s.options["probe_image"])
+        else:
+            roles = ("ingress-nginx", "monitoring", "allowed")[:allowed]
+            allowed_ns = tuple(_name(r, s.run_id, serial) for r in roles)
+            topology = Topology(s.run_id, _name("gim", s.run_id, serial), allowed_ns, (other,), s.workloads,
+                                s.options["probe_image"])
+            values = NetpolValues(
+                enabled=mode != "disabled",
+                mode="enforce" if mode == "enforce" else "dryrun",
+                allowed_namespaces=allowed_ns,
+                extra_policies=tuple(extra_policies),
+            )
+        sc = Scenario(netpol_backend, topology, values, s.timing, s.policies)
+        made.append(sc)
+        sc.setup()
+        if deploy:
+            sc.deploy()
+        return sc
+
+    yield make
+    for sc in made:
+        _record(request, sc)
+        if not s.options["keep_namespaces"]:
+            sc.teardown()
+
+
+def _record(request: pytest.FixtureRequest, sc: Scenario) -> None:
+    """Attach each check's summary to the test report (xdist carries user_properties to the controller)."""
+    for report in sc.reports:
+        request.node.user_properties.append(("gim-netpol-check", json.dumps(report.summary())))
+    for note in sc.notes:
+        request.node.user_properties.append(("gim-netpol-note", note))
+
+
+def _collected(terminalreporter: Any) -> list[tuple[str, str, str]]:
+    rows = []
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            for name, value in getattr(rep, "user_properties", []):
+                if name.startswith("gim-netpol-") and getattr(rep, "when", "call") == "teardown":
+                    rows.append((rep.nodeid, name, value))
+    return rows
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    settings = config.stash.get(_SETTINGS_KEY, None)
+    rows = _collected(terminalreporter)
+    if not rows or settings is None:
+        return
+    terminalreporter.section(f"gim-netpol conformance ({settings.backend} backend)")
+    for nodeid, name, value in rows:
+        if name == "gim-netpol-check":
+            d = json.loads(value)
+            terminalreporter.write_line(
+                f"{d['label']}: {d['probes']} probes, {d['mismatches']} mismatches,"
+                f" {d['contract_breaks']} contract breaks, held after {d['converge_s']:.2f}s  [{nodeid}]"
+            )
+        else:
+            terminalreporter.write_line(f"note: {value}  [{nodeid}]")
+    report_dir = settings.options["report_dir"]
+    if report_dir:
+        path = Path(report_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        out = path / "gim-netpol-checks.json"
+        out.write_text(
+            json.dumps(
+                [{"test": n, "kind": k, **(json.loads(v) if k == "gim-netpol-check" else {"note": v})}
+                 for n, k, v in rows],
+                indent=2,
+            )
+        )
+        terminalreporter.write_line(f"report: {out}")

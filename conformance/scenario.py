@@ -1,0 +1,134 @@
+"""One test's world: its namespaces, stand-in workloads and clients, the policies it deploys, its checks.
+
+Tests only talk to a Scenario; the Scenario only talks to the Backend interface, so the same test
+runs on the model backend and on a live cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from conformance.backends.base import Backend
+from conformance.contract import Contract
+from conformance.flows import Flow, plan_flows, without_safety_net
+from conformance.model import Cluster, K8sObject, Service, policy_key
+from conformance.render import render
+from conformance.simulator import Simulator
+from conformance.topology import DNS_NAMESPACE, DNS_SERVICE, Topology
+from conformance.values import NetpolValues
+from conformance.verdicts import CheckReport, check
+
+
+@dataclass(frozen=True)
+class Timing:
+    probe_timeout_s: float = 2.0
+    converge_timeout_s: float = 30.0
+    ready_timeout_s: float = 180.0
+    retry_interval_s: float = 1.0
+
+
+@dataclass
+class Scenario:
+    backend: Backend
+    topology: Topology
+    values: NetpolValues
+    timing: Timing = field(default_factory=Timing)
+    manifests_policies: tuple[K8sObject, ...] | None = None  # the chart's own policies (--manifests)
+    reports: list[CheckReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    applied: list[K8sObject] = field(default_factory=list)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def setup(self) -> None:
+        self.backend.apply(self.topology.objects())
+        self.backend.wait_ready(self.topology.namespaces, self.timing.ready_timeout_s)
+
+    def teardown(self) -> None:
+        self.backend.delete(self.topology.namespace_objects())
+
+    # -- policies ------------------------------------------------------------------------------------
+    def policies_for(self, values: NetpolValues) -> list[K8sObject]:
+        """What a ``helm install`` with ``values`` puts in the GIM namespace: the chart's own output
+        when the run was given ``--manifests``, else the reference rendering."""
+        if self.manifests_policies is not None:
+            return [dict(p) for p in self.manifests_policies]
+        return render(values, self.topology.gim_namespace)
+
+    def deploy(self, values: NetpolValues | None = None) -> float:
+        """Install or upgrade to ``values`` as ``helm upgrade`` would: apply the new set, then delete the
+        policies it no longer renders. Returns the seconds the API took."""
+        start = time.monotonic()
+        if values is not None:
+            self.values = values
+        policies = self.policies_for(self.values)
+        wanted = {policy_key(p) for p in policies}
+        stale = [p for p in self.applied if policy_key(p) not in wanted]
+        if policies:
+            self.backend.apply(policies)
+        if stale:
+            self.backend.delete(stale)
+        self.applied = policies
+        return time.monotonic() - start
+
+    def with_values(self, **changes) -> NetpolValues:
+        return replace(self.values, **changes)
+
+    # -- observation ---------------------------------------------------------------------------------
+    def state(self) -> Cluster:
+        return self.backend.state([*self.topology.namespaces, DNS_NAMESPACE])
+
+    def flows(self, *, clients: Sequence[str] | None = None, include_dns: bool = False) -> list[Flow]:
+        state = self.state()
+        contract = Contract(self.values, self.topology.gim_namespace, state)
+        extra: list[tuple[Service, list]] = []
+        if include_dns:
+            extra = [
+                (s, [p for p in state.pods if s.selects(p)])
+                for s in state.services
+                if s.namespace == DNS_NAMESPACE and s.name == DNS_SERVICE
+            ]
+        return plan_flows(
+            state,
+            clients if clients is not None else self.topology.client_keys,
+            self.topology.gim_namespace,
+            contract=contract,
+            extra_targets=extra,
+        )
+
+    def check(
+        self, label: str, *, clients: Sequence[str] | None = None, include_dns: bool = False
+    ) -> CheckReport:
+        report = check(
+            self.backend,
+            self.flows(clients=clients, include_dns=include_dns),
+            label=label,
+            probe_timeout_s=self.timing.probe_timeout_s,
+            deadline_s=self.timing.converge_timeout_s,
+            retry_interval_s=self.timing.retry_interval_s,
+        )
+        self.reports.append(report)
+        return report
+
+    def assert_conforms(self, label: str, **kwargs) -> CheckReport:
+        """Check, and fail with the tables, the mismatches and their repro commands if anything disagrees."""
+        report = self.check(label, **kwargs)
+        assert report.ok, report.explain()
+        return report
+
+    def would_block_under_enforce(self) -> list[Flow]:
+        """Under dryrun: the flows that enforce would block (the same policies without the safety net)."""
+        state = self.state()
+        stripped = Cluster(
+            state.namespaces, state.pods, state.services, without_safety_net(state.policies)
+        )
+        flows = plan_flows(
+            stripped,
+            self.topology.client_keys,
+            self.topology.gim_namespace,
+            contract=None,
+            simulator=Simulator(stripped),
+            via=("pod",),
+        )
+        return [f for f in flows if not f.expected.allowed]

@@ -1,0 +1,193 @@
+"""Observed against expected: probe, retry only what disagrees, and explain every mismatch.
+
+A flow expected allowed must be seen connected; a flow expected blocked must be seen blocked on two
+samples in a row (a single timeout can be a slow pod). A refusal proves the packets got through; an
+error (the exec failed, the pod is not ready...) is never counted as blocked: it is an infrastructure
+problem and is reported as such.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from conformance.backends.base import Backend, Observation, Outcome
+from conformance.flows import Flow
+from conformance.truthtable import render_table
+
+OUTCOME_CELL = {Outcome.CONNECTED: ".", Outcome.BLOCKED: "X", Outcome.REFUSED: "R", Outcome.ERROR: "E"}
+
+
+@dataclass
+class FlowResult:
+    flow: Flow
+    samples: list[Observation] = field(default_factory=list)
+
+    @property
+    def last(self) -> Observation | None:
+        return self.samples[-1] if self.samples else None
+
+    @property
+    def settled(self) -> bool:
+        """Observed as expected: connected, or blocked on the last two samples."""
+        if not self.samples:
+            return False
+        if self.flow.expected.allowed:
+            return self.samples[-1].outcome is Outcome.CONNECTED
+        return len(self.samples) >= 2 and all(o.outcome is Outcome.BLOCKED for o in self.samples[-2:])
+
+    @property
+    def infrastructure_error(self) -> bool:
+        return not self.settled and self.last is not None and self.last.outcome is Outcome.ERROR
+
+
+@dataclass
+class CheckReport:
+    """The outcome of one check: every flow with its samples, and how long it took to hold."""
+
+    label: str
+    backend: str
+    results: list[FlowResult]
+    converge_s: float
+    probe_timeout_s: float
+    repro: dict[int, str] = field(default_factory=dict)
+    diagnostics: dict[str, str] = field(default_factory=dict)  # client pod -> its events, for errors
+
+    @property
+    def contract_breaks(self) -> list[FlowResult]:
+        return [r for r in self.results if r.flow.contract_broken]
+
+    @property
+    def mismatches(self) -> list[FlowResult]:
+        return [r for r in self.results if not r.settled]
+
+    @property
+    def ok(self) -> bool:
+        return not self.contract_breaks and not self.mismatches
+
+    def tables(self) -> str:
+        """Expected, observed and difference truth tables, one set per way of reaching the target."""
+        out: list[str] = []
+        for via in ("pod", "service"):
+            results = [r for r in self.results if r.flow.probe.via == via]
+            if not results:
+                continue
+            rows = list(dict.fromkeys(r.flow.probe.client for r in results))
+            cols = list(dict.fromkeys(_column(r) for r in results))
+            cell = {(r.flow.probe.client, _column(r)): r for r in results}
+
+            def pick(fn, cell=cell):
+                return lambda row, col: fn(cell[(row, col)]) if (row, col) in cell else "-"
+
+            head = f"{self.label}: via {via} IP"
+            out.append(render_table(rows, cols, pick(_expected_cell), title=f"{head}, expected"))
+            out.append(render_table(rows, cols, pick(_observed_cell), title=f"{head}, observed"))
+            out.append(render_table(rows, cols, pick(_diff_cell), title=f"{head}, difference (! = mismatch)"))
+        return "\n".join(out)
+
+    def explain(self) -> str:
+        """Everything a person needs to act on a failure, or '' when the check passed."""
+        if self.ok:
+            return ""
+        lines = [f"{self.label} [{self.backend}]: {len(self.mismatches)} of {len(self.results)} probes disagree"]
+        if self.contract_breaks:
+            lines.append(
+                f"{len(self.contract_breaks)} flows where the applied policies break the documented contract:"
+            )
+            for r in self.contract_breaks:
+                f = r.flow
+                want = "allowed" if f.promise and f.promise.allowed else "blocked"
+                lines.append(
+                    f"  promise '{f.promise.promise if f.promise else '?'}' broken: {_flow_name(f)} should be"
+                    f" {want}; the applied policies say: {f.expected.reason}"
+                )
+        for r in self.mismatches:
+            f = r.flow
+            seen = ", ".join(o.outcome.value for o in r.samples) or "nothing"
+            kind = "INFRASTRUCTURE ERROR" if r.infrastructure_error else "MISMATCH"
+            lines.append(
+                f"  {kind} {_flow_name(f)}: expected {'connected' if f.expected.allowed else 'blocked'},"
+                f" observed [{seen}]"
+            )
+            lines.append(f"    why expected: {f.expected.reason}")
+            if r.last and r.last.detail:
+                lines.append(f"    detail: {r.last.detail.strip()[:300]}")
+            if id(r) in self.repro:
+                lines.append(f"    repro: {self.repro[id(r)]}")
+            if r.infrastructure_error and f.probe.client in self.diagnostics:
+                lines.append(f"    events of {f.probe.client}: {self.diagnostics[f.probe.client]}")
+        lines.append(self.tables())
+        return "\n".join(lines)
+
+    def summary(self) -> dict:
+        return {
+            "label": self.label,
+            "backend": self.backend,
+            "probes": len(self.results),
+            "mismatches": len(self.mismatches),
+            "contract_breaks": len(self.contract_breaks),
+            "converge_s": round(self.converge_s, 3),
+        }
+
+
+def _flow_name(f: Flow) -> str:
+    p = f.probe
+    return f"{p.client} -> {p.target} ({p.via} {p.host}:{p.port}/{p.protocol})"
+
+
+def _column(r: FlowResult) -> str:
+    return f"{r.flow.probe.target}:{r.flow.probe.port}"
+
+
+def _expected_cell(r: FlowResult) -> str:
+    return "." if r.flow.expected.allowed else "X"
+
+
+def _observed_cell(r: FlowResult) -> str:
+    return OUTCOME_CELL[r.last.outcome] if r.last else "?"
+
+
+def _diff_cell(r: FlowResult) -> str:
+    return "." if r.settled else "!"
+
+
+def check(
+    backend: Backend,
+    flows: Sequence[Flow],
+    *,
+    label: str,
+    probe_timeout_s: float,
+    deadline_s: float,
+    retry_interval_s: float = 1.0,
+) -> CheckReport:
+    """Probe every flow, then retry only the unsettled ones until all settle or the deadline passes."""
+    results = [FlowResult(f) for f in flows]
+    start = time.monotonic()
+
+    def probe_pending() -> list[FlowResult]:
+        pending = [r for r in results if not r.settled]
+        if pending:
+            observations = backend.probe([r.flow.probe for r in pending], probe_timeout_s)
+            for r, o in zip(pending, observations, strict=True):
+                r.samples.append(o)
+        return [r for r in results if not r.settled]
+
+    retrying = Retrying(
+        stop=stop_after_delay(deadline_s),
+        wait=wait_fixed(retry_interval_s),
+        retry=retry_if_result(bool),
+        reraise=False,
+    )
+    try:
+        retrying(probe_pending)
+    except RetryError:
+        pass  # the unsettled flows are reported below
+    report = CheckReport(label, backend.name, results, time.monotonic() - start, probe_timeout_s)
+    for r in report.mismatches:
+        report.repro[id(r)] = backend.repro(r.flow.probe, probe_timeout_s)
+        if r.infrastructure_error and r.flow.probe.client not in report.diagnostics:
+            report.diagnostics[r.flow.probe.client] = backend.diagnose(r.flow.probe.client)
+    return report

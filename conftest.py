@@ -1,0 +1,3 @@
+"""Root conftest: loads the conformance suite's pytest plugin (options, fixtures, summary)."""
+
+pytest_plugins = ["conformance.plugin"]
