@@ -20,6 +20,7 @@ import pytest
 
 from conformance import options as opts
 from conformance.backends.base import Backend, BackendUnavailable
+from conformance.controls import ControlFailed, ControlResults, run_controls
 from conformance.errors import UserError
 from conformance.scenario import Scenario, Timing
 from conformance.topology import REFERENCE_WORKLOADS, Topology, Workload
@@ -101,6 +102,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "switch: switches between modes as helm upgrade does")
     for marker in MODES:
         config.addinivalue_line("markers", f"{marker}: a test of networkPolicy mode {marker}")
     config.addinivalue_line("markers", "live_only: observes something only a real cluster can show")
@@ -165,6 +167,17 @@ def netpol_backend(netpol_settings: Settings, tmp_path_factory: pytest.TempPathF
         pytest.exit(f"gim-netpol: cannot start backend {netpol_settings.backend}: {e}", returncode=2)
 
 
+@pytest.fixture(scope="session")
+def netpol_controls(netpol_settings: Settings, netpol_backend: Backend) -> ControlResults:
+    """Baseline and CNI canary, once per session (per xdist worker), before any scenario."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        return run_controls(netpol_backend, netpol_settings.run_id, netpol_settings.timing,
+                            image=netpol_settings.options["probe_image"], suffix=worker)
+    except ControlFailed as e:
+        pytest.fail(str(e), pytrace=False)
+
+
 _counter = iter(range(1, 1_000_000))
 
 
@@ -178,7 +191,10 @@ ScenarioFactory = Callable[..., Scenario]
 
 @pytest.fixture
 def scenario(
-    netpol_settings: Settings, netpol_backend: Backend, request: pytest.FixtureRequest
+    netpol_settings: Settings,
+    netpol_backend: Backend,
+    netpol_controls: ControlResults,
+    request: pytest.FixtureRequest,
 ) -> Iterator[ScenarioFactory]:
     """Build a scenario for a mode: namespaces, stand-ins and clients deployed, no policy yet.
 

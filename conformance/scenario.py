@@ -48,6 +48,28 @@ class Scenario:
     def teardown(self) -> None:
         self.backend.delete(self.topology.namespace_objects())
 
+    def add_client_namespace(self, namespace: str, *, allowed: bool) -> None:
+        """Create one more client namespace (with its client pod) now, after the policies."""
+        t = self.topology
+        if allowed:
+            self.topology = replace(t, allowed_namespaces=(*t.allowed_namespaces, namespace))
+        else:
+            self.topology = replace(t, other_namespaces=(*t.other_namespaces, namespace))
+        self.backend.apply(self.topology.namespace_objects([namespace]) + self.topology.client_objects(namespace))
+        self.backend.wait_ready([namespace], self.timing.ready_timeout_s)
+
+    def remove_client_namespace(self, namespace: str) -> None:
+        """Delete a client namespace and wait until it is gone (so that it can be created again)."""
+        t = self.topology
+        self.topology = replace(
+            t,
+            allowed_namespaces=tuple(n for n in t.allowed_namespaces if n != namespace),
+            other_namespaces=tuple(n for n in t.other_namespaces if n != namespace),
+        )
+        objects = self.topology.namespace_objects([namespace])
+        self.backend.delete(objects)
+        self.backend.wait_gone(objects, self.timing.ready_timeout_s)
+
     # -- policies ------------------------------------------------------------------------------------
     def policies_for(self, values: NetpolValues) -> list[K8sObject]:
         """What a ``helm install`` with ``values`` puts in the GIM namespace: the chart's own output

@@ -64,6 +64,9 @@ class Backend(ABC):
     def delete(self, objects: Sequence[K8sObject]) -> None:
         """Delete the objects; objects already gone are not an error."""
 
+    def wait_gone(self, objects: Sequence[K8sObject], timeout_s: float) -> None:
+        """Wait until deleted objects are really gone (a namespace terminates for a while)."""
+
     @abstractmethod
     def wait_ready(self, namespaces: Iterable[str], timeout_s: float) -> None:
         """Wait until every pod of the namespaces is Ready and has an IP."""

@@ -1,0 +1,75 @@
+"""Controls that must hold before any verdict is trusted.
+
+- baseline: with no policy, every probe connects (proves the probe pods, images and exec work);
+- canary: a deny-all policy in a scratch namespace blocks (proves the CNI enforces NetworkPolicy).
+A live cluster that fails the canary would make every 'allowed' verdict meaningless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from conformance.backends.base import Backend
+from conformance.flows import plan_flows
+from conformance.scenario import Timing
+from conformance.topology import REFERENCE_WORKLOADS, Topology
+from conformance.verdicts import CheckReport, check
+
+NOT_ENFORCED = "policies deployed but not enforced: this cluster's CNI does not enforce NetworkPolicy"
+
+
+class ControlFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ControlResults:
+    baseline: CheckReport
+    canary: CheckReport
+
+
+def deny_all(namespace: str) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "canary-deny-all", "namespace": namespace},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+
+
+def run_controls(backend: Backend, run_id: str, timing: Timing, *, image: str, suffix: str = "") -> ControlResults:
+    """Baseline then canary in scratch namespaces, deleted afterwards. Raises ControlFailed."""
+    topo = Topology(
+        run_id,
+        f"canary-{run_id[:6]}{suffix}",
+        (),
+        (f"canary-client-{run_id[:6]}{suffix}",),
+        REFERENCE_WORKLOADS[:1],
+        image,
+    )
+    backend.apply(topo.objects())
+    try:
+        backend.wait_ready(topo.namespaces, timing.ready_timeout_s)
+
+        def run(label: str) -> CheckReport:
+            state = backend.state(topo.namespaces)
+            flows = plan_flows(state, topo.client_keys, topo.gim_namespace, contract=None, via=("pod",))
+            return check(backend, flows, label=label, probe_timeout_s=timing.probe_timeout_s,
+                         deadline_s=timing.converge_timeout_s, retry_interval_s=timing.retry_interval_s)
+
+        baseline = run("control: baseline, no policy")
+        if not baseline.ok:
+            raise ControlFailed(
+                "baseline failed: with no policy at all, probes do not connect, so the probe pods or the "
+                "cluster network are broken\n" + baseline.explain()
+            )
+        if not baseline.results or not all(r.flow.expected.allowed for r in baseline.results):
+            raise ControlFailed("baseline failed: no probe was planned, or the simulator expected a block")
+        backend.apply([deny_all(topo.gim_namespace)])
+        canary = run("control: canary, deny-all")
+        if not canary.ok:
+            cni = getattr(backend, "detect_cni", lambda: "unknown")()
+            raise ControlFailed(f"{NOT_ENFORCED} (detected: {cni})\n" + canary.explain())
+        return ControlResults(baseline, canary)
+    finally:
+        backend.delete(topo.namespace_objects())
