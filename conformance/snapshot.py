@@ -7,6 +7,7 @@ over the parsed dicts, with no schema validation of every object: the benchmark 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import sys
@@ -194,8 +195,11 @@ class _Builder:
                     )
                 )
         ip = status.get("podIP") or None
-        if ip is not None and not isinstance(ip, str):
-            raise UserError("status.podIP must be a string", source=source, key=key)
+        if ip is not None:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise UserError(f"status.podIP {ip!r} is not an IP address", source=source, key=key) from None
         self.cluster.pods.append(
             Pod(
                 namespace=namespace,

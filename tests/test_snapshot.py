@@ -315,3 +315,9 @@ def test_a_large_json_snapshot_loads_fast(tmp_path: Path) -> None:
     assert (len(cluster.pods), len(cluster.policies), len(cluster.namespaces)) == (5000, 1000, 300)
     # The whole `simulate` of such a snapshot has 3 s; parsing must take a small part of it.
     assert elapsed < 1.0, f"loading took {elapsed:.2f}s"
+
+
+def test_pod_ip_must_be_an_ip_address(tmp_path: Path) -> None:
+    assert error_of(tmp_path, yaml.safe_dump(pod("x", "a", "10.0.0.300"))) == (
+        "Pod/x/a: status.podIP '10.0.0.300' is not an IP address"
+    )

@@ -24,6 +24,16 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 # IANA_SVC_NAME, as container port names are validated: at most 15 characters, at least one letter.
 PORT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(pod_key: str) -> tuple[tuple[str | int, ...], ...]:
+    """Sort key of ``ns/pod`` keys: by namespace, then pod, numbers in names compared as numbers
+    (``pod-2`` before ``pod-10``)."""
+    return tuple(
+        tuple(int(part) if i % 2 else part for i, part in enumerate(DIGITS.split(name)))
+        for name in pod_key.split("/", 1)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,31 +158,33 @@ def write_json(results: Iterable[Result], out: IO[str]) -> int:
     Written by hand rather than with json.dump of 450,000 dicts: pod keys and reasons repeat, so each
     is encoded once."""
     encode = json.dumps
-    pod_keys: dict[int, str] = {}
-    reasons: dict[str, str] = {}
+    heads: dict[int, str] = {}  # '{"from": "ns/pod", "to": ' per source
+    tails: dict[tuple[bool, str], str] = {}  # '"allowed": true, "reason": "..."}' per verdict
     lines: list[str] = []
     append = lines.append
+    column: tuple[Any, int, str] | None = None
+    middle = ""  # '"ns/pod", "port": 80, "protocol": "TCP", ' of the current column
     for src, dst, port, protocol, verdict in results:
-        s = pod_keys.get(id(src))
-        if s is None:
-            s = pod_keys[id(src)] = encode(src.key)
-        d = pod_keys.get(id(dst))
-        if d is None:
-            d = pod_keys[id(dst)] = encode(dst.key)
-        r = reasons.get(verdict.reason)
-        if r is None:
-            r = reasons[verdict.reason] = encode(verdict.reason)
-        allowed = "true" if verdict.allowed else "false"
-        append(
-            f'{{"from": {s}, "to": {d}, "port": {int(port)}, "protocol": "{protocol}", '
-            f'"allowed": {allowed}, "reason": {r}}}'
-        )
+        head = heads.get(id(src))
+        if head is None:
+            head = heads[id(src)] = f'{{"from": {encode(src.key)}, "to": '
+        if column is None or column[0] is not dst or column[1] != port or column[2] != protocol:
+            column = (dst, port, protocol)
+            middle = f'{encode(dst.key)}, "port": {int(port)}, "protocol": {encode(protocol)}, '
+        tail = tails.get((verdict.allowed, verdict.reason))
+        if tail is None:
+            allowed = "true" if verdict.allowed else "false"
+            tail = tails[(verdict.allowed, verdict.reason)] = (
+                f'"allowed": {allowed}, "reason": {encode(verdict.reason)}}}'
+            )
+        append(head + middle + tail)
     out.write('{"probes": [\n' + ",\n".join(lines) + "\n]}\n" if lines else '{"probes": []}\n')
     return len(lines)
 
 
 def write_tables(results: Iterable[Result], sources: Sequence[Pod], out: IO[str]) -> int:
-    """One truth table per port and protocol: sources as rows, probed destinations as columns."""
+    """One truth table per port and protocol: ``sources`` as rows (in their order), probed destinations
+    as columns (in natural order)."""
     tables: dict[tuple[int, str], dict[tuple[str, str], bool]] = defaultdict(dict)
     columns: dict[tuple[int, str], dict[str, None]] = defaultdict(dict)
     count = 0
@@ -180,7 +192,7 @@ def write_tables(results: Iterable[Result], sources: Sequence[Pod], out: IO[str]
         tables[(port, protocol)][(src.key, dst.key)] = verdict.allowed
         columns[(port, protocol)][dst.key] = None
         count += 1
-    rows = sorted(dict.fromkeys(p.key for p in sources))
+    rows = list(dict.fromkeys(p.key for p in sources))
     blocks = []
     for port, protocol in sorted(tables):
         cells = tables[(port, protocol)]
@@ -189,25 +201,30 @@ def write_tables(results: Iterable[Result], sources: Sequence[Pod], out: IO[str]
             allowed = cells.get((src, dst))
             return "-" if allowed is None else "." if allowed else "X"
 
-        cols = sorted(columns[(port, protocol)])
+        cols = sorted(columns[(port, protocol)], key=natural_key)
         blocks.append(render_table(rows, cols, cell, title=f"port {port}/{protocol}"))
     out.write("\n\n".join(blocks) + "\n" if blocks else "no probe: no destination pod declares a port\n")
     return count
 
 
+OBJECT_NAMED = re.compile(r"(NetworkPolicy )?\b([a-z0-9][-a-z0-9.]*/[a-z0-9][-a-z0-9.]*)")
+
+
 def locate(error: UserError, origins: dict[str, str], snapshots: Sequence[str]) -> UserError:
-    """The simulator's error, naming the snapshot file of the object it is about."""
-    if error.source is None:
-        key = error.key or ""
-        for candidate in (key, f"Pod/{key}", f"NetworkPolicy/{key}"):
-            if candidate in origins:
-                error.source = origins[candidate]
-                if candidate != key:
-                    error.key = candidate
-                break
-        else:
-            error.source = ", ".join(snapshots)
-    return error
+    """The simulator's error, naming the snapshot file of the first pod or policy its message names.
+
+    The simulator does not know files: its messages name objects (``x/a has no IP, and NetworkPolicy
+    x/p needs it``) and its keys are paths inside a policy (``spec.ingress[0].from[0]``)."""
+    if error.source is not None:
+        return error
+    source = None
+    for policy, key in OBJECT_NAMED.findall(error.message):
+        kinds = ("NetworkPolicy",) if policy else ("Pod", "NetworkPolicy")
+        source = next((origins[f"{kind}/{key}"] for kind in kinds if f"{kind}/{key}" in origins), None)
+        if source is not None:
+            break
+    message = f"{error.message} ({error.key})" if error.key else error.message
+    return UserError(message, source=source or ", ".join(snapshots))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     from_filters = [parse_pod_filter(f, "--from") for f in args.sources]
     to_filters = [parse_pod_filter(f, "--to") for f in args.destinations]
     cluster, origins = load_snapshot(args.snapshots, notes=note)
-    pods = sorted(cluster.pods, key=lambda p: (p.namespace, p.name))
+    pods = sorted(cluster.pods, key=lambda p: natural_key(p.key))
     sources = select_pods(pods, from_filters, "--from")
     destinations = select_pods(pods, to_filters, "--to")
     ports = resolve_ports(specs, destinations)
