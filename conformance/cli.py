@@ -16,6 +16,7 @@ EXIT_INTERRUPTED = 130
 COMMANDS = (
     "conformance.commands.render",
     "conformance.commands.simulate",
+    "conformance.commands.plan",
 )
 
 

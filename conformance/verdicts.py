@@ -154,6 +154,28 @@ def _diff_cell(r: FlowResult) -> str:
     return "." if r.settled else "!"
 
 
+def expected_tables(flows: Sequence[Flow], label: str) -> str:
+    """The expected truth tables of ``flows`` (one per way of reaching the target); a contract break
+    is marked ``!``."""
+    out: list[str] = []
+    for via in ("pod", "service"):
+        chosen = [f for f in flows if f.probe.via == via]
+        if not chosen:
+            continue
+        rows = list(dict.fromkeys(f.probe.client for f in chosen))
+        cols = list(dict.fromkeys(f"{f.probe.target}:{f.probe.port}" for f in chosen))
+        cells = {(f.probe.client, f"{f.probe.target}:{f.probe.port}"): f for f in chosen}
+
+        def cell(row: str, col: str, cells=cells) -> str:
+            f = cells.get((row, col))
+            if f is None:
+                return "-"
+            return "!" if f.contract_broken else ("." if f.expected.allowed else "X")
+
+        out.append(render_table(rows, cols, cell, title=f"{label}: via {via} IP"))
+    return "\n".join(out)
+
+
 def check(
     backend: Backend,
     flows: Sequence[Flow],
