@@ -106,9 +106,12 @@ def _check_identity(obj: Mapping, source: str, key: str) -> None:
 
 
 def _check_schema(obj: Mapping, source: str, key: str) -> None:
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(obj))
-    if error is None:
+    errors = list(_validator().iter_errors(obj))
+    if not errors:
         return
+    # An unknown field is usually a typo that also explains a missing required one: report it first.
+    unknown_fields = [e for e in errors if e.validator == "additionalProperties"]
+    error = jsonschema.exceptions.best_match(unknown_fields or errors)
     path = key + _format_path(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
         known = list((error.schema.get("properties") or {}).keys())
