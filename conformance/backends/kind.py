@@ -1,0 +1,475 @@
+"""A kind cluster with Calico as the NetworkPolicy enforcer: create (or reuse), verify, delete.
+
+Upstream procedures followed, to the letter:
+- kind (kind.sigs.k8s.io, "Quick Start" and "Configuration"; CLI of kind v0.2x):
+  ``kind create cluster --name N --config F --kubeconfig K``, ``kind get clusters`` (one name a line),
+  ``kind export kubeconfig --name N --kubeconfig K``, ``kind delete cluster --name N --kubeconfig K``;
+  the kubeconfig context of cluster N is ``kind-N`` (sigs.k8s.io/kind/pkg/cluster/internal/kubeconfig,
+  ContextForCluster). ``--wait`` is NOT used: without a CNI the nodes never get Ready, and the
+  suite waits itself, with explicit deadlines.
+- Calico "Kind multi-node install" quickstart (docs.tigera.io, Calico v3.31, operator tab):
+  ``kubectl create -f <manifestsUrl>/manifests/operator-crds.yaml``, then ``.../tigera-operator.yaml``,
+  then ``.../custom-resources.yaml`` after setting its IPPool cidr to the cluster's pod CIDR ("if you
+  have replaced pod-network-cidr you must change it in this file as well"). manifestsUrl is
+  ``https://raw.githubusercontent.com/projectcalico/calico/<version>`` (tigera/docs
+  calico_versioned_docs/version-3.31/variables.js). Before v3.30 the CRDs were inside
+  tigera-operator.yaml and operator-crds.yaml did not exist. The quickstart's check is calico-node
+  pods running (``kubectl get pods -l k8s-app=calico-node -A``); the operator also reports
+  ``tigerastatus/calico`` with an ``Available`` condition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from filelock import FileLock
+
+from conformance.backends.base import BackendUnavailable
+from conformance.errors import UserError
+
+# Latest release confirmed in Calico's versioned docs (tigera/docs calico_versioned_docs/version-3.31
+# releases.json: v3.31.2, tigera-operator v1.40.2).
+CALICO_VERSION = "v3.31.2"
+CALICO_MANIFESTS_URL = "https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests"
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "clusters" / "kind-calico.yaml"
+
+CREATE_TIMEOUT_S = 600.0  # pulling kindest/node on a cold CI runner
+NODES_READY_TIMEOUT_S = 300.0
+CALICO_AVAILABLE_TIMEOUT_S = 420.0
+KUBECTL_TIMEOUT_S = 120.0
+
+
+class CommandFailed(RuntimeError):
+    """An external command failed: names it, shows the end of its stderr, and says what to try."""
+
+    def __init__(self, argv: Sequence[str], problem: str, stderr: str = "", hint: str = "") -> None:
+        self.argv = list(argv)
+        self.stderr_tail = _tail(stderr)
+        text = f"`{' '.join(argv)}` {problem}"
+        if self.stderr_tail:
+            text += f": {self.stderr_tail}"
+        if hint:
+            text += f" (hint: {hint})"
+        super().__init__(text)
+
+
+def _tail(text: str | bytes | None, lines: int = 5) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    kept = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:])
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    input_text: str | None = None,
+    hint: str = "",
+) -> subprocess.CompletedProcess[str]:
+    """Run one external command (found on PATH at call time), raising CommandFailed unless it exits 0."""
+    exe = shutil.which(argv[0])
+    if exe is None:
+        raise BackendUnavailable(f"{argv[0]} not found on PATH (needed for `{' '.join(argv)}`)")
+    try:
+        result = subprocess.run(
+            [exe, *argv[1:]],
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            stdin=None if input_text is not None else subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise CommandFailed(argv, f"did not finish within {timeout_s:g}s", exc.stderr or "", hint) from None
+    if result.returncode != 0:
+        raise CommandFailed(argv, f"exited {result.returncode}", result.stderr or result.stdout, hint)
+    return result
+
+
+# --- the kind config and Calico's custom resources -------------------------------------------------
+
+
+def read_kind_config(path: str | Path) -> dict:
+    """The kind Cluster config, checked for what the suite relies on (no kindnet, a pod subnet)."""
+    source = str(path)
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read the kind config ({exc.strerror})", source=source) from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"invalid YAML ({exc})", source=source) from None
+    if not isinstance(config, dict) or config.get("kind") != "Cluster":
+        raise UserError("not a kind config (kind: Cluster expected)", source=source)
+    if config.get("apiVersion") != "kind.x-k8s.io/v1alpha4":
+        raise UserError("apiVersion must be kind.x-k8s.io/v1alpha4", source=source, key="apiVersion")
+    networking = config.get("networking") or {}
+    if networking.get("disableDefaultCNI") is not True:
+        raise UserError(
+            "kindnet would be installed and enforce NetworkPolicies itself (kind >= v0.24): "
+            "set networking.disableDefaultCNI: true so Calico is the enforcer",
+            source=source,
+            key="networking.disableDefaultCNI",
+        )
+    if not networking.get("podSubnet"):
+        raise UserError("networking.podSubnet is required (Calico's IPPool uses it)", source=source)
+    return config
+
+
+def pod_subnet(config: dict) -> str:
+    return str(config["networking"]["podSubnet"])
+
+
+def node_count(config: dict) -> int:
+    return len(config.get("nodes") or [{"role": "control-plane"}])
+
+
+def calico_manifest_names(version: str) -> list[str]:
+    """The quickstart's manifests, in order (operator-crds.yaml exists from v3.30 on)."""
+    m = re.match(r"^v?(\d+)\.(\d+)", version)
+    if m is None:
+        raise UserError(
+            f"not a Calico version: {version!r} (e.g. {CALICO_VERSION})", source="--calico-version"
+        )
+    crds = ["operator-crds.yaml"] if (int(m[1]), int(m[2])) >= (3, 30) else []
+    return [*crds, "tigera-operator.yaml", "custom-resources.yaml"]
+
+
+def calico_custom_resources(text: str, cidr: str) -> str:
+    """Calico's custom-resources.yaml with every IPPool of the Installation set to ``cidr``."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise UserError(f"custom-resources.yaml is not valid YAML ({exc})") from None
+    pools = 0
+    for doc in docs:
+        if isinstance(doc, dict) and doc.get("kind") == "Installation":
+            network = doc.setdefault("spec", {}).setdefault("calicoNetwork", {})
+            for pool in network.get("ipPools") or ():
+                pool["cidr"] = cidr
+                pools += 1
+    if not pools:
+        raise UserError(
+            "custom-resources.yaml has no Installation with calicoNetwork.ipPools to set the cidr of"
+        )
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def read_manifest(source: str) -> str:
+    """A manifest's text, from a local path or a URL."""
+    if "://" in source:
+        with urllib.request.urlopen(source, timeout=60) as resp:  # noqa: S310 (https or file only)
+            return resp.read().decode()
+    return Path(source).read_text()
+
+
+# --- the cluster -----------------------------------------------------------------------------------
+
+
+def _conditions(obj: dict) -> dict[str, dict]:
+    return {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or ()}
+
+
+class KindCluster:
+    """One kind cluster running Calico. ``create()`` makes it usable or raises; ``delete()`` removes it."""
+
+    def __init__(
+        self,
+        name: str,
+        config_path: str | Path,
+        calico_version: str = CALICO_VERSION,
+        calico_manifests_dir: str | Path | None = None,
+        kubeconfig_path: str | Path = "kubeconfig",
+        reuse: bool = False,
+        keep: bool = False,
+        *,
+        poll_s: float = 3.0,
+        create_timeout_s: float = CREATE_TIMEOUT_S,
+        nodes_timeout_s: float = NODES_READY_TIMEOUT_S,
+        calico_timeout_s: float = CALICO_AVAILABLE_TIMEOUT_S,
+    ) -> None:
+        self.name = name
+        self.config_path = Path(config_path)
+        self.config = read_kind_config(config_path)
+        self.calico_version = calico_version
+        self.manifest_names = calico_manifest_names(calico_version)
+        self.calico_manifests_dir = Path(calico_manifests_dir) if calico_manifests_dir else None
+        if self.calico_manifests_dir is not None:
+            missing = [n for n in self.manifest_names if not (self.calico_manifests_dir / n).is_file()]
+            if missing:
+                raise UserError(
+                    f"missing {', '.join(missing)} for Calico {calico_version} "
+                    "(see conformance/data/calico/README.md)",
+                    source=str(self.calico_manifests_dir),
+                )
+        self.kubeconfig_path = Path(kubeconfig_path)
+        self.reuse = reuse
+        self.keep = keep
+        self.poll_s = poll_s
+        self.create_timeout_s = create_timeout_s
+        self.nodes_timeout_s = nodes_timeout_s
+        self.calico_timeout_s = calico_timeout_s
+        self.created = False  # True once `kind create cluster` succeeded in this process
+
+    @property
+    def context(self) -> str:
+        return f"kind-{self.name}"
+
+    # commands
+
+    def kind(self, *args: str, timeout_s: float = KUBECTL_TIMEOUT_S, hint: str = "") -> str:
+        return run(["kind", *args], timeout_s=timeout_s, hint=hint).stdout
+
+    def kubectl(
+        self, *args: str, input_text: str | None = None, timeout_s: float = KUBECTL_TIMEOUT_S, hint: str = ""
+    ) -> str:
+        argv = ["kubectl", "--kubeconfig", str(self.kubeconfig_path), "--context", self.context, *args]
+        return run(argv, timeout_s=timeout_s, input_text=input_text, hint=hint).stdout
+
+    def _kubectl_json(self, *args: str) -> dict:
+        return json.loads(self.kubectl(*args, "-o", "json"))
+
+    # lifecycle
+
+    def exists(self) -> bool:
+        return self.name in self.kind("get", "clusters").split()
+
+    def create(self) -> None:
+        """Create (or reuse) the cluster, install Calico if absent, and prove Calico enforces."""
+        if self.exists():
+            if not self.reuse:
+                raise BackendUnavailable(
+                    f"a kind cluster named {self.name!r} already exists: pass --reuse-cluster to use it, "
+                    f"or delete it with `kind delete cluster --name {self.name}`"
+                )
+            self.kind("export", "kubeconfig", "--name", self.name, "--kubeconfig", str(self.kubeconfig_path))
+        else:
+            self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
+            self.kind(
+                "create",
+                "cluster",
+                "--name",
+                self.name,
+                "--config",
+                str(self.config_path),
+                "--kubeconfig",
+                str(self.kubeconfig_path),
+                timeout_s=self.create_timeout_s,
+                hint="is docker running with enough memory? `kind create cluster --retain` keeps the nodes "
+                "for `kind export logs`",
+            )
+            self.created = True
+        if not self.calico_installed():
+            self.install_calico()
+        self.wait_nodes_ready()
+        self.wait_calico_available()
+        self.check_enforcer()
+
+    def delete(self) -> None:
+        if self.keep:
+            return
+        self.kind(
+            "delete",
+            "cluster",
+            "--name",
+            self.name,
+            "--kubeconfig",
+            str(self.kubeconfig_path),
+            timeout_s=self.create_timeout_s,
+        )
+        self.created = False
+
+    # Calico
+
+    def manifest_source(self, name: str) -> str:
+        if self.calico_manifests_dir is not None:
+            return str(self.calico_manifests_dir / name)
+        return f"{CALICO_MANIFESTS_URL.format(version=self.calico_version)}/{name}"
+
+    def calico_installed(self) -> bool:
+        crd = self.kubectl(
+            "get", "crd", "installations.operator.tigera.io", "--ignore-not-found", "-o", "name"
+        )
+        if not crd.strip():
+            return False
+        return bool(
+            self.kubectl("get", "installation", "default", "--ignore-not-found", "-o", "name").strip()
+        )
+
+    def install_calico(self) -> None:
+        hint = (
+            f"Calico {self.calico_version} manifests from {self.manifest_source('')}; "
+            "for air-gapped runs see conformance/data/calico/README.md"
+        )
+        *operator, custom = self.manifest_names
+        for name in operator:
+            self.kubectl("create", "-f", self.manifest_source(name), hint=hint)
+        # The Installation kind exists once the operator's CRDs are established.
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=120s",
+            "crd/installations.operator.tigera.io",
+            "crd/tigerastatuses.operator.tigera.io",
+            timeout_s=150,
+            hint=hint,
+        )
+        try:
+            text = read_manifest(self.manifest_source(custom))
+        except OSError as exc:
+            raise CommandFailed(["read", self.manifest_source(custom)], "failed", str(exc), hint) from None
+        resources = calico_custom_resources(text, pod_subnet(self.config))
+        self.kubectl("create", "-f", "-", input_text=resources, hint=hint)
+
+    # waiting, with explicit deadlines
+
+    def _wait(self, what: str, timeout_s: float, check: Callable[[], tuple[bool, str]], hint: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        state = "not checked yet"
+        while True:
+            try:
+                done, state = check()
+            except CommandFailed as exc:
+                done, state = False, str(exc)
+            if done:
+                return
+            if time.monotonic() >= deadline:
+                raise BackendUnavailable(f"{what} not reached within {timeout_s:g}s: {state} (hint: {hint})")
+            time.sleep(self.poll_s)
+
+    def wait_nodes_ready(self) -> None:
+        expected = node_count(self.config)
+
+        def check() -> tuple[bool, str]:
+            nodes = self._kubectl_json("get", "nodes")["items"]
+            not_ready = []
+            for node in nodes:
+                ready = _conditions(node).get("Ready", {})
+                if ready.get("status") != "True":
+                    why = ready.get("message") or ready.get("reason") or "no Ready condition"
+                    not_ready.append(f"{node['metadata']['name']} NotReady ({why})")
+            if len(nodes) < expected:
+                not_ready.append(f"{len(nodes)} of {expected} nodes registered")
+            return not not_ready, "; ".join(not_ready)
+
+        self._wait(
+            "all nodes Ready",
+            self.nodes_timeout_s,
+            check,
+            "nodes stay NotReady until the CNI runs: "
+            f"`kubectl --context {self.context} get pods -n calico-system`",
+        )
+
+    def wait_calico_available(self) -> None:
+        def check() -> tuple[bool, str]:
+            status = self._kubectl_json("get", "tigerastatus", "calico")
+            conds = _conditions(status)
+            available = conds.get("Available", {}).get("status") == "True"
+            degraded = conds.get("Degraded", {})
+            if degraded.get("status") == "True":
+                return False, f"Degraded: {degraded.get('message') or degraded.get('reason')}"
+            progressing = conds.get("Progressing", {})
+            return available, f"Progressing: {progressing.get('message') or progressing.get('status', '?')}"
+
+        self._wait(
+            "tigerastatus/calico Available",
+            self.calico_timeout_s,
+            check,
+            f"`kubectl --context {self.context} get tigerastatus` and "
+            f"`kubectl --context {self.context} get pods -n calico-system` (image pulls?)",
+        )
+
+    def check_enforcer(self) -> None:
+        """calico-node runs on every node, and kindnet (which would enforce policies too) is absent."""
+        daemonsets = self._kubectl_json("get", "daemonsets", "--all-namespaces")["items"]
+        kindnet = [d["metadata"]["name"] for d in daemonsets if d["metadata"]["name"].startswith("kindnet")]
+        if kindnet:
+            raise BackendUnavailable(
+                f"kindnet is installed in cluster {self.name!r} ({', '.join(kindnet)}): it enforces "
+                "NetworkPolicies itself since kind v0.24, so Calico would not be what is tested. "
+                "Recreate the cluster with networking.disableDefaultCNI: true (clusters/kind-calico.yaml)"
+            )
+        pods = self._kubectl_json("get", "pods", "--all-namespaces", "-l", "k8s-app=calico-node")["items"]
+        running = [
+            p
+            for p in pods
+            if (p.get("status") or {}).get("phase") == "Running"
+            and _conditions(p).get("Ready", {}).get("status") == "True"
+        ]
+        expected = node_count(self.config)
+        if len(running) < expected:
+            raise BackendUnavailable(
+                f"calico-node is running and Ready on {len(running)} of {expected} nodes "
+                f"of cluster {self.name!r}: "
+                f"see `kubectl --context {self.context} get pods -A -l k8s-app=calico-node`"
+            )
+
+
+# --- one cluster for all pytest-xdist workers ------------------------------------------------------
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"users": 0, "ready": False, "error": None}
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(path)
+
+
+@contextlib.contextmanager
+def shared_cluster(cluster: KindCluster, shared_dir: str | Path) -> Iterator[KindCluster]:
+    """The cluster, created by the first process that enters and deleted by the last that leaves.
+
+    ``shared_dir`` must be the same for every worker of one run and new for each run (e.g. the
+    parent of pytest-xdist's per-worker basetemp). A failed creation is recorded there, so the other
+    workers fail at once with the same message instead of trying again.
+    """
+    shared = Path(shared_dir)
+    shared.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(shared / f"kind-{cluster.name}.lock"))
+    state_path = shared / f"kind-{cluster.name}.json"
+    with lock:
+        state = _read_state(state_path)
+        if state["error"]:
+            raise BackendUnavailable(state["error"])
+        if not state["ready"]:
+            try:
+                cluster.create()
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    state["error"] = str(exc)
+                    _write_state(state_path, state)
+                if cluster.created:
+                    with contextlib.suppress(Exception):
+                        cluster.delete()
+                raise
+            state["ready"] = True
+        state["users"] += 1
+        _write_state(state_path, state)
+    try:
+        yield cluster
+    finally:
+        with lock:
+            state = _read_state(state_path)
+            state["users"] = max(0, state["users"] - 1)
+            last = state["users"] == 0
+            if last:
+                state["ready"] = False
+            _write_state(state_path, state)
+            if last:
+                cluster.delete()
