@@ -1,0 +1,114 @@
+"""``gim-netpol verify --gim-namespace NS (--snapshot FILE... | [--kubeconfig F] [--context C])``.
+
+Infers the GIM values the cluster's policies implement, computes the expected verdict of every flow
+into GIM, finds the namespaces that need GIM and would be blocked under enforce, and writes evidence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from conformance.errors import UserError
+from conformance.verify.analysis import Analysis, analyse
+from conformance.verify.discovery import load_view
+from conformance.verify.report_html import to_html
+from conformance.verify.report_json import dumps
+from conformance.verify.report_junit import to_junit
+from conformance.verify.report_text import render_text
+
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+REPORT_FILES = ("verify-report.json", "verify-junit.xml", "verify-report.html")
+
+EPILOG = """\
+exit status:
+  0  the cluster conforms: the policies implement the documented contract of the values they encode,
+     no namespace that needs GIM (Ingress controllers, Prometheus) would be blocked under enforce,
+     and (live) every probe observed the expected verdict and the CNI canary blocked
+  1  it does not: the reasons are printed (and in the reports)
+  2  usage, input or permission error: nothing was judged
+
+snapshot: kubectl get ns,pods,svc,netpol,ingress,ingressclass -A -o yaml > snap.yaml
+  (add servicemonitors,podmonitors,prometheuses if you run prometheus-operator)
+"""
+
+
+def write_reports(analysis: Analysis, directory: str) -> list[Path]:
+    """verify-report.json, verify-junit.xml and verify-report.html in ``directory`` (created)."""
+    folder = Path(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        outputs = (dumps(analysis), to_junit(analysis), to_html(analysis))
+        paths = []
+        for name, text in zip(REPORT_FILES, outputs, strict=True):
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            paths.append(path)
+    except OSError as e:
+        raise UserError(f"cannot write the reports: {e.strerror or e}", source="--report-dir") from None
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    namespace = args.gim_namespace
+    if not DNS_LABEL.fullmatch(namespace):
+        raise UserError(f"{namespace!r} is not a namespace name (DNS-1123 label)", source="--gim-namespace")
+    if args.snapshot:
+        for flag in ("kubeconfig", "context"):
+            if getattr(args, flag):
+                raise UserError(f"--{flag} applies to a live cluster, not to --snapshot", source=f"--{flag}")
+        if args.probe_allowed_namespaces:
+            raise UserError("probes need a live cluster, not a snapshot", source="--probe-allowed-namespaces")
+        analysis = analyse(load_view(args.snapshot), namespace)
+    else:
+        from conformance.verify.live import LiveOptions, verify_live  # the kubernetes client loads slowly
+
+        options = LiveOptions(
+            kubeconfig=args.kubeconfig or os.environ.get("KUBECONFIG"),
+            context=args.context,
+            probe_allowed_namespaces=args.probe_allowed_namespaces,
+            timeout_s=args.timeout,
+            image=args.probe_image,
+        )
+        analysis = verify_live(namespace, options)
+    if args.report_dir:
+        for path in write_reports(analysis, args.report_dir):
+            print(f"gim-netpol: wrote {path}", file=sys.stderr)
+    sys.stdout.write(dumps(analysis) if args.output == "json" else render_text(analysis))
+    return analysis.exit_status
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "verify",
+        help="verify the NetworkPolicies of a running GIM (live, or from a snapshot)",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--gim-namespace", required=True, metavar="NS", help="the namespace GIM runs in")
+    parser.add_argument(
+        "--snapshot",
+        action="append",
+        metavar="FILE",
+        help="analyse this output of kubectl get -o yaml|json, not a live cluster ('-': stdin; repeatable)",
+    )
+    parser.add_argument(
+        "--kubeconfig", metavar="FILE", help="kubeconfig of the live cluster (default: $KUBECONFIG)"
+    )
+    parser.add_argument("--context", metavar="NAME", help="kubeconfig context of the live cluster")
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
+    parser.add_argument("--report-dir", metavar="DIR", help="write JSON, JUnit XML and HTML reports there")
+    parser.add_argument(
+        "--probe-allowed-namespaces",
+        action="store_true",
+        help="live: also probe from one short-lived client pod in each allowed namespace (opt-in)",
+    )
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="live: probe timeout")
+    parser.add_argument(
+        "--probe-image", default=None, metavar="IMAGE", help="live: agnhost image (for mirrors)"
+    )
+    parser.set_defaults(func=run)

@@ -1,0 +1,308 @@
+"""Realistic cluster snapshots for the verify tests, as ``kubectl get ... -A -o yaml`` prints them.
+
+The GIM namespace holds nginx, internal-api, public-api, app-exporter and worker pods with their
+Services, and the policies the reference renderer gives for the values; ingress-nginx runs the
+controller an Ingress of GIM uses; monitoring runs a prometheus-operator Prometheus whose
+ServiceMonitor selects GIM's exporter; team-a and kube-system are unrelated; sandbox is empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conformance.render import render
+from conformance.values import NetpolValues
+
+GIM = "gitguardian"
+PART_OF = {"app.kubernetes.io/name": "gitguardian", "app.kubernetes.io/instance": "gim"}
+COMPONENT = "app.kubernetes.io/component"
+
+_ip = iter(range(10, 250))
+
+
+def next_ip() -> str:
+    return f"10.244.1.{next(_ip)}"
+
+
+def namespace(name: str, labels: dict[str, str] | None = None) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name, **(labels or {})}},
+        "status": {"phase": "Active"},
+    }
+
+
+def pod(
+    ns: str,
+    name: str,
+    labels: dict[str, str],
+    ports: Sequence[tuple[int, str]] = (),
+    *,
+    args: Sequence[str] | None = None,
+    host_network: bool = False,
+    ip: str | None = None,
+) -> dict:
+    container: dict[str, Any] = {"name": "main", "image": "example/image:1"}
+    if ports:
+        container["ports"] = [{"containerPort": p, "name": n, "protocol": "TCP"} for p, n in ports]
+    if args is not None:
+        container["args"] = list(args)
+    spec: dict[str, Any] = {"containers": [container], "nodeName": "worker-1"}
+    if host_network:
+        spec["hostNetwork"] = True
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
+        "spec": spec,
+        "status": {"phase": "Running", "podIP": "172.18.0.3" if host_network else (ip or next_ip())},
+    }
+
+
+def service(
+    ns: str, name: str, selector: dict[str, str], ports: Sequence[tuple[int, int | str, str]], labels=None
+) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "labels": dict(labels or selector)},
+        "spec": {
+            "selector": dict(selector),
+            "clusterIP": f"10.96.0.{next(_ip)}",
+            "ports": [{"port": p, "targetPort": t, "name": n, "protocol": "TCP"} for p, t, n in ports],
+        },
+    }
+
+
+def ingress(
+    ns: str,
+    name: str,
+    backends: Sequence[tuple[str, int | str]],
+    *,
+    class_name: str | None = "nginx",
+    class_annotation: str | None = None,
+) -> dict:
+    paths = []
+    for i, (svc, port) in enumerate(backends):
+        key = "number" if isinstance(port, int) else "name"
+        paths.append(
+            {
+                "path": f"/p{i}",
+                "pathType": "Prefix",
+                "backend": {"service": {"name": svc, "port": {key: port}}},
+            }
+        )
+    spec: dict[str, Any] = {"rules": [{"host": "gim.example.com", "http": {"paths": paths}}]}
+    if class_name:
+        spec["ingressClassName"] = class_name
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
+    if class_annotation:
+        meta["annotations"] = {"kubernetes.io/ingress.class": class_annotation}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
+
+
+def ingress_class(name: str, controller: str, *, default: bool = False) -> dict:
+    meta: dict[str, Any] = {"name": name}
+    if default:
+        meta["annotations"] = {"ingressclass.kubernetes.io/is-default-class": "true"}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": meta,
+        "spec": {"controller": controller},
+    }
+
+
+NGINX_ARGS = (
+    "/nginx-ingress-controller",
+    "--publish-service=$(POD_NAMESPACE)/ingress-nginx-controller",
+    "--election-id=ingress-nginx-leader",
+    "--controller-class=k8s.io/ingress-nginx",
+    "--ingress-class=nginx",
+    "--configmap=$(POD_NAMESPACE)/ingress-nginx-controller",
+)
+
+
+def ingress_nginx(
+    *, host_network: bool = False, args: Sequence[str] = NGINX_ARGS, ns: str = "ingress-nginx"
+) -> list:
+    labels = {"app.kubernetes.io/name": "ingress-nginx", COMPONENT: "controller"}
+    return [
+        namespace(ns),
+        pod(
+            ns,
+            "ingress-nginx-controller-7d9f-abcde",
+            labels,
+            [(80, "http"), (443, "https")],
+            args=args,
+            host_network=host_network,
+        ),
+        service(ns, "ingress-nginx-controller", labels, [(80, "http", "http"), (443, "https", "https")]),
+        ingress_class("nginx", "k8s.io/ingress-nginx"),
+    ]
+
+
+def service_monitor(
+    ns: str, name: str, selector: dict, *, labels=None, namespace_selector=None, endpoints=None
+) -> dict:
+    spec: dict[str, Any] = {"selector": selector, "endpoints": endpoints or [{"port": "metrics"}]}
+    if namespace_selector is not None:
+        spec["namespaceSelector"] = namespace_selector
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": name, "namespace": ns, "labels": dict(labels or {"release": "kube-prometheus"})},
+        "spec": spec,
+    }
+
+
+def pod_monitor(
+    ns: str, name: str, selector: dict, *, namespace_selector=None, port: str = "metrics"
+) -> dict:
+    spec: dict[str, Any] = {"selector": selector, "podMetricsEndpoints": [{"port": port}]}
+    if namespace_selector is not None:
+        spec["namespaceSelector"] = namespace_selector
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": name, "namespace": ns, "labels": {"release": "kube-prometheus"}},
+        "spec": spec,
+    }
+
+
+_UNSET: Any = object()
+
+
+def prometheus(ns: str, name: str, *, sm_selector=_UNSET, sm_ns_selector=_UNSET, pm_selector=_UNSET) -> dict:
+    """A Prometheus; by default it selects monitors labelled release=kube-prometheus in every namespace."""
+    release = {"matchLabels": {"release": "kube-prometheus"}}
+    spec: dict[str, Any] = {}
+    for field, value, default in (
+        ("serviceMonitorSelector", sm_selector, release),
+        ("serviceMonitorNamespaceSelector", sm_ns_selector, {}),
+        ("podMonitorSelector", pm_selector, release),
+        ("podMonitorNamespaceSelector", sm_ns_selector, {}),
+    ):
+        value = default if value is _UNSET else value
+        if value is not None:
+            spec[field] = value
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "Prometheus",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def monitoring(ns: str = "monitoring", **prometheus_fields: Any) -> list:
+    return [
+        namespace(ns),
+        pod(
+            ns,
+            "prometheus-k8s-0",
+            {"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": "k8s"},
+            [(9090, "web")],
+        ),
+        prometheus(ns, "k8s", **prometheus_fields),
+        service_monitor(
+            ns,
+            "gitguardian-app-exporter",
+            {"matchLabels": {COMPONENT: "app-exporter"}},
+            namespace_selector={"matchNames": [GIM]},
+        ),
+        pod(
+            ns,
+            "node-exporter-x1",
+            {"app.kubernetes.io/name": "node-exporter"},
+            [(9100, "metrics")],
+            host_network=True,
+        ),
+    ]
+
+
+def gim_workloads(ns: str = GIM) -> list:
+    def labels(component: str) -> dict[str, str]:
+        return {**PART_OF, COMPONENT: component}
+
+    return [
+        namespace(ns, {"team": "platform"}),
+        pod(ns, "nginx-6c8d9-x2x4z", labels("nginx"), [(8080, "http"), (8443, "https")]),
+        pod(ns, "internal-api-5f7b-k9m2p", labels("internal-api"), [(8000, "http")]),
+        pod(ns, "public-api-7c4d-q8w3e", labels("public-api"), [(8001, "http")]),
+        pod(ns, "app-exporter-55f-zz9", labels("app-exporter"), [(9808, "metrics")]),
+        pod(ns, "worker-default-8b9-abcde", labels("worker")),
+        service(ns, "nginx", labels("nginx"), [(80, "http", "http"), (443, "https", "https")]),
+        service(ns, "internal-api", labels("internal-api"), [(8000, "http", "http")]),
+        service(ns, "public-api", labels("public-api"), [(8001, 8001, "http")]),
+        service(ns, "app-exporter", labels("app-exporter"), [(9808, "metrics", "metrics")]),
+        ingress(ns, "gim", [("nginx", 80), ("public-api", "http")]),
+    ]
+
+
+def unrelated() -> list:
+    return [
+        namespace("team-a", {"team": "a"}),
+        pod("team-a", "shop-6d5f-aaaa1", {"app": "shop"}, [(8080, "http")]),
+        namespace("kube-system"),
+        pod("kube-system", "coredns-5d78-bbbb2", {"k8s-app": "kube-dns"}, [(53, "dns-tcp")]),
+        pod("kube-system", "kube-proxy-ccc3", {"k8s-app": "kube-proxy"}, host_network=True),
+        namespace("sandbox"),
+    ]
+
+
+def policies(
+    mode: str | None, allowed: Iterable[str] = (), extra: Sequence[dict] = (), ns: str = GIM
+) -> list:
+    """The reference renderer's policies; ``mode=None`` is networkPolicy.enabled=false."""
+    if mode is None:
+        values = NetpolValues()
+    else:
+        values = NetpolValues(
+            enabled=True, mode=mode, allowed_namespaces=tuple(allowed), extra_policies=tuple(extra)
+        )
+    return render(values, ns)
+
+
+def cluster(
+    mode: str | None = "dryrun",
+    allowed: Iterable[str] = (),
+    *,
+    extra: Sequence[dict] = (),
+    host_network_controller: bool = False,
+    with_monitoring: bool = True,
+    **monitoring_fields: Any,
+) -> list:
+    """The whole realistic cluster, GIM's policies rendered for ``mode`` and ``allowed``."""
+    objects = gim_workloads() + ingress_nginx(host_network=host_network_controller) + unrelated()
+    if with_monitoring:
+        objects += monitoring(**monitoring_fields)
+    return objects + policies(mode, allowed, extra)
+
+
+def as_list(objects: Sequence[dict]) -> dict:
+    return {"apiVersion": "v1", "kind": "List", "items": list(objects), "metadata": {"resourceVersion": ""}}
+
+
+def write(path: Path, objects: Sequence[dict]) -> Path:
+    """Write ``objects`` as ``kubectl get -A -o yaml`` does (one ``kind: List``)."""
+    path.write_text(yaml.safe_dump(as_list(objects), sort_keys=False), encoding="utf-8")
+    return path
+
+
+SMTP_EGRESS = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "allow-external-smtp"},
+    "spec": {
+        "podSelector": {},
+        "policyTypes": ["Egress"],
+        "egress": [
+            {"to": [{"ipBlock": {"cidr": "10.0.0.0/24"}}], "ports": [{"protocol": "TCP", "port": 587}]}
+        ],
+    },
+}
