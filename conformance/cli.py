@@ -17,6 +17,8 @@ COMMANDS = (
     "conformance.commands.render",
     "conformance.commands.simulate",
     "conformance.commands.plan",
+    "conformance.commands.verify",
+    "conformance.commands.cleanup",
 )
 
 
