@@ -77,3 +77,25 @@ def test_helm_upgrade_switches_modes_both_ways(scenario):
     back = sc.assert_conforms("switch: enforce -> dryrun")
     assert all(r.flow.expected.allowed for r in back.results)
     sc.notes.append(f"switch back to dryrun: applied in {api_s:.2f}s, held after {back.converge_s:.2f}s")
+
+
+@pytest.mark.switch
+def test_helm_upgrade_reports_whether_established_connections_survive_the_switch(scenario, netpol_backend):
+    """Implementation-defined (Calico keeps established connections): reported, not asserted."""
+    sc = scenario("dryrun", own_values=True)
+    other = sc.topology.other_namespaces[0]
+    flow = next(f for f in sc.flows(clients=[sc.topology.client_key(other)]) if f.probe.via == "pod")
+    held = netpol_backend.hold_connection(flow.probe, sc.timing.probe_timeout_s)
+    if held is None:
+        pytest.skip(f"the {netpol_backend.name} backend cannot hold connections (no connection tracking): "
+                    "run on a live cluster to see this")
+    try:
+        sc.deploy(sc.with_values(mode="enforce"))
+        sc.assert_conforms("switch with a connection held: new connections from the namespace not listed")
+        survived = held.still_alive()
+    finally:
+        held.close()
+    sc.notes.append(
+        f"an established connection {flow.probe.client} -> {flow.probe.target}:{flow.probe.port} "
+        f"{'SURVIVED' if survived else 'was CUT by'} the switch to enforce"
+    )

@@ -11,6 +11,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from conformance.model import Cluster, K8sObject
 
@@ -45,6 +46,12 @@ class Observation:
     outcome: Outcome
     detail: str = ""  # agnhost's stderr, the exec error, the pod's events...
     latency_s: float = 0.0
+
+
+class HeldConnection(Protocol):
+    def still_alive(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class BackendUnavailable(Exception):
@@ -88,6 +95,11 @@ class Backend(ABC):
             f"kubectl exec -n {ns} {pod} -- /agnhost connect {probe.host}:{probe.port}"
             f" --timeout={int(timeout_s)}s --protocol={probe.protocol.lower()}"
         )
+
+    def hold_connection(self, probe: Probe, timeout_s: float) -> HeldConnection | None:
+        """Open a connection that stays open, to test whether it survives a policy change; None when
+        the backend cannot observe established connections (the model has no connection tracking)."""
+        return None
 
     def diagnose(self, pod_key: str) -> str:
         """What the backend knows about a pod that failed to probe (its phase and events)."""

@@ -1,0 +1,85 @@
+"""A TCP connection held open across a policy change, to see whether established connections survive.
+
+NetworkPolicy does not say what happens to connections established before a policy starts to deny
+them: Calico keeps them (conntrack), other CNIs may cut them. Operators switching dryrun -> enforce
+need to know, so the suite opens an HTTP keep-alive connection to a stand-in (``agnhost porter``
+serves HTTP on each port), switches, and sends a second request on the same connection.
+
+The client runs a bash script in the agnhost image (bash and /dev/tcp: the image installs bash,
+test/images/agnhost/Dockerfile) through an exec with stdin, as the kubernetes python client's
+examples/pod_exec.py does (``stream(..., stdin=True, _preload_content=False)``, ``write_stdin``,
+``update``/``read_stdout``). Written for the live backends; it cannot run on a machine without a cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from kubernetes.stream import stream
+
+from conformance.backends.base import Probe
+
+# $1 host, $2 port, $3 read timeout in seconds. Prints one line per request: "ALIVE <status line>" or "DEAD".
+HOLD_SCRIPT = r"""
+exec 3<>"/dev/tcp/$1/$2" || { echo CONNECT-FAILED; exit 0; }
+request() {
+  printf 'GET / HTTP/1.1\r\nHost: probe\r\n\r\n' >&3 2>/dev/null || { echo DEAD; return; }
+  if IFS= read -t "$3" -r status <&3; then
+    while IFS= read -t 0.3 -r _ <&3; do :; done
+    echo "ALIVE ${status%$'\r'}"
+  else
+    echo DEAD
+  fi
+}
+request "$@"
+IFS= read -r _
+request "$@"
+"""
+
+
+def hold_command(host: str, port: int, timeout_s: float) -> list[str]:
+    return ["bash", "-c", HOLD_SCRIPT, "hold", host, str(port), f"{timeout_s:g}"]
+
+
+class HeldConnection:
+    """An open connection from a client pod; ``still_alive()`` sends a second request on it."""
+
+    def __init__(self, api: Any, probe: Probe, timeout_s: float) -> None:
+        namespace, pod = probe.client.split("/", 1)
+        self.probe = probe
+        self.timeout_s = timeout_s
+        self._buffer = ""
+        self._resp = stream(
+            api.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            command=hold_command(probe.host, probe.port, timeout_s),
+            stderr=True,
+            stdin=True,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+        )
+        first = self._line(timeout_s + 5)
+        if not first.startswith("ALIVE"):
+            self.close()
+            raise RuntimeError(f"could not open a connection {probe.client} -> {probe.host}:{probe.port}: {first}")
+
+    def _line(self, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while "\n" not in self._buffer and time.monotonic() < deadline and self._resp.is_open():
+            self._resp.update(timeout=0.5)
+            if self._resp.peek_stdout():
+                self._buffer += self._resp.read_stdout()
+        line, _, self._buffer = self._buffer.partition("\n")
+        return line.strip() or "DEAD (no answer)"
+
+    def still_alive(self) -> bool:
+        self._resp.write_stdin("go\n")
+        return self._line(self.timeout_s + 5).startswith("ALIVE")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._resp.close()
