@@ -1,0 +1,366 @@
+"""KindCluster and shared_cluster against fake `kind` and `kubectl` executables that record their argv.
+
+The fakes stand in for the external tools only: they keep a tiny state (which clusters exist, whether
+Calico was installed) in a directory, answer the JSON that kubectl would print, and log every call.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance.backends.base import BackendUnavailable
+from conformance.backends.kind import REPO_CONFIG, CommandFailed, KindCluster, read_manifest, shared_cluster
+from conformance.errors import UserError
+
+FAKE_KIND = r"""
+import json, os, sys
+state = os.environ["FAKE_STATE"]
+args = sys.argv[1:]
+with open(os.path.join(state, "log.jsonl"), "a") as log:
+    log.write(json.dumps({"tool": "kind", "argv": args, "pid": os.getppid()}) + "\n")
+clusters_file = os.path.join(state, "clusters.txt")
+clusters = open(clusters_file).read().split() if os.path.exists(clusters_file) else []
+
+def flag(name):
+    return args[args.index(name) + 1]
+
+def save(names):
+    open(clusters_file, "w").write("\n".join(names) + "\n")
+
+def write_kubeconfig(path):
+    open(path, "w").write("apiVersion: v1\nkind: Config\ncurrent-context: kind-%s\n" % flag("--name"))
+
+if args[:2] == ["get", "clusters"]:
+    if clusters:
+        print("\n".join(clusters))
+    else:
+        print("No kind clusters found.", file=sys.stderr)
+elif args[:2] == ["create", "cluster"]:
+    if os.environ.get("FAKE_KIND_FAIL"):
+        print("Creating cluster ...", file=sys.stderr)
+        print("ERROR: failed to create cluster: could not find a log line that matches", file=sys.stderr)
+        sys.exit(1)
+    if flag("--name") in clusters:
+        print('ERROR: failed to create cluster: node(s) already exist for a cluster with the name "%s"'
+              % flag("--name"), file=sys.stderr)
+        sys.exit(1)
+    save(clusters + [flag("--name")])
+    write_kubeconfig(flag("--kubeconfig"))
+elif args[:2] == ["export", "kubeconfig"]:
+    write_kubeconfig(flag("--kubeconfig"))
+elif args[:2] == ["delete", "cluster"]:
+    save([c for c in clusters if c != flag("--name")])
+    marker = os.path.join(state, "calico-installed")
+    if os.path.exists(marker):
+        os.remove(marker)
+else:
+    print("fake kind: unexpected %s" % args, file=sys.stderr)
+    sys.exit(2)
+"""
+
+FAKE_KUBECTL = r"""
+import json, os, sys
+state = os.environ["FAKE_STATE"]
+args = sys.argv[1:]
+stdin = sys.stdin.read() if "-" in args else None
+with open(os.path.join(state, "log.jsonl"), "a") as log:
+    log.write(json.dumps({"tool": "kubectl", "argv": args, "stdin": stdin}) + "\n")
+assert args[0] == "--kubeconfig" and args[2] == "--context", args
+cmd = args[4:]
+installed = os.path.exists(os.path.join(state, "calico-installed"))
+
+def bump(name):
+    path = os.path.join(state, name + ".count")
+    n = int(open(path).read()) + 1 if os.path.exists(path) else 1
+    open(path, "w").write(str(n))
+    return n
+
+def cond(type_, status, message=""):
+    return {"type": type_, "status": status, "message": message}
+
+def items(objs):
+    print(json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
+
+if cmd[:3] == ["get", "crd", "installations.operator.tigera.io"]:
+    crd = "customresourcedefinition.apiextensions.k8s.io/installations.operator.tigera.io"
+    print(crd if installed else "")
+elif cmd[:3] == ["get", "installation", "default"]:
+    print("installation.operator.tigera.io/default" if installed else "")
+elif cmd[:2] == ["create", "-f"]:
+    source = cmd[2]
+    if source == "-":
+        open(os.path.join(state, "custom-resources.yaml"), "w").write(stdin)
+        open(os.path.join(state, "calico-installed"), "w").write("yes")
+    elif "://" not in source and not os.path.exists(source):
+        print("error: the path \"%s\" does not exist" % source, file=sys.stderr)
+        sys.exit(1)
+elif cmd[:1] == ["wait"]:
+    pass
+elif cmd[:2] == ["get", "nodes"]:
+    ready = installed and bump("nodes") >= 2
+    msg = "" if ready else "container runtime network not ready: cni plugin not initialized"
+    names = ["gim-control-plane", "gim-worker", "gim-worker2"]
+    ready_cond = cond("Ready", "True" if ready else "False", msg)
+    items([{"metadata": {"name": n}, "status": {"conditions": [ready_cond]}} for n in names])
+elif cmd[:3] == ["get", "tigerastatus", "calico"]:
+    if not installed:
+        err = 'Error from server (NotFound): tigerastatuses.operator.tigera.io "calico" not found'
+        print(err, file=sys.stderr)
+        sys.exit(1)
+    if os.environ.get("FAKE_TIGERA_STUCK"):
+        conds = [cond("Available", "False"), cond("Degraded", "True", "Failed to pull image calico/node")]
+    elif bump("tigera") < 2:
+        progressing = cond("Progressing", "True", "DaemonSet calico-node not available")
+        conds = [cond("Available", "False"), progressing]
+    else:
+        conds = [cond("Available", "True"), cond("Progressing", "False"), cond("Degraded", "False")]
+    print(json.dumps({"metadata": {"name": "calico"}, "status": {"conditions": conds}}))
+elif cmd[:2] == ["get", "daemonsets"]:
+    names = [("calico-system", "calico-node"), ("kube-system", "kube-proxy")]
+    if os.environ.get("FAKE_KINDNET"):
+        names.append(("kube-system", "kindnet"))
+    items([{"metadata": {"namespace": ns, "name": n}} for ns, n in names])
+elif cmd[:2] == ["get", "pods"]:
+    count = int(os.environ.get("FAKE_CALICO_NODES", "3"))
+    items([{"metadata": {"name": "calico-node-%d" % i},
+            "status": {"phase": "Running", "conditions": [cond("Ready", "True")]}} for i in range(count)])
+else:
+    print("fake kubectl: unexpected %s" % cmd, file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def install_fakes(bindir: Path) -> None:
+    bindir.mkdir(parents=True, exist_ok=True)
+    for name, body in (("kind", FAKE_KIND), ("kubectl", FAKE_KUBECTL)):
+        path = bindir / name
+        path.write_text(f"#!{sys.executable} -S\n{body}")
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+@pytest.fixture
+def fakes(tmp_path, monkeypatch):
+    state = tmp_path / "state"
+    state.mkdir()
+    install_fakes(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_STATE", str(state))
+    return state
+
+
+def calls(state: Path, tool: str | None = None) -> list[dict]:
+    log = state / "log.jsonl"
+    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [e for e in entries if tool is None or e["tool"] == tool]
+
+
+def manifests_dir(tmp_path: Path, cidr: str = "10.10.0.0/16") -> Path:
+    d = tmp_path / "calico"
+    d.mkdir(exist_ok=True)
+    (d / "operator-crds.yaml").write_text("# CRDs\n")
+    (d / "tigera-operator.yaml").write_text("# operator\n")
+    (d / "custom-resources.yaml").write_text(
+        "apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata:\n  name: default\nspec:\n"
+        f"  calicoNetwork:\n    ipPools:\n    - name: default-ipv4-ippool\n      cidr: {cidr}\n"
+        "---\napiVersion: operator.tigera.io/v1\nkind: APIServer\nmetadata:\n  name: default\nspec: {}\n"
+    )
+    return d
+
+
+def make_cluster(tmp_path: Path, **kwargs) -> KindCluster:
+    defaults = dict(name="gim", config_path=REPO_CONFIG, kubeconfig_path=tmp_path / "kubeconfig", poll_s=0.01)
+    if "calico_manifests_dir" not in kwargs:
+        defaults["calico_manifests_dir"] = manifests_dir(tmp_path)
+    return KindCluster(**{**defaults, **kwargs})
+
+
+def test_create_follows_kind_and_the_calico_quickstart_in_order(fakes, tmp_path):
+    cluster = make_cluster(tmp_path)
+    cluster.create()
+    kubeconfig = str(tmp_path / "kubeconfig")
+    kind_calls = [c["argv"] for c in calls(fakes, "kind")]
+    assert kind_calls == [
+        ["get", "clusters"],
+        ["create", "cluster", "--name", "gim", "--config", str(REPO_CONFIG), "--kubeconfig", kubeconfig],
+    ]
+    kubectl = [c["argv"] for c in calls(fakes, "kubectl")]
+    assert all(argv[:4] == ["--kubeconfig", kubeconfig, "--context", "kind-gim"] for argv in kubectl)
+    creates = [argv[4:] for argv in kubectl if argv[4] == "create"]
+    d = tmp_path / "calico"
+    assert creates == [
+        ["create", "-f", str(d / "operator-crds.yaml")],
+        ["create", "-f", str(d / "tigera-operator.yaml")],
+        ["create", "-f", "-"],
+    ]
+    # The IPPool is the kind podSubnet, not the cidr the manifest folder came with.
+    created = list(yaml.safe_load_all((fakes / "custom-resources.yaml").read_text()))
+    assert created[0]["spec"]["calicoNetwork"]["ipPools"][0]["cidr"] == "192.168.0.0/16"
+    assert [d["kind"] for d in created] == ["Installation", "APIServer"]
+    verbs = [argv[4:6] for argv in kubectl]
+    # Explicit waits: nodes polled until Ready, then Calico Available, then the enforcer check.
+    assert verbs.count(["get", "nodes"]) >= 2
+    assert verbs.index(["get", "tigerastatus"]) > verbs.index(["get", "nodes"])
+    assert verbs[-2:] == [["get", "daemonsets"], ["get", "pods"]]
+    assert cluster.created
+
+
+def test_delete_removes_the_cluster_unless_kept(fakes, tmp_path):
+    cluster = make_cluster(tmp_path)
+    cluster.create()
+    make_cluster(tmp_path, keep=True).delete()
+    assert not [c for c in calls(fakes, "kind") if c["argv"][0] == "delete"]
+    cluster.delete()
+    assert calls(fakes, "kind")[-1]["argv"] == [
+        "delete",
+        "cluster",
+        "--name",
+        "gim",
+        "--kubeconfig",
+        str(tmp_path / "kubeconfig"),
+    ]
+    assert (fakes / "clusters.txt").read_text().split() == []
+
+
+def test_reuse_keeps_an_existing_cluster_and_its_calico(fakes, tmp_path):
+    (fakes / "clusters.txt").write_text("other\ngim\n")
+    (fakes / "calico-installed").write_text("yes")
+    make_cluster(tmp_path, reuse=True).create()
+    kind_calls = [c["argv"] for c in calls(fakes, "kind")]
+    assert ["get", "clusters"] in kind_calls
+    assert not [a for a in kind_calls if a[0] == "create"]
+    assert [
+        "export",
+        "kubeconfig",
+        "--name",
+        "gim",
+        "--kubeconfig",
+        str(tmp_path / "kubeconfig"),
+    ] in kind_calls
+    assert not [c for c in calls(fakes, "kubectl") if c["argv"][4] == "create"]
+
+
+def test_an_existing_cluster_without_reuse_is_not_touched(fakes, tmp_path):
+    (fakes / "clusters.txt").write_text("gim\n")
+    with pytest.raises(BackendUnavailable) as info:
+        make_cluster(tmp_path).create()
+    assert "--reuse-cluster" in str(info.value) and "kind delete cluster --name gim" in str(info.value)
+    assert [c["argv"] for c in calls(fakes)] == [["get", "clusters"]]
+
+
+def test_kindnet_present_is_refused(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KINDNET", "1")
+    with pytest.raises(BackendUnavailable, match="kindnet is installed"):
+        make_cluster(tmp_path).create()
+
+
+def test_calico_node_missing_on_a_node_is_refused(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_CALICO_NODES", "2")
+    with pytest.raises(BackendUnavailable, match="calico-node is running and Ready on 2 of 3 nodes"):
+        make_cluster(tmp_path).create()
+
+
+def test_calico_never_available_fails_at_the_deadline_with_its_status(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_TIGERA_STUCK", "1")
+    with pytest.raises(BackendUnavailable) as info:
+        make_cluster(tmp_path, calico_timeout_s=0.3).create()
+    message = str(info.value)
+    assert "tigerastatus/calico Available not reached within 0.3s" in message
+    assert "Failed to pull image calico/node" in message
+    assert "get pods -n calico-system" in message
+
+
+def test_a_failing_command_names_itself_its_stderr_and_a_hint(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KIND_FAIL", "1")
+    with pytest.raises(CommandFailed) as info:
+        make_cluster(tmp_path).create()
+    message = str(info.value)
+    assert message.startswith("`kind create cluster --name gim")
+    assert "exited 1" in message and "could not find a log line that matches" in message
+    assert "hint:" in message and "docker" in message
+
+
+def test_a_missing_manifest_folder_file_is_a_user_error(tmp_path):
+    d = manifests_dir(tmp_path)
+    (d / "operator-crds.yaml").unlink()
+    with pytest.raises(UserError, match="operator-crds.yaml"):
+        make_cluster(tmp_path, calico_manifests_dir=d)
+
+
+def test_without_a_folder_the_pinned_release_urls_are_used(tmp_path):
+    cluster = make_cluster(tmp_path, calico_manifests_dir=None, calico_version="v3.31.2")
+    assert cluster.manifest_source("tigera-operator.yaml") == (
+        "https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/tigera-operator.yaml"
+    )
+
+
+def test_read_manifest_reads_paths_and_urls(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("kind: X\n")
+    assert read_manifest(str(path)) == "kind: X\n"
+    assert read_manifest(path.as_uri()) == "kind: X\n"
+
+
+# --- shared_cluster across processes (as pytest-xdist workers) -------------------------------------
+
+
+def _worker(tmp: str, shared: str, barrier, results) -> None:
+    tmp_path = Path(tmp)
+    cluster = KindCluster(
+        "gim",
+        REPO_CONFIG,
+        calico_manifests_dir=tmp_path / "calico",
+        kubeconfig_path=Path(shared) / "kubeconfig",
+        poll_s=0.01,
+    )
+    try:
+        with shared_cluster(cluster, shared):
+            results.put(("in", os.getpid()))
+            if barrier is not None:
+                barrier.wait(timeout=30)  # both workers hold the cluster at the same time
+    except Exception as exc:
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def run_workers(tmp_path: Path, count: int, with_barrier: bool) -> list[tuple[str, object]]:
+    manifests_dir(tmp_path)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(count) if with_barrier else None
+    results = ctx.Queue()
+    shared = tmp_path / "shared"
+    procs = [
+        ctx.Process(target=_worker, args=(str(tmp_path), str(shared), barrier, results)) for _ in range(count)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return [results.get(timeout=5) for _ in range(count)]
+
+
+def test_two_workers_share_one_cluster_created_once_and_deleted_once(fakes, tmp_path):
+    outcomes = run_workers(tmp_path, 2, with_barrier=True)
+    assert [kind for kind, _ in outcomes] == ["in", "in"]
+    kind_calls = [c["argv"] for c in calls(fakes, "kind")]
+    assert sum(a[:2] == ["create", "cluster"] for a in kind_calls) == 1
+    assert sum(a[:2] == ["delete", "cluster"] for a in kind_calls) == 1
+    assert kind_calls[-1][:2] == ["delete", "cluster"]  # deleted by the last to leave
+    assert (fakes / "clusters.txt").read_text().split() == []
+
+
+def test_a_failed_creation_is_not_retried_by_the_other_worker(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KIND_FAIL", "1")
+    outcomes = run_workers(tmp_path, 2, with_barrier=False)
+    assert [kind for kind, _ in outcomes] == ["error", "error"]
+    messages = {str(m) for _, m in outcomes}
+    assert all("could not find a log line that matches" in m for m in messages)
+    kind_calls = [c["argv"] for c in calls(fakes, "kind")]
+    assert sum(a[:2] == ["create", "cluster"] for a in kind_calls) == 1
