@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from conformance.commands import note
 from conformance.errors import UserError
@@ -152,8 +152,8 @@ def run_probes(
         yield from simulator.matrix(sources, group, declared)
 
 
-def write_json(results: Iterable[Result], out: IO[str]) -> int:
-    """``{"probes": [...]}``, one probe a line; returns the number of probes.
+def format_json(results: Iterable[Result]) -> str:
+    """``{"probes": [...]}``, one probe a line.
 
     Written by hand rather than with json.dump of 450,000 dicts: pod keys and reasons repeat, so each
     is encoded once."""
@@ -178,20 +178,17 @@ def write_json(results: Iterable[Result], out: IO[str]) -> int:
                 f'"allowed": {allowed}, "reason": {encode(verdict.reason)}}}'
             )
         append(head + middle + tail)
-    out.write('{"probes": [\n' + ",\n".join(lines) + "\n]}\n" if lines else '{"probes": []}\n')
-    return len(lines)
+    return '{"probes": [\n' + ",\n".join(lines) + "\n]}\n" if lines else '{"probes": []}\n'
 
 
-def write_tables(results: Iterable[Result], sources: Sequence[Pod], out: IO[str]) -> int:
+def format_tables(results: Iterable[Result], sources: Sequence[Pod]) -> str:
     """One truth table per port and protocol: ``sources`` as rows (in their order), probed destinations
     as columns (in natural order)."""
     tables: dict[tuple[int, str], dict[tuple[str, str], bool]] = defaultdict(dict)
     columns: dict[tuple[int, str], dict[str, None]] = defaultdict(dict)
-    count = 0
     for src, dst, port, protocol, verdict in results:
         tables[(port, protocol)][(src.key, dst.key)] = verdict.allowed
         columns[(port, protocol)][dst.key] = None
-        count += 1
     rows = list(dict.fromkeys(p.key for p in sources))
     blocks = []
     for port, protocol in sorted(tables):
@@ -203,8 +200,7 @@ def write_tables(results: Iterable[Result], sources: Sequence[Pod], out: IO[str]
 
         cols = sorted(columns[(port, protocol)], key=natural_key)
         blocks.append(render_table(rows, cols, cell, title=f"port {port}/{protocol}"))
-    out.write("\n\n".join(blocks) + "\n" if blocks else "no probe: no destination pod declares a port\n")
-    return count
+    return "\n\n".join(blocks) + "\n" if blocks else "no probe: no destination pod declares a port\n"
 
 
 OBJECT_NAMED = re.compile(r"(NetworkPolicy )?\b([a-z0-9][-a-z0-9.]*/[a-z0-9][-a-z0-9.]*)")
@@ -234,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
     specs = [parse_port_spec(p) for p in args.ports]
     from_filters = [parse_pod_filter(f, "--from") for f in args.sources]
     to_filters = [parse_pod_filter(f, "--to") for f in args.destinations]
-    cluster, origins = load_snapshot(args.snapshots, notes=note)
+    notes: list[str] = []  # printed only if the command succeeds: an error stays the one line on stderr
+    cluster, origins = load_snapshot(args.snapshots, notes=notes.append)
     pods = sorted(cluster.pods, key=lambda p: natural_key(p.key))
     sources = select_pods(pods, from_filters, "--from")
     destinations = select_pods(pods, to_filters, "--to")
@@ -243,12 +240,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         simulator = Simulator(cluster)
         results = run_probes(simulator, sources, destinations, ports)
-        if args.output == "json":
-            write_json(results, sys.stdout)
-        else:
-            write_tables(results, sources, sys.stdout)
+        text = format_json(results) if args.output == "json" else format_tables(results, sources)
     except UserError as e:
         raise locate(e, origins, snapshots) from None
+    for message in notes:
+        note(message)
+    sys.stdout.write(text)
     return 0
 
 
