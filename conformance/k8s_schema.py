@@ -120,7 +120,16 @@ def _check_schema(obj: Mapping, source: str, key: str) -> None:
             close = difflib.get_close_matches(unknown[0], known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(known)}"
             raise _fail(f"unknown field{hint}", source, f"{path}.{unknown[0]}")
-    raise _fail(f"does not match the Kubernetes {SCHEMA_VERSION} schema: {error.message}", source, path)
+    message = error.message
+    if error.validator in ("oneOf", "anyOf"):  # IntOrString: say which types are accepted
+        types = [t for sub in error.validator_value for t in _types(sub) if t != "null"]
+        message = f"{error.instance!r} is not of type {' or '.join(map(repr, types))}"
+    raise _fail(f"does not match the Kubernetes {SCHEMA_VERSION} schema: {message}", source, path)
+
+
+def _types(schema: Mapping) -> list[str]:
+    kind = schema.get("type", [])
+    return [kind] if isinstance(kind, str) else list(kind)
 
 
 def _format_path(parts: Any) -> str:
