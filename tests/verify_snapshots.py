@@ -8,6 +8,7 @@ ServiceMonitor selects GIM's exporter; team-a and kube-system are unrelated; san
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ GIM = "gitguardian"
 PART_OF = {"app.kubernetes.io/name": "gitguardian", "app.kubernetes.io/instance": "gim"}
 COMPONENT = "app.kubernetes.io/component"
 
-_ip = iter(range(10, 250))
+_ip = itertools.count(10)
 
 
-def next_ip() -> str:
-    return f"10.244.1.{next(_ip)}"
+def next_ip(prefix: str = "10.244") -> str:
+    n = next(_ip)
+    return f"{prefix}.{n // 250 % 250}.{n % 250 + 1}"
 
 
 def namespace(name: str, labels: dict[str, str] | None = None) -> dict:
@@ -73,7 +75,7 @@ def service(
         "metadata": {"name": name, "namespace": ns, "labels": dict(labels or selector)},
         "spec": {
             "selector": dict(selector),
-            "clusterIP": f"10.96.0.{next(_ip)}",
+            "clusterIP": next_ip("10.96"),
             "ports": [{"port": p, "targetPort": t, "name": n, "protocol": "TCP"} for p, t, n in ports],
         },
     }

@@ -206,7 +206,9 @@ def infer(cluster: Cluster, gim_namespace: str) -> Inference:
         roles.append(PolicyRole(policy_key(policy), kinds, _managed_by_chart(policy), detail))
         allowed.extend(n for n in names if n not in allowed)
 
-    ingress_safety = [r for r in roles if SAFETY_NET in r.roles and "ingress" in r.detail]
+    ingress_safety = [
+        r for r in roles if SAFETY_NET in r.roles and _allows_all_ingress(_policy(cluster, r.key))
+    ]
     if not ingress_safety:
         # An allow-all-egress policy is a dryrun safety net only beside an ingress one; otherwise it is
         # the user's own rule.
@@ -254,6 +256,10 @@ def _keys(roles: list[PolicyRole], *, extra: bool) -> list[str]:
 
 def _policy(cluster: Cluster, key: str) -> K8sObject:
     return next(p for p in cluster.policies if policy_key(p) == key)
+
+
+def _allows_all_ingress(policy: K8sObject) -> bool:
+    return "Ingress" in policy_types(policy) and any(matches_everything(r) for r in _rules(policy, "ingress"))
 
 
 def _covers_egress(cluster: Cluster, key: str) -> bool:
