@@ -1,1 +1,1 @@
-"""Conformance suite for the NetworkPolicies that GitGuardian self-hosted (GIM) renders from its Helm values."""
+"""Conformance suite for the NetworkPolicies that GitGuardian self-hosted (GIM) renders from its values."""

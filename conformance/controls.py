@@ -37,7 +37,9 @@ def deny_all(namespace: str) -> dict:
     }
 
 
-def run_controls(backend: Backend, run_id: str, timing: Timing, *, image: str, suffix: str = "") -> ControlResults:
+def run_controls(
+    backend: Backend, run_id: str, timing: Timing, *, image: str, suffix: str = ""
+) -> ControlResults:
     """Baseline then canary in scratch namespaces, deleted afterwards. Raises ControlFailed."""
     topo = Topology(
         run_id,
@@ -54,8 +56,14 @@ def run_controls(backend: Backend, run_id: str, timing: Timing, *, image: str, s
         def run(label: str) -> CheckReport:
             state = backend.state(topo.namespaces)
             flows = plan_flows(state, topo.client_keys, topo.gim_namespace, contract=None, via=("pod",))
-            return check(backend, flows, label=label, probe_timeout_s=timing.probe_timeout_s,
-                         deadline_s=timing.converge_timeout_s, retry_interval_s=timing.retry_interval_s)
+            return check(
+                backend,
+                flows,
+                label=label,
+                probe_timeout_s=timing.probe_timeout_s,
+                deadline_s=timing.converge_timeout_s,
+                retry_interval_s=timing.retry_interval_s,
+            )
 
         baseline = run("control: baseline, no policy")
         if not baseline.ok:

@@ -16,7 +16,9 @@ def smtp_egress_policy() -> K8sObject:
         "spec": {
             "podSelector": {},
             "policyTypes": ["Egress"],
-            "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/24"}}], "ports": [{"protocol": "TCP", "port": 587}]}],
+            "egress": [
+                {"to": [{"ipBlock": {"cidr": "10.0.0.0/24"}}], "ports": [{"protocol": "TCP", "port": 587}]}
+            ],
         },
     }
 

@@ -54,7 +54,9 @@ def plan_flows(
     sources = [pods[c] for c in clients if c in pods and pods[c].ip]
     servers = [p for p in state.pods_in(destination_namespace) if p.ports and p.ip]
     services: list[tuple[Service, list[Pod]]] = [
-        (s, [p for p in servers if s.selects(p)]) for s in state.services if s.namespace == destination_namespace
+        (s, [p for p in servers if s.selects(p)])
+        for s in state.services
+        if s.namespace == destination_namespace
     ]
     services += [(s, list(eps)) for s, eps in extra_targets]
     flows: list[Flow] = []

@@ -45,24 +45,44 @@ def _defaults() -> dict[str, Any]:
 def options() -> tuple[Option, ...]:
     d = _defaults()
     return (
-        Option("--backend", "where to run: kind (create a kind+Calico cluster), existing (a kubeconfig), "
-               "model (the simulator, no cluster)", "kind", choices=BACKENDS),
-        Option("--kubeconfig", "kubeconfig file for --backend existing (default: $KUBECONFIG or ~/.kube/config)"),
+        Option(
+            "--backend",
+            "where to run: kind (create a kind+Calico cluster), existing (a kubeconfig), "
+            "model (the simulator, no cluster)",
+            "kind",
+            choices=BACKENDS,
+        ),
+        Option(
+            "--kubeconfig", "kubeconfig file for --backend existing (default: $KUBECONFIG or ~/.kube/config)"
+        ),
         Option("--context", "kubeconfig context for --backend existing (default: the current context)"),
         Option("--cluster-name", "kind cluster name", "gim-netpol"),
-        Option("--reuse-cluster", "use an existing kind cluster of that name instead of creating one", False, "flag"),
+        Option(
+            "--reuse-cluster",
+            "use an existing kind cluster of that name instead of creating one",
+            False,
+            "flag",
+        ),
         Option("--keep-cluster", "do not delete the kind cluster at the end", False, "flag"),
         Option("--calico-version", "Calico release installed on kind", d["calico"]),
-        Option("--calico-manifests", "folder holding tigera-operator.yaml and custom-resources.yaml (air-gapped)"),
+        Option(
+            "--calico-manifests", "folder holding tigera-operator.yaml and custom-resources.yaml (air-gapped)"
+        ),
         Option("--probe-image", "agnhost image of the probe pods (for mirrors)", d["image"]),
         Option("--probe-timeout", "seconds before a connect counts as blocked", 2.0, "float"),
-        Option("--converge-timeout", "seconds to wait for observed verdicts to match the expected ones", 30.0,
-               "float"),
+        Option(
+            "--converge-timeout",
+            "seconds to wait for observed verdicts to match the expected ones",
+            30.0,
+            "float",
+        ),
         Option("--ready-timeout", "seconds to wait for probe pods to be Ready", 180.0, "float"),
         Option("--probe-workers", "probes run at once", 16, "int"),
         Option("--values", "GIM values file to test (repeatable; later files win, as helm -f)", [], "list"),
         Option("--set", "value override in helm --set syntax (repeatable)", [], "list"),
-        Option("--manifests", "helm template output of the real chart: its policies and workloads are deployed"),
+        Option(
+            "--manifests", "helm template output of the real chart: its policies and workloads are deployed"
+        ),
         Option("--chart", "chart path: run helm template with --values and test its output"),
         Option("--gim-namespace", "GIM namespace when the values name real namespaces", "gitguardian"),
         Option("--keep-namespaces", "leave each test's namespaces in the cluster (debugging)", False, "flag"),

@@ -70,7 +70,7 @@ def load_settings(config: pytest.Config) -> Settings:
     )
     if (o["manifests"] or o["chart"]) and not o["values"]:
         raise UserError(
-            "needs --values too: the values the chart was rendered with are the contract it is tested against",
+            "needs --values too: the values the chart was rendered with are the contract it is tested on",
             source="--manifests" if o["manifests"] else "--chart",
         )
     if o["manifests"] and o["chart"]:
@@ -172,8 +172,13 @@ def netpol_controls(netpol_settings: Settings, netpol_backend: Backend) -> Contr
     """Baseline and CNI canary, once per session (per xdist worker), before any scenario."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     try:
-        return run_controls(netpol_backend, netpol_settings.run_id, netpol_settings.timing,
-                            image=netpol_settings.options["probe_image"], suffix=worker)
+        return run_controls(
+            netpol_backend,
+            netpol_settings.run_id,
+            netpol_settings.timing,
+            image=netpol_settings.options["probe_image"],
+            suffix=worker,
+        )
     except ControlFailed as e:
         pytest.fail(str(e), pytrace=False)
 
@@ -220,15 +225,29 @@ def scenario(
             if own_values:
                 pytest.skip("this test sets values of its own shape; it runs without --values/--set")
             if values_mode(s.values) != mode:
-                pytest.skip(f"not applicable: the values under test set mode {values_mode(s.values)}, not {mode}")
+                pytest.skip(
+                    f"not applicable: the values under test set mode {values_mode(s.values)}, not {mode}"
+                )
             values = s.values
-            topology = Topology(s.run_id, s.options["gim_namespace"], values.allowed_namespaces, (other,),
-                                s.workloads, s.options["probe_image"])
+            topology = Topology(
+                s.run_id,
+                s.options["gim_namespace"],
+                values.allowed_namespaces,
+                (other,),
+                s.workloads,
+                s.options["probe_image"],
+            )
         else:
             roles = ("ingress-nginx", "monitoring", "allowed")[:allowed]
             allowed_ns = tuple(_name(r, s.run_id, serial) for r in roles)
-            topology = Topology(s.run_id, _name("gim", s.run_id, serial), allowed_ns, (other,), s.workloads,
-                                s.options["probe_image"])
+            topology = Topology(
+                s.run_id,
+                _name("gim", s.run_id, serial),
+                allowed_ns,
+                (other,),
+                s.workloads,
+                s.options["probe_image"],
+            )
             values = NetpolValues(
                 enabled=mode != "disabled",
                 mode="enforce" if mode == "enforce" else "dryrun",
@@ -289,8 +308,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         out = path / "gim-netpol-checks.json"
         out.write_text(
             json.dumps(
-                [{"test": n, "kind": k, **(json.loads(v) if k == "gim-netpol-check" else {"note": v})}
-                 for n, k, v in rows],
+                [
+                    {"test": n, "kind": k, **(json.loads(v) if k == "gim-netpol-check" else {"note": v})}
+                    for n, k, v in rows
+                ],
                 indent=2,
             )
         )

@@ -55,7 +55,9 @@ class Scenario:
             self.topology = replace(t, allowed_namespaces=(*t.allowed_namespaces, namespace))
         else:
             self.topology = replace(t, other_namespaces=(*t.other_namespaces, namespace))
-        self.backend.apply(self.topology.namespace_objects([namespace]) + self.topology.client_objects(namespace))
+        self.backend.apply(
+            self.topology.namespace_objects([namespace]) + self.topology.client_objects(namespace)
+        )
         self.backend.wait_ready([namespace], self.timing.ready_timeout_s)
 
     def remove_client_namespace(self, namespace: str) -> None:
@@ -142,9 +144,7 @@ class Scenario:
     def would_block_under_enforce(self) -> list[Flow]:
         """Under dryrun: the flows that enforce would block (the same policies without the safety net)."""
         state = self.state()
-        stripped = Cluster(
-            state.namespaces, state.pods, state.services, without_safety_net(state.policies)
-        )
+        stripped = Cluster(state.namespaces, state.pods, state.services, without_safety_net(state.policies))
         flows = plan_flows(
             stripped,
             self.topology.client_keys,

@@ -81,7 +81,9 @@ def test_enforce_troubleshooting_ingress_controller_missing_then_added(scenario)
     listed = sc.values.allowed_namespaces
     sc.deploy(sc.with_values(allowed_namespaces=tuple(n for n in listed if n != controller_ns)))
     missing = sc.assert_conforms("enforce: ingress controller namespace missing")
-    assert _from(missing, [controller_ns]) and not any(r.flow.expected.allowed for r in _from(missing, [controller_ns]))
+    assert _from(missing, [controller_ns]) and not any(
+        r.flow.expected.allowed for r in _from(missing, [controller_ns])
+    )
 
     sc.deploy(sc.with_values(allowed_namespaces=listed))
     added = sc.assert_conforms("enforce: ingress controller namespace added")
@@ -100,7 +102,9 @@ def test_enforce_extra_policy_egress_example_cuts_all_other_gim_egress(scenario)
     dns = [r for r in from_gim if r.flow.destination.namespace == DNS_NAMESPACE]
     assert dns, "DNS was not probed from GIM"
     for ns in sc.topology.allowed_namespaces:
-        assert all(r.flow.expected.allowed for r in _from(report, [ns]) if r.flow.destination.namespace == gim)
+        assert all(
+            r.flow.expected.allowed for r in _from(report, [ns]) if r.flow.destination.namespace == gim
+        )
 
     state = sc.state()
     worker = state.pod(sc.topology.client_key(gim))

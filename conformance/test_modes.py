@@ -17,7 +17,9 @@ from conformance.model import policy_name
 @pytest.mark.disabled
 def test_disabled_deploys_no_policy_and_blocks_nothing(scenario):
     sc = scenario("disabled")
-    assert sc.state().policies_in(sc.topology.gim_namespace) == [], "networkPolicy.enabled=false rendered policies"
+    assert sc.state().policies_in(sc.topology.gim_namespace) == [], (
+        "networkPolicy.enabled=false rendered policies"
+    )
     report = sc.assert_conforms("disabled")
     assert all(r.flow.expected.allowed for r in report.results)
 
@@ -87,8 +89,10 @@ def test_helm_upgrade_reports_whether_established_connections_survive_the_switch
     flow = next(f for f in sc.flows(clients=[sc.topology.client_key(other)]) if f.probe.via == "pod")
     held = netpol_backend.hold_connection(flow.probe, sc.timing.probe_timeout_s)
     if held is None:
-        pytest.skip(f"the {netpol_backend.name} backend cannot hold connections (no connection tracking): "
-                    "run on a live cluster to see this")
+        pytest.skip(
+            f"the {netpol_backend.name} backend cannot hold connections (no connection tracking): "
+            "run on a live cluster to see this"
+        )
     try:
         sc.deploy(sc.with_values(mode="enforce"))
         sc.assert_conforms("switch with a connection held: new connections from the namespace not listed")

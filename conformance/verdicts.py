@@ -8,6 +8,7 @@ problem and is reported as such.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -92,7 +93,9 @@ class CheckReport:
         """Everything a person needs to act on a failure, or '' when the check passed."""
         if self.ok:
             return ""
-        lines = [f"{self.label} [{self.backend}]: {len(self.mismatches)} of {len(self.results)} probes disagree"]
+        lines = [
+            f"{self.label} [{self.backend}]: {len(self.mismatches)} of {len(self.results)} probes disagree"
+        ]
         if self.contract_breaks:
             lines.append(
                 f"{len(self.contract_breaks)} flows where the applied policies break the documented contract:"
@@ -203,10 +206,8 @@ def check(
         retry=retry_if_result(bool),
         reraise=False,
     )
-    try:
+    with contextlib.suppress(RetryError):  # the unsettled flows are reported below
         retrying(probe_pending)
-    except RetryError:
-        pass  # the unsettled flows are reported below
     report = CheckReport(label, backend.name, results, time.monotonic() - start, probe_timeout_s)
     for r in report.mismatches:
         report.repro[id(r)] = backend.repro(r.flow.probe, probe_timeout_s)

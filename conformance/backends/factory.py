@@ -35,8 +35,12 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
 
     if name == "existing":
         preflight(options)
-        backend = KubeBackend(options["kubeconfig"], options["context"], workers=options["probe_workers"],
-                              image=options["probe_image"])
+        backend = KubeBackend(
+            options["kubeconfig"],
+            options["context"],
+            workers=options["probe_workers"],
+            image=options["probe_image"],
+        )
         try:
             yield backend
         finally:
@@ -56,8 +60,12 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
         keep=options["keep_cluster"],
     )
     with shared_cluster(cluster, shared_dir):
-        backend = KubeBackend(str(cluster.kubeconfig_path), cluster.context, workers=options["probe_workers"],
-                              image=options["probe_image"])
+        backend = KubeBackend(
+            str(cluster.kubeconfig_path),
+            cluster.context,
+            workers=options["probe_workers"],
+            image=options["probe_image"],
+        )
         try:
             yield backend
         finally:

@@ -90,9 +90,7 @@ class ModelBackend(Backend):
                 new["metadata"]["namespace"] = ns
             old = self._objects.get(key)
             if kind == "Pod":
-                new.setdefault("status", {})["podIP"] = (
-                    old["status"]["podIP"] if old else next(self._pod_ips)
-                )
+                new.setdefault("status", {})["podIP"] = old["status"]["podIP"] if old else next(self._pod_ips)
                 new.setdefault("spec", {}).setdefault("nodeName", NODES[self._scheduled % len(NODES)])
                 self._scheduled += 1
             elif kind == "Service":
@@ -146,7 +144,9 @@ class ModelBackend(Backend):
         services_by_ip = {s.cluster_ip: s for s in state.services if s.cluster_ip}
         return [self._probe_one(p, pods_by_key, pods_by_ip, services_by_ip, state) for p in probes]
 
-    def _probe_one(self, probe: Probe, pods_by_key, pods_by_ip, services_by_ip, state: Cluster) -> Observation:
+    def _probe_one(
+        self, probe: Probe, pods_by_key, pods_by_ip, services_by_ip, state: Cluster
+    ) -> Observation:
         assert self._simulator is not None
         client = pods_by_key.get(probe.client)
         if client is None:
@@ -181,4 +181,6 @@ class ModelBackend(Backend):
         return Observation(probe, Outcome.CONNECTED, verdict.reason)
 
     def diagnose(self, pod_key: str) -> str:
-        return "" if any(p.key == pod_key for p in self._full_state().pods) else f"pod {pod_key} does not exist"
+        return (
+            "" if any(p.key == pod_key for p in self._full_state().pods) else f"pod {pod_key} does not exist"
+        )

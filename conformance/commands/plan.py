@@ -27,8 +27,10 @@ def build(args: argparse.Namespace):
     if args.manifests and not args.values:
         from conformance.errors import UserError
 
-        raise UserError("needs --values too: the values the chart was rendered with are the contract",
-                        source="--manifests")
+        raise UserError(
+            "needs --values too: the values the chart was rendered with are the contract",
+            source="--manifests",
+        )
     if args.values or args.sets:
         values = load_values(args.values, args.sets)
     else:
@@ -39,8 +41,14 @@ def build(args: argparse.Namespace):
 
         chart = load_manifests(args.manifests, args.gim_namespace)
         policies, workloads = chart.policies, (chart.workloads or REFERENCE_WORKLOADS)
-    topology = Topology(PLAN_RUN_ID, args.gim_namespace, values.allowed_namespaces, ("not-allowed",),
-                        tuple(workloads), args.probe_image)
+    topology = Topology(
+        PLAN_RUN_ID,
+        args.gim_namespace,
+        values.allowed_namespaces,
+        ("not-allowed",),
+        tuple(workloads),
+        args.probe_image,
+    )
     scenario = Scenario(ModelBackend(), topology, values, manifests_policies=policies)
     return scenario
 
@@ -67,10 +75,22 @@ def register(subparsers: Any) -> None:
         "probe pods, Services, NetworkPolicies), without touching a cluster. Without --values: the "
         "documentation's enforce example (allowedNamespaces ingress-nginx, monitoring).",
     )
-    parser.add_argument("--values", "-f", action="append", default=[], metavar="FILE",
-                        help="GIM values file (repeatable; later files win)")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="K=V",
-                        help="Helm-style override (repeatable)")
+    parser.add_argument(
+        "--values",
+        "-f",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="GIM values file (repeatable; later files win)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="Helm-style override (repeatable)",
+    )
     parser.add_argument("--manifests", metavar="FILE", help="helm template output of the real chart")
     parser.add_argument("--gim-namespace", default="gitguardian", metavar="NS", help="the GIM namespace")
     parser.add_argument("--probe-image", default=AGNHOST_IMAGE, metavar="IMAGE", help="agnhost image")

@@ -65,7 +65,9 @@ class HeldConnection:
         first = self._line(timeout_s + 5)
         if not first.startswith("ALIVE"):
             self.close()
-            raise RuntimeError(f"could not open a connection {probe.client} -> {probe.host}:{probe.port}: {first}")
+            raise RuntimeError(
+                f"could not open a connection {probe.client} -> {probe.host}:{probe.port}: {first}"
+            )
 
     def _line(self, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s
