@@ -6,6 +6,8 @@ import copy
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conformance.errors import UserError
 from conformance.k8s_schema import validate_network_policy
@@ -220,3 +222,40 @@ def test_disabled_blocks_nothing() -> None:
     sim, pods = cluster(render(replace(DOC_SMTP, enabled=False), GIM))
     assert allowed(sim, pods["other"], pods[GIM])
     assert allowed(sim, pods[GIM], OUTSIDE, 443)
+
+
+def test_documentation_yaml_examples_render_as_their_values(tmp_path) -> None:
+    from conformance.values import load_values
+    from tests.test_values import DOC_DRYRUN as DRYRUN_YAML
+    from tests.test_values import DOC_ENFORCE as ENFORCE_YAML
+    from tests.test_values import DOC_SMTP as SMTP_YAML
+
+    for text, expected in [(DRYRUN_YAML, DOC_DRYRUN), (ENFORCE_YAML, DOC_ENFORCE), (SMTP_YAML, DOC_SMTP)]:
+        path = tmp_path / "values.yaml"
+        path.write_text(text)
+        assert render(load_values([path]), GIM) == render(expected, GIM)
+
+
+_LABEL = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    enabled=st.booleans(),
+    mode=st.sampled_from(["dryrun", "enforce"]),
+    allowed=st.lists(_LABEL, unique=True, max_size=5),
+    namespace=_LABEL,
+)
+def test_any_valid_values_render_valid_uniquely_named_policies(
+    enabled: bool, mode: str, allowed: list[str], namespace: str
+) -> None:
+    values = NetpolValues(
+        enabled=enabled, mode=mode, allowed_namespaces=tuple(allowed), extra_policies=(SMTP_POLICY,)
+    )
+    policies = render(values, namespace)
+    expected = 0 if not enabled else 3 + bool(allowed) + (mode == "dryrun")
+    assert len(policies) == expected
+    assert len(set(names(policies))) == len(policies)
+    for index, policy in enumerate(policies):
+        validate_network_policy(policy, "rendered", f"[{index}]")
+        assert policy["metadata"]["namespace"] == namespace
