@@ -1,0 +1,376 @@
+"""The live backend: a real cluster through the official kubernetes python client (v37).
+
+Used by ``kind`` (on the cluster KindCluster made) and ``existing`` (any kubeconfig and context).
+Client usage follows the client's README and examples: ``config.load_kube_config(config_file,
+context, client_configuration=...)``, typed APIs (CoreV1Api, NetworkingV1Api, AppsV1Api) whose
+bodies are the generated models (``V1Pod.from_dict`` of our manifests), ``ApiException.status``
+for errors, and ``ApiClient.sanitize_for_serialization`` to turn read objects back into the plain
+dicts (camelCase, as ``kubectl get -o json`` prints them) that conformance.snapshot reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from conformance.backends.base import Backend, BackendUnavailable, Observation, Probe
+from conformance.model import Cluster, K8sObject, object_key
+from conformance.probes.agnhost import RUN_LABEL, connect_command
+from conformance.probes.prober import pod_events, run_probes
+from conformance.snapshot import cluster_from_objects
+
+SPEC_HASH = "conformance.gitguardian.com/spec-hash"
+APPLY_ORDER = {"Namespace": 0, "NetworkPolicy": 1, "Service": 2, "Pod": 3}
+MODELS = {
+    "Namespace": client.V1Namespace,
+    "NetworkPolicy": client.V1NetworkPolicy,
+    "Service": client.V1Service,
+    "Pod": client.V1Pod,
+}
+# DaemonSet name -> the CNI it belongs to.
+KNOWN_CNI_DAEMONSETS = {
+    "calico-node": "Calico",
+    "cilium": "Cilium",
+    "aws-node": "AWS VPC CNI",
+    "kindnet": "kindnet",
+    "kube-flannel-ds": "flannel",
+    "canal": "Canal",
+    "weave-net": "Weave Net",
+    "antrea-agent": "Antrea",
+    "kube-router": "kube-router",
+    "azure-npm": "Azure NPM",
+}
+GONE_POLL_S = 1.0
+READY_POLL_S = 2.0
+
+
+# --- pure helpers (tested without a cluster) -------------------------------------------------------
+
+
+def order_for_apply(objects: Iterable[K8sObject]) -> list[K8sObject]:
+    """Namespaces first, then policies (in force before any pod starts), Services, Pods."""
+    objs = list(objects)
+    for obj in objs:
+        if obj.get("kind") not in APPLY_ORDER:
+            raise ValueError(
+                f"the live backend cannot apply {object_key(obj)}: only {', '.join(APPLY_ORDER)}"
+            )
+    return sorted(objs, key=lambda o: APPLY_ORDER[o["kind"]])
+
+
+def spec_hash(pod: K8sObject) -> str:
+    """A digest of a pod's spec: pods are immutable, so a different digest means delete and recreate."""
+    return hashlib.sha256(json.dumps(pod.get("spec") or {}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def with_spec_hash(pod: K8sObject) -> K8sObject:
+    meta = dict(pod.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), SPEC_HASH: spec_hash(pod)}
+    return {**pod, "metadata": meta}
+
+
+def as_object(api_client: Any, item: Any, kind: str, api_version: str) -> K8sObject:
+    """A client model read from the API as a plain dict. List items carry no kind: it is set here."""
+    obj = api_client.sanitize_for_serialization(item)
+    obj["kind"] = kind
+    obj["apiVersion"] = api_version
+    return obj
+
+
+def _conditions(obj: K8sObject) -> dict[str, dict]:
+    return {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or ()}
+
+
+def pod_is_ready(pod: K8sObject) -> bool:
+    status = pod.get("status") or {}
+    return (
+        status.get("phase") == "Running"
+        and bool(status.get("podIP"))
+        and _conditions(pod).get("Ready", {}).get("status") == "True"
+    )
+
+
+def pod_problems(pod: K8sObject) -> str:
+    """Why a pod is not ready: phase, false conditions, waiting or crashed containers."""
+    status = pod.get("status") or {}
+    parts = [f"phase {status.get('phase') or 'unknown'}"]
+    for ctype, cond in _conditions(pod).items():
+        if cond.get("status") != "True":
+            why = ": ".join(x for x in (cond.get("reason"), cond.get("message")) if x)
+            parts.append(f"{ctype}=False" + (f" ({why})" if why else ""))
+    for cs in status.get("containerStatuses") or ():
+        state = cs.get("state") or {}
+        for key in ("waiting", "terminated"):
+            if key in state and state[key]:
+                detail = state[key]
+                why = ": ".join(x for x in (detail.get("reason"), detail.get("message")) if x)
+                parts.append(f"container {cs.get('name')} {key}" + (f" ({why})" if why else ""))
+        if cs.get("restartCount"):
+            parts.append(f"container {cs.get('name')} restarted {cs['restartCount']}x")
+    if not status.get("podIP"):
+        parts.append("no pod IP yet")
+    return "; ".join(parts)
+
+
+def cni_from_daemonsets(daemonsets: Iterable[tuple[str, str]]) -> str:
+    """Which CNI the (namespace, name) DaemonSets show, e.g. "Calico (calico-system/calico-node)"."""
+    found = []
+    for namespace, name in daemonsets:
+        for prefix, cni in KNOWN_CNI_DAEMONSETS.items():
+            if name == prefix or name.startswith(prefix + "-"):
+                found.append(f"{cni} ({namespace}/{name})")
+    return ", ".join(sorted(set(found))) or "unknown (no DaemonSet of a known CNI)"
+
+
+def repro_command(probe: Probe, timeout_s: float, kubeconfig: str | None, context: str | None) -> str:
+    """``kubectl exec ... agnhost connect ...``: the probe, by hand, against the same cluster."""
+    ns, pod = probe.client.split("/", 1)
+    argv = ["kubectl"]
+    if kubeconfig:
+        argv += ["--kubeconfig", kubeconfig]
+    if context:
+        argv += ["--context", context]
+    argv += ["exec", "-n", ns, pod, "--", *connect_command(probe.host, probe.port, probe.protocol, timeout_s)]
+    return shlex.join(argv)
+
+
+def _api_error(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body) if exc.body else {}
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return message or str(exc.reason or exc).strip()
+
+
+# --- the backend -----------------------------------------------------------------------------------
+
+
+class KubeBackend(Backend):
+    """A cluster reached through a kubeconfig and a context, as kubectl takes them."""
+
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        *,
+        name: str = "existing",
+        probe_workers: int = 8,
+    ) -> None:
+        self.name = name
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.probe_workers = probe_workers
+        self.configuration = client.Configuration()
+        try:
+            config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=self.configuration
+            )
+        except Exception as exc:  # ConfigException, missing file, bad YAML
+            raise BackendUnavailable(
+                f"cannot load kubeconfig {kubeconfig or '(default)'} "
+                f"context {context or '(current)'}: {exc}; "
+                "pass --kubeconfig FILE --context NAME, or run without a cluster with --backend model"
+            ) from None
+        self.api_client = client.ApiClient(configuration=self.configuration)
+        self.core = client.CoreV1Api(self.api_client)
+        self.networking = client.NetworkingV1Api(self.api_client)
+        self.apps = client.AppsV1Api(self.api_client)
+
+    def new_core_api(self) -> client.CoreV1Api:
+        """A CoreV1Api on its own ApiClient (one per prober thread: exec is not thread-safe)."""
+        return client.CoreV1Api(client.ApiClient(configuration=self.configuration))
+
+    # apply
+
+    def apply(self, objects: Sequence[K8sObject]) -> None:
+        for obj in order_for_apply(objects):
+            try:
+                self._apply_one(obj)
+            except ApiException as exc:
+                message = _api_error(exc)
+                if exc.status == 403 and "PodSecurity" in message:
+                    raise RuntimeError(
+                        f"{object_key(obj)} rejected by Pod Security admission: {message}. The probe pods "
+                        "meet the 'restricted' level; a stricter custom admission policy must allow them"
+                    ) from None
+                raise RuntimeError(f"cannot apply {object_key(obj)}: {message} (HTTP {exc.status})") from None
+
+    def _apply_one(self, obj: K8sObject) -> None:
+        kind = obj["kind"]
+        meta = obj["metadata"]
+        name, ns = meta["name"], meta.get("namespace")
+        if kind == "Pod":
+            obj = with_spec_hash(obj)
+        body = MODELS[kind].from_dict(obj)
+        create, read, replace = self._verbs(kind, name, ns)
+        try:
+            create(body)
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        current = read()
+        if kind == "Pod":
+            have = (current.metadata.annotations or {}).get(SPEC_HASH)
+            if have == obj["metadata"]["annotations"][SPEC_HASH]:
+                # Same spec: only labels (mutable) may differ.
+                self.core.patch_namespaced_pod(name, ns, {"metadata": {"labels": meta.get("labels") or {}}})
+                return
+            self.core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+            self._wait_gone(lambda: self.core.read_namespaced_pod(name, ns), f"pod {ns}/{name}", 120)
+            create(body)
+            return
+        body.metadata.resource_version = current.metadata.resource_version
+        if kind == "Service":
+            # clusterIP is immutable: keep the one allocated.
+            body.spec.cluster_ip = current.spec.cluster_ip
+            body.spec.cluster_ips = current.spec.cluster_ips
+        replace(body)
+
+    def _verbs(self, kind: str, name: str, ns: str | None) -> tuple[Callable, Callable, Callable]:
+        c, n = self.core, self.networking
+        if kind == "Namespace":
+            return (
+                lambda b: c.create_namespace(b),
+                lambda: c.read_namespace(name),
+                lambda b: c.replace_namespace(name, b),
+            )
+        if kind == "Service":
+            return (
+                lambda b: c.create_namespaced_service(ns, b),
+                lambda: c.read_namespaced_service(name, ns),
+                lambda b: c.replace_namespaced_service(name, ns, b),
+            )
+        if kind == "NetworkPolicy":
+            return (
+                lambda b: n.create_namespaced_network_policy(ns, b),
+                lambda: n.read_namespaced_network_policy(name, ns),
+                lambda b: n.replace_namespaced_network_policy(name, ns, b),
+            )
+        return (
+            lambda b: c.create_namespaced_pod(ns, b),
+            lambda: c.read_namespaced_pod(name, ns),
+            lambda b: None,
+        )
+
+    # delete
+
+    def delete(self, objects: Sequence[K8sObject], *, wait: bool = False, timeout_s: float = 180) -> None:
+        """Delete the objects (absent ones are fine). Namespaces are waited for only when ``wait``."""
+        namespaces = []
+        for obj in reversed(order_for_apply(objects)):
+            kind, meta = obj["kind"], obj["metadata"]
+            name, ns = meta["name"], meta.get("namespace")
+            try:
+                if kind == "Pod":
+                    self.core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+                elif kind == "Service":
+                    self.core.delete_namespaced_service(name, ns)
+                elif kind == "NetworkPolicy":
+                    self.networking.delete_namespaced_network_policy(name, ns)
+                else:
+                    self.core.delete_namespace(name)
+                    namespaces.append(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise RuntimeError(f"cannot delete {object_key(obj)}: {_api_error(exc)}") from None
+        if wait:
+            deadline = time.monotonic() + timeout_s
+            for name in namespaces:
+                left = max(1.0, deadline - time.monotonic())
+                self._wait_gone(lambda name=name: self.core.read_namespace(name), f"namespace {name}", left)
+
+    def delete_run(self, run_id: str, *, wait: bool = False, timeout_s: float = 180) -> list[str]:
+        """Delete every namespace labelled with the run id (what a crashed run left); their names."""
+        items = self.core.list_namespace(label_selector=f"{RUN_LABEL}={run_id}").items
+        names = [ns.metadata.name for ns in items]
+        self.delete(
+            [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in names],
+            wait=wait,
+            timeout_s=timeout_s,
+        )
+        return names
+
+    def _wait_gone(self, read: Callable[[], Any], what: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                read()
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{what} still exists {timeout_s:g}s after its deletion (finalizers?)")
+            time.sleep(GONE_POLL_S)
+
+    # readiness and state
+
+    def _pods(self, namespace: str) -> list[K8sObject]:
+        return [
+            as_object(self.api_client, p, "Pod", "v1") for p in self.core.list_namespaced_pod(namespace).items
+        ]
+
+    def wait_ready(self, namespaces: Iterable[str], timeout_s: float) -> None:
+        namespaces = list(namespaces)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            unready = [p for ns in namespaces for p in self._pods(ns) if not pod_is_ready(p)]
+            if not unready:
+                return
+            if time.monotonic() >= deadline:
+                lines = []
+                for p in unready:
+                    meta = p["metadata"]
+                    events = pod_events(self.core, meta["namespace"], meta["name"])
+                    lines.append(f"{meta['namespace']}/{meta['name']}: {pod_problems(p)}; events: {events}")
+                raise RuntimeError(
+                    f"{len(unready)} probe pod(s) not ready after {timeout_s:g}s: " + " || ".join(lines)
+                )
+            time.sleep(READY_POLL_S)
+
+    def state(self, namespaces: Iterable[str]) -> Cluster:
+        ac = self.api_client
+        objects = [as_object(ac, n, "Namespace", "v1") for n in self.core.list_namespace().items]
+        for ns in namespaces:
+            objects += self._pods(ns)
+            objects += [
+                as_object(ac, s, "Service", "v1") for s in self.core.list_namespaced_service(ns).items
+            ]
+            objects += [
+                as_object(ac, p, "NetworkPolicy", "networking.k8s.io/v1")
+                for p in self.networking.list_namespaced_network_policy(ns).items
+            ]
+        source = f"cluster {self.context or '(current context)'}"
+        return cluster_from_objects((source, obj) for obj in objects)
+
+    # probes
+
+    def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
+        return run_probes(self.new_core_api, probes, timeout_s, self.probe_workers)
+
+    def diagnose(self, pod_key: str) -> str:
+        ns, name = pod_key.split("/", 1)
+        try:
+            pod = as_object(self.api_client, self.core.read_namespaced_pod(name, ns), "Pod", "v1")
+        except ApiException as exc:
+            return f"pod {pod_key}: {_api_error(exc)}"
+        return f"pod {pod_key}: {pod_problems(pod)}\n{pod_events(self.core, ns, name)}"
+
+    def repro(self, probe: Probe, timeout_s: float) -> str:
+        return repro_command(probe, timeout_s, self.kubeconfig, self.context)
+
+    def detect_cni(self) -> str:
+        items = self.apps.list_daemon_set_for_all_namespaces().items
+        return cni_from_daemonsets((d.metadata.namespace, d.metadata.name) for d in items)
+
+    def close(self) -> None:
+        self.api_client.close()
