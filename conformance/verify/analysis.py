@@ -121,13 +121,16 @@ def _would_block(view: ClusterView, inference: Inference, needs: list[Need]) -> 
 
 
 def _suggest(inference: Inference, found: Shadow) -> list[Suggestion]:
-    reasons: dict[str, str] = {}
+    reasons: dict[str, list[str]] = {}
     for need in found.needs:
-        reasons[need.namespace] = "; ".join(need.evidence)
+        reasons[need.namespace] = list(need.evidence)
     for name in inference.allowed_namespaces:
         reasons.setdefault(
             name,
-            "already allowed; nothing in the input shows it needs GIM (kept: verify cannot see every client)",
+            [
+                "already allowed; nothing in the input shows it needs GIM"
+                " (kept: verify cannot see every client)"
+            ],
         )
     return [Suggestion(name, reasons[name]) for name in sorted(reasons)]
 

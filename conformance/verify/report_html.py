@@ -49,7 +49,8 @@ table.grid th.col{
   margin-right:4px;
   border-radius:2px;
 }
-.tag{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;font-weight:600}
+.tag{white-space:nowrap;display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;
+  font-weight:600}
 .tag.allowed,.tag.blocked{color:#fff}
 pre{
   background:#f6f8fa;
@@ -60,6 +61,13 @@ pre{
   overflow:auto;
 }
 li{margin:2px 0}
+ul.why{color:#8a1f1f}
+pre{white-space:pre-wrap}
+.panes{display:flex;gap:32px;flex-wrap:wrap}
+h3{font-size:14px;margin:12px 0 6px}
+.rt{display:inline-block;margin-left:6px;padding:0 5px;border-radius:8px;font-size:10px;
+  background:#dde2ea;color:#333}
+.rt.need{background:#f0a030;color:#fff}
 """
 
 CLASSES = {ALLOWED: "allowed", BLOCKED: "blocked", MIXED: "mixed", BROKEN: "broken", NONE: "none"}
@@ -67,7 +75,10 @@ CLASSES = {ALLOWED: "allowed", BLOCKED: "blocked", MIXED: "mixed", BROKEN: "brok
 
 def _grid(analysis: Analysis, *, under_enforce: bool) -> str:
     g = grid(analysis.flows, under_enforce=under_enforce)
-    head = "".join(f'<th class="col">{escape(c)}</th>' for c in g.cols)
+    prefix = f"{analysis.gim_namespace}/"
+    head = "".join(f'<th class="col">{escape(c.removeprefix(prefix))}</th>' for c in g.cols)
+    needs = {n.namespace for n in analysis.shadow.needs}
+    allowed = set(analysis.inference.allowed_namespaces)
     rows = []
     for row in g.rows:
         cells = []
@@ -75,14 +86,23 @@ def _grid(analysis: Analysis, *, under_enforce: bool) -> str:
             mark = g.cell(row, col)
             tip = escape(g.reasons.get((row, col), SYMBOLS[mark]), quote=True)
             cells.append(f'<td class="c {CLASSES[mark]}" title="{tip}">{escape(mark)}</td>')
-        rows.append(f"<tr><th>{escape(row)}</th>{''.join(cells)}</tr>")
-    legend = "".join(
-        f'<span><i class="{CLASSES[m]}"></i>{escape(text)}</span>' for m, text in SYMBOLS.items()
-    )
+        tags = ""
+        if row == analysis.gim_namespace:
+            tags += '<span class="rt">GIM</span>'
+        if row in allowed:
+            tags += '<span class="rt">listed</span>'
+        if row in needs:
+            tags += '<span class="rt need">needs GIM</span>'
+        rows.append(f"<tr><th>{escape(row)}{tags}</th>{''.join(cells)}</tr>")
     return (
-        f'<table class="grid"><tr><th>source namespace \\ GIM pod:port</th>{head}</tr>{"".join(rows)}</table>'
-        f'<p class="legend">{legend}</p>'
+        f'<table class="grid"><tr><th>source namespace &#8595; / GIM pod:port &#8594;</th>{head}</tr>'
+        f"{''.join(rows)}</table>"
     )
+
+
+def _legend() -> str:
+    items = "".join(f'<span><i class="{CLASSES[m]}"></i>{escape(text)}</span>' for m, text in SYMBOLS.items())
+    return f'<p class="legend">{items}</p>'
 
 
 def _configuration(analysis: Analysis) -> str:
@@ -105,8 +125,8 @@ def _configuration(analysis: Analysis) -> str:
     table = f"<table>{head}</table>"
     if policies:
         table += (
-            "<h3>Policies</h3><table><tr><th>policy</th><th>role</th><th>chart labels</th>"
-            "<th>what it does</th></tr>"
+            "<h3>Policies in the GIM namespace</h3><table><tr><th>policy</th><th>role</th>"
+            "<th>chart labels</th><th>what it does</th></tr>"
             f"{policies}</table>"
         )
     return table
@@ -129,7 +149,7 @@ def _shadow(analysis: Analysis) -> str:
         )
         rows.append(
             f"<tr><td>{escape(need.namespace)}</td><td>{tag}</td><td>{listed}</td>"
-            f"<td><ul>{evidence}</ul>{f'<ul>{why}</ul>' if why else ''}</td></tr>"
+            f"<td><ul>{evidence}</ul>{_blocked_list(why)}</td></tr>"
         )
     for need in analysis.shadow.host_network:
         evidence = "".join(f"<li>{escape(e)}</li>" for e in need.evidence)
@@ -141,6 +161,10 @@ def _shadow(analysis: Analysis) -> str:
         "<table><tr><th>namespace</th><th>under enforce</th><th>in allowedNamespaces</th>"
         "<th>evidence</th></tr>" + "".join(rows) + "</table>"
     )
+
+
+def _blocked_list(items: str) -> str:
+    return f'<b>blocked under enforce:</b><ul class="why">{items}</ul>' if items else ""
 
 
 def _list(title: str, items: list[str]) -> str:
@@ -180,18 +204,19 @@ def to_html(analysis: Analysis) -> str:
         )
     matrix = ""
     if analysis.flows:
-        matrix = f"<h2>Expected verdicts now ({escape(inf.mode)})</h2>" + _grid(analysis, under_enforce=False)
+        panes = [f"<div><h3>Now ({escape(inf.mode)})</h3>{_grid(analysis, under_enforce=False)}</div>"]
         if inf.mode != ENFORCE:
-            matrix += "<h2>Expected verdicts after the switch to enforce</h2>" + _grid(
-                analysis, under_enforce=True
+            panes.append(
+                f"<div><h3>After the switch to enforce</h3>{_grid(analysis, under_enforce=True)}</div>"
             )
+        matrix = f'<h2>Expected verdicts</h2><div class="panes">{"".join(panes)}</div>{_legend()}'
     body = (
         f"<h1>GIM network policies: {escape(analysis.gim_namespace)}</h1>"
         f'<div class="sub">gim-netpol verify, from {escape(analysis.source)}</div>'
         f"{verdict}"
         f"<h2>Inferred configuration</h2>{_configuration(analysis)}"
-        f"{matrix}"
         f"<h2>Who needs to reach GIM (shadow diff)</h2>{_shadow(analysis)}"
+        f"{matrix}"
         f"<h2>Values to paste</h2><pre>{escape(values_snippet(analysis))}</pre>"
         f"{_probes(analysis)}"
         f"{_list('Warnings', analysis.warnings)}{_list('Notes', analysis.notes)}"
