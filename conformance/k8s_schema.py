@@ -79,16 +79,24 @@ def _fail(message: str, source: str, key: str) -> UserError:
 def _check_identity(obj: Mapping, source: str, key: str) -> None:
     if obj.get("apiVersion") != API_VERSION:
         raise _fail(
-            f"must be {API_VERSION}, not {_describe(obj.get('apiVersion'))}", source, f"{key}.apiVersion"
+            f"must be {API_VERSION}, not {_describe(obj.get('apiVersion'))}{_misspelt(obj, 'apiVersion')}",
+            source,
+            f"{key}.apiVersion",
         )
     if obj.get("kind") != KIND:
-        raise _fail(f"must be {KIND}, not {_describe(obj.get('kind'))}", source, f"{key}.kind")
+        raise _fail(
+            f"must be {KIND}, not {_describe(obj.get('kind'))}{_misspelt(obj, 'kind')}", source, f"{key}.kind"
+        )
     metadata = obj.get("metadata")
     if not isinstance(metadata, Mapping):
-        raise _fail("is required (a mapping with at least a name)", source, f"{key}.metadata")
+        raise _fail(
+            f"is required (a mapping with at least a name){_misspelt(obj, 'metadata')}",
+            source,
+            f"{key}.metadata",
+        )
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
-        raise _fail("is required", source, f"{key}.metadata.name")
+        raise _fail(f"is required{_misspelt(metadata, 'name')}", source, f"{key}.metadata.name")
     if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
         raise _fail(
             f"{name!r} is not a valid name (a DNS-1123 subdomain: lowercase letters, digits, '-' and '.',"
@@ -102,7 +110,20 @@ def _check_identity(obj: Mapping, source: str, key: str) -> None:
     ):
         raise _fail(f"{namespace!r} is not a valid namespace name", source, f"{key}.metadata.namespace")
     if not isinstance(obj.get("spec"), Mapping):
-        raise _fail("is required (a NetworkPolicy spec mapping)", source, f"{key}.spec")
+        raise _fail(
+            f"is required (a NetworkPolicy spec mapping){_misspelt(obj, 'spec')}", source, f"{key}.spec"
+        )
+
+
+def _misspelt(mapping: Mapping, field: str) -> str:
+    """A hint when ``field`` is missing but a key that looks like a typo of it is present."""
+    if mapping.get(field) is not None:
+        return ""
+    others = [str(k) for k in mapping if k != field]
+    typo = difflib.get_close_matches(field, others, n=1, cutoff=0.75) or [
+        k for k in others if k.lower() == field.lower()
+    ]
+    return f" (found {typo[0]!r}: a typo of {field!r}?)" if typo else ""
 
 
 def _check_schema(obj: Mapping, source: str, key: str) -> None:

@@ -96,6 +96,13 @@ def test_a_namespace_in_metadata_is_allowed_when_valid() -> None:
             "not a valid namespace",
         ),
         ({"spec": None}, f"{KEY}.spec", "is required"),
+        (
+            {"apiVersion": None, "apiversion": "networking.k8s.io/v1"},
+            f"{KEY}.apiVersion",
+            "a typo of 'apiVersion'",
+        ),
+        ({"metadata": {"nmae": "p"}}, f"{KEY}.metadata.name", "found 'nmae'"),
+        ({"spec": None, "sepc": {}}, f"{KEY}.spec", "found 'sepc'"),
         ({"specs": {}}, f"{KEY}.specs", "did you mean 'spec'"),
         ({"metadata": {"name": "p", "lables": {}}}, f"{KEY}.metadata.lables", "did you mean 'labels'"),
         ({"metadata": {"name": "p", "labels": {"a": 1}}}, f"{KEY}.metadata.labels.a", "schema"),
@@ -262,9 +269,18 @@ def test_schema_version_is_pinned_and_shipped() -> None:
 
 
 def test_validation_is_cheap_after_the_first_call() -> None:
-    policy = VALID[-1]
-    validate_network_policy(policy, "values.yaml", KEY)
+    # Relative timings, so that a loaded machine slows both alike: the first call loads and compiles the
+    # 2 MB schema, later ones reuse it.
+    from conformance import k8s_schema
+
+    k8s_schema._validator.cache_clear()
+    policy = VALID[0]
     start = time.perf_counter()
-    for _ in range(200):
+    validate_network_policy(policy, "values.yaml", KEY)
+    cold = time.perf_counter() - start
+    warm = []
+    for _ in range(21):
+        start = time.perf_counter()
         validate_network_policy(policy, "values.yaml", KEY)
-    assert time.perf_counter() - start < 1.0
+        warm.append(time.perf_counter() - start)
+    assert sorted(warm)[10] * 5 < cold
