@@ -216,3 +216,6 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture) -> None:
     assert "render" in out and "simulate" in out
     assert main([]) == 2
     assert "usage:" in capsys.readouterr().err
+    assert main(["rendr"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'rendr'" in err and "'simulate'" in err
