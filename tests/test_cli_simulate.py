@@ -353,3 +353,22 @@ def test_a_closed_pipe_ends_quietly(
     monkeypatch.setattr("sys.stdout", ClosedPipe())
     assert main(["simulate", snapshot, "-o", "json"]) == 1
     assert "error" not in capsys.readouterr().err
+
+
+def test_json_output_of_many_probes_is_fast() -> None:
+    import time
+
+    from conformance.commands.simulate import format_json
+    from conformance.simulator import Simulator
+    from conformance.snapshot import cluster_from_objects
+
+    objects = [pod(f"ns-{i % 5}", f"p{i}", f"10.244.{i // 200}.{i % 200 + 1}") for i in range(350)]
+    cluster = cluster_from_objects([("big.json", o) for o in [*objects, ALLOW_X_FROM_Y]])
+    results = list(Simulator(cluster).matrix(cluster.pods, cluster.pods, [(80, "TCP")]))
+    assert len(results) == 350 * 349
+    start = time.process_time()
+    text = format_json(results)
+    elapsed = time.process_time() - start
+    assert len(probes_of(text)) == len(results)
+    # 450,000 probes (the benchmark) must be written well under a second: this is about a quarter of it
+    assert elapsed < 0.5, f"{elapsed:.2f}s of CPU for {len(results)} probes"
