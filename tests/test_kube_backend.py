@@ -1,0 +1,471 @@
+"""KubeBackend: its pure conversions, and its API calls against a small fake API server on loopback.
+
+The fake server stands in for the Kubernetes API server only (an external system): the real
+kubernetes client serializes, sends and parses every request, so what is tested is our use of it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import yaml
+from kubernetes import client
+
+from conformance.backends import kube
+from conformance.backends.base import BackendUnavailable, Probe
+from conformance.backends.kube import (
+    KubeBackend,
+    as_object,
+    cni_from_daemonsets,
+    order_for_apply,
+    pod_is_ready,
+    pod_problems,
+    spec_hash,
+)
+from conformance.model import ContainerPort
+from conformance.probes.agnhost import RUN_LABEL, client_pod, server_pod, service
+
+RUN = "run-42"
+
+# --- pure helpers ------------------------------------------------------------------------------
+
+
+def test_apply_order_puts_namespaces_then_policies_before_workloads():
+    objs = [
+        {"kind": "Pod", "metadata": {"name": "p"}},
+        {"kind": "Service", "metadata": {"name": "s"}},
+        {"kind": "NetworkPolicy", "metadata": {"name": "n"}},
+        {"kind": "Namespace", "metadata": {"name": "ns"}},
+    ]
+    assert [o["kind"] for o in order_for_apply(objs)] == ["Namespace", "NetworkPolicy", "Service", "Pod"]
+    with pytest.raises(ValueError, match="ConfigMap"):
+        order_for_apply([{"kind": "ConfigMap", "metadata": {"name": "c"}}])
+
+
+def test_spec_hash_changes_with_the_spec_only():
+    a = client_pod("x", "c", {"a": "1"}, run_id=RUN)
+    b = client_pod("x", "c", {"a": "2"}, run_id=RUN)
+    c = client_pod("x", "c", {"a": "1"}, image="other/agnhost:1", run_id=RUN)
+    assert spec_hash(a) == spec_hash(b) != spec_hash(c)
+
+
+def test_read_objects_convert_to_the_model():
+    api_client = client.ApiClient()
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="nginx", namespace="gim", labels={"app": "nginx"}),
+        spec=client.V1PodSpec(
+            node_name="kind-worker2",
+            containers=[
+                client.V1Container(
+                    name="server",
+                    image="agnhost",
+                    ports=[
+                        client.V1ContainerPort(container_port=8080, name="http", protocol="TCP"),
+                        client.V1ContainerPort(container_port=5353, protocol="UDP"),
+                    ],
+                )
+            ],
+        ),
+        status=client.V1PodStatus(phase="Running", pod_ip="192.168.1.7"),
+    )
+    obj = as_object(api_client, pod, "Pod", "v1")
+    assert obj["kind"] == "Pod" and obj["status"]["podIP"] == "192.168.1.7"
+    svc = as_object(
+        api_client,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="nginx", namespace="gim"),
+            spec=client.V1ServiceSpec(
+                selector={"app": "nginx"},
+                cluster_ip="10.96.3.4",
+                ports=[client.V1ServicePort(port=80, target_port="http", name="web")],
+            ),
+        ),
+        "Service",
+        "v1",
+    )
+    from conformance.snapshot import cluster_from_objects
+
+    cluster = cluster_from_objects([("test", obj), ("test", svc)])
+    (p,) = cluster.pods
+    assert (p.key, p.ip, p.node, p.labels) == ("gim/nginx", "192.168.1.7", "kind-worker2", {"app": "nginx"})
+    assert p.ports == (ContainerPort(8080, "TCP", "http"), ContainerPort(5353, "UDP", None))
+    (s,) = cluster.services
+    assert (s.cluster_ip, s.ports[0].target_port, s.selects(p)) == ("10.96.3.4", "http", True)
+
+
+def test_pod_readiness_and_problems():
+    ready = {
+        "status": {
+            "phase": "Running",
+            "podIP": "1.2.3.4",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }
+    }
+    assert pod_is_ready(ready)
+    pulling = {
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+            "containerStatuses": [
+                {
+                    "name": "client",
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}},
+                }
+            ],
+        }
+    }
+    assert not pod_is_ready(pulling)
+    text = pod_problems(pulling)
+    assert "phase Pending" in text and "ImagePullBackOff" in text and "no pod IP yet" in text
+
+
+def test_cni_detection_names_the_daemonsets():
+    assert cni_from_daemonsets([("calico-system", "calico-node"), ("kube-system", "kube-proxy")]) == (
+        "Calico (calico-system/calico-node)"
+    )
+    assert "kindnet (kube-system/kindnet)" in cni_from_daemonsets([("kube-system", "kindnet")])
+    assert "AWS VPC CNI" in cni_from_daemonsets([("kube-system", "aws-node")])
+    assert cni_from_daemonsets([("kube-system", "kube-proxy")]).startswith("unknown")
+
+
+# --- a fake API server on loopback -----------------------------------------------------------------
+
+
+class FakeApiServer:
+    """An in-memory Kubernetes API: namespaces, pods, services, networkpolicies, events, daemonsets."""
+
+    def __init__(self):
+        self.objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name)
+        self.requests: list[tuple[str, str]] = []
+        self.rv = 0
+        self.daemonsets = [("calico-system", "calico-node"), ("kube-system", "kube-proxy")]
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                return json.loads(self.rfile.read(length) or b"{}")
+
+            def _handle(self, method):
+                with server.lock:
+                    code, body = server.handle(method, self.path, self._body() if method != "GET" else None)
+                self._send(code, body)
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def do_POST(self):
+                self._handle("POST")
+
+            def do_PUT(self):
+                self._handle("PUT")
+
+            def do_PATCH(self):
+                self._handle("PATCH")
+
+            def do_DELETE(self):
+                self._handle("DELETE")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    ROUTES = [
+        (re.compile(r"^/api/v1/namespaces(?:/(?P<name>[^/]+))?$"), "namespaces", False),
+        (
+            re.compile(
+                r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<res>pods|services|events)(?:/(?P<name>[^/]+))?$"
+            ),
+            None,
+            True,
+        ),
+        (
+            re.compile(
+                r"^/apis/networking.k8s.io/v1/namespaces/(?P<ns>[^/]+)/networkpolicies(?:/(?P<name>[^/]+))?$"
+            ),
+            "networkpolicies",
+            True,
+        ),
+    ]
+
+    @staticmethod
+    def status(code, reason, message):
+        return code, {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "reason": reason,
+            "message": message,
+            "code": code,
+        }
+
+    def handle(self, method, raw_path, body):
+        url = urlparse(raw_path)
+        path, query = url.path, parse_qs(url.query)
+        self.requests.append((method, path))
+        if path == "/apis/apps/v1/daemonsets":
+            return 200, {
+                "kind": "DaemonSetList",
+                "apiVersion": "apps/v1",
+                "metadata": {},
+                "items": [
+                    {"metadata": {"namespace": ns, "name": n}, "spec": {"selector": {}, "template": {}}}
+                    for ns, n in self.daemonsets
+                ],
+            }
+        for regex, route_resource, namespaced in self.ROUTES:  # noqa: B007 (used after the loop)
+            m = regex.match(path)
+            if m:
+                break
+        else:
+            return self.status(404, "NotFound", f"no route {path}")
+        groups = m.groupdict()
+        resource = route_resource or groups["res"]
+        ns = groups.get("ns") or ""
+        name = groups.get("name")
+        key = (resource, ns, name)
+        if method == "GET" and name is None:
+            items = [
+                o for (r, n, _), o in self.objects.items() if r == resource and (not namespaced or n == ns)
+            ]
+            selector = (query.get("labelSelector") or [""])[0]
+            if selector:
+                k, v = selector.split("=", 1)
+                items = [o for o in items if (o["metadata"].get("labels") or {}).get(k) == v]
+            return 200, {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
+        if method == "POST":
+            name = body["metadata"]["name"]
+            key = (resource, ns, name)
+            if key in self.objects:
+                return self.status(409, "AlreadyExists", f'{resource} "{name}" already exists')
+            return 201, self.store(key, body, created=True)
+        if key not in self.objects:
+            return self.status(404, "NotFound", f'{resource} "{name}" not found')
+        current = self.objects[key]
+        if method == "GET":
+            return 200, current
+        if method == "DELETE":
+            del self.objects[key]
+            if resource == "namespaces":
+                for k in [k for k in self.objects if k[1] == name]:
+                    del self.objects[k]
+            if resource in ("pods", "namespaces"):  # as the API server does: the object being deleted
+                return 200, current
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+        if method == "PATCH":
+            current["metadata"]["labels"] = body["metadata"]["labels"]
+            return 200, current
+        if method == "PUT":
+            if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+                return self.status(409, "Conflict", "the object has been modified")
+            if resource == "services" and body["spec"].get("clusterIP") != current["spec"]["clusterIP"]:
+                return self.status(422, "Invalid", "spec.clusterIP: Invalid value: field is immutable")
+            return 200, self.store(key, body, created=False)
+        return self.status(405, "MethodNotAllowed", method)
+
+    def store(self, key, body, created):
+        resource, ns, name = key
+        self.rv += 1
+        body.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
+        if resource == "namespaces":
+            body["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+        if resource == "services" and created:
+            body["spec"]["clusterIP"] = f"10.96.0.{self.rv}"
+        if resource == "pods" and created:
+            if name.startswith("stuck"):
+                body["status"] = {
+                    "phase": "Pending",
+                    "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                    "containerStatuses": [
+                        {
+                            "name": "client",
+                            "image": "agnhost",
+                            "imageID": "",
+                            "ready": False,
+                            "restartCount": 0,
+                            "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}},
+                        }
+                    ],
+                }
+                ev = {
+                    "metadata": {"name": f"{name}.1", "namespace": ns},
+                    "type": "Warning",
+                    "reason": "Failed",
+                    "message": "Failed to pull image",
+                    "count": 2,
+                    "involvedObject": {"name": name},
+                }
+                self.objects[("events", ns, f"{name}.1")] = ev
+            else:
+                body["status"] = {
+                    "phase": "Running",
+                    "podIP": f"192.168.0.{self.rv}",
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                }
+                body["spec"]["nodeName"] = "kind-worker"
+        self.objects[key] = body
+        return body
+
+
+@pytest.fixture
+def api(tmp_path):
+    server = FakeApiServer()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server.url}}],
+                "users": [{"name": "fake", "user": {"token": "t"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    backend = KubeBackend(str(kubeconfig), "fake")
+    yield server, backend
+    backend.close()
+    server.close()
+
+
+def ns_obj(name):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {RUN_LABEL: RUN}}}
+
+
+def netpol(ns, name="deny-all"):
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+
+
+def gim_objects(image="registry.k8s.io/e2e-test-images/agnhost:2.52"):
+    return [
+        server_pod(
+            "gim", "nginx", {"app": "nginx"}, [ContainerPort(8080, name="http")], image=image, run_id=RUN
+        ),
+        service("gim", "nginx", {"app": "nginx"}, [ContainerPort(8080, name="http")], RUN),
+        netpol("gim"),
+        ns_obj("gim"),
+        ns_obj("ingress-nginx"),
+        client_pod("ingress-nginx", "client", {"role": "client"}, run_id=RUN),
+    ]
+
+
+def test_apply_then_state_round_trips_through_the_api(api):
+    server, backend = api
+    backend.apply(gim_objects())
+    posts = [p for m, p in server.requests if m == "POST"]
+    assert posts[:2] == ["/api/v1/namespaces", "/api/v1/namespaces"]
+    assert posts.index("/apis/networking.k8s.io/v1/namespaces/gim/networkpolicies") < posts.index(
+        "/api/v1/namespaces/gim/pods"
+    )
+    backend.wait_ready(["gim", "ingress-nginx"], timeout_s=5)
+    cluster = backend.state(["gim", "ingress-nginx"])
+    assert cluster.namespaces["gim"].labels[RUN_LABEL] == RUN
+    nginx = cluster.pod("gim/nginx")
+    assert nginx.ip and nginx.ports == (ContainerPort(8080, "TCP", "http"),) and nginx.node == "kind-worker"
+    (svc,) = cluster.services
+    assert svc.cluster_ip and svc.selects(nginx)
+    assert [p["metadata"]["name"] for p in cluster.policies] == ["deny-all"]
+
+
+def test_apply_again_replaces_in_place_and_recreates_changed_pods(api):
+    server, backend = api
+    backend.apply(gim_objects())
+    svc_ip = server.objects[("services", "gim", "nginx")]["spec"]["clusterIP"]
+    pod_ip = server.objects[("pods", "gim", "nginx")]["status"]["podIP"]
+    server.requests.clear()
+    backend.apply(gim_objects())  # same objects: replace, keep the Service IP, keep the pods
+    assert server.objects[("services", "gim", "nginx")]["spec"]["clusterIP"] == svc_ip
+    assert ("DELETE", "/api/v1/namespaces/gim/pods/nginx") not in server.requests
+    assert server.objects[("pods", "gim", "nginx")]["status"]["podIP"] == pod_ip
+    backend.apply(gim_objects(image="mirror.local/agnhost:2.52"))  # a new spec: delete + create
+    assert ("DELETE", "/api/v1/namespaces/gim/pods/nginx") in server.requests
+    assert (
+        server.objects[("pods", "gim", "nginx")]["spec"]["containers"][0]["image"]
+        == "mirror.local/agnhost:2.52"
+    )
+
+
+def test_delete_ignores_what_is_already_gone_and_delete_run_finds_namespaces_by_label(api):
+    server, backend = api
+    backend.apply(gim_objects())
+    backend.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "unrelated"}}])
+    backend.delete([netpol("gim"), netpol("gim", "never-existed")])
+    assert ("networkpolicies", "gim", "deny-all") not in server.objects
+    deleted = backend.delete_run(RUN, wait=True, timeout_s=5)
+    assert sorted(deleted) == ["gim", "ingress-nginx"]
+    assert [k for k in server.objects if k[0] == "namespaces"] == [("namespaces", "", "unrelated")]
+
+
+def test_wait_ready_times_out_with_phase_and_events(api, monkeypatch):
+    monkeypatch.setattr(kube, "READY_POLL_S", 0.05)
+    server, backend = api
+    backend.apply([ns_obj("x"), client_pod("x", "stuck-client", {}, run_id=RUN)])
+    with pytest.raises(RuntimeError) as info:
+        backend.wait_ready(["x"], timeout_s=0.2)
+    message = str(info.value)
+    assert "x/stuck-client" in message and "phase Pending" in message and "ErrImagePull" in message
+    assert "Warning Failed: Failed to pull image (x2)" in message
+    assert "ErrImagePull" in backend.diagnose("x/stuck-client")
+
+
+def test_detect_cni_and_repro(api):
+    server, backend = api
+    assert backend.detect_cni() == "Calico (calico-system/calico-node)"
+    probe = Probe(client="ingress-nginx/client", target="gim/nginx", host="192.168.0.9", port=8080)
+    command = backend.repro(probe, 2)
+    argv = shlex.split(command)
+    assert argv[:7] == ["kubectl", "--kubeconfig", backend.kubeconfig, "--context", "fake", "exec", "-n"]
+    assert argv[7:] == [
+        "ingress-nginx",
+        "client",
+        "--",
+        "/agnhost",
+        "connect",
+        "192.168.0.9:8080",
+        "--timeout=2s",
+        "--protocol=tcp",
+    ]
+
+
+def test_probe_threads_get_their_own_api_clients(api):
+    _, backend = api
+    a, b = backend.new_core_api(), backend.new_core_api()
+    assert a.api_client is not b.api_client is not backend.api_client
+    assert a.api_client.configuration.host == backend.configuration.host
+
+
+def test_a_bad_kubeconfig_is_backend_unavailable(tmp_path):
+    with pytest.raises(BackendUnavailable, match="--backend model"):
+        KubeBackend(str(tmp_path / "missing"), "nope")
