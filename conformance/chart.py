@@ -53,6 +53,12 @@ class RenderedChart:
     workloads: tuple[Workload, ...]  # one per pod template, in the order of the manifests
     notes: tuple[str, ...] = ()  # what the user should know: nothing to test, objects left out
 
+    @property
+    def client_workload(self) -> Workload | None:
+        """The chart's first workload that only opens connections (a worker): the GIM-side client stand-in
+        should carry its labels, so the chart's same-namespace rules see a client that looks like GIM's."""
+        return next((w for w in self.workloads if not w.serves), None)
+
 
 def load_manifests(path: str, gim_namespace: str) -> RenderedChart:
     """The NetworkPolicies and workloads of a ``helm template`` output file, for the GIM namespace."""
@@ -269,7 +275,7 @@ def helm_template(
     """Render ``chart`` with ``helm template`` into ``out_dir`` and return the output file's path."""
     helm = shutil.which("helm")
     if helm is None:
-        raise UserError(HELM_MISSING, source="--chart")
+        raise UserError(HELM_MISSING)  # the message names --chart itself
     argv = [helm, *helm_command(chart, values_files, sets, namespace, release)]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=HELM_TIMEOUT_S, check=False)

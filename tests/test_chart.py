@@ -113,6 +113,7 @@ def test_fixture_workloads_mirror_every_pod_template_with_its_labels_and_ports()
         assert not by_name[name].serves and by_name[name].ports == ()
     serving = {w.name for w in chart.workloads if w.serves}
     assert serving == {"nginx", "internal-api", "internal-api-long", "public-api", "hook", "app-exporter"}
+    assert chart.client_workload is by_name["worker"]
     # the chart's pods carry the labels the suite's GIM-side client carries, so the chart's selectors see both
     assert all(w.labels.items() >= PART_OF.items() for w in chart.workloads)
 
@@ -230,6 +231,7 @@ def test_host_network_and_foreign_workloads_are_left_out_with_a_note():
         deployment("api", [{"containerPort": 8000}]),
     )
     assert [w.name for w in chart.workloads] == ["api"]
+    assert chart.client_workload is None  # no worker-like workload in this chart
     assert any("DaemonSet/agent" in n and "hostNetwork" in n for n in chart.notes)
     assert any("Deployment/monitoring/exporter" in n for n in chart.notes)
 
@@ -446,6 +448,7 @@ def test_no_helm_on_path_says_how_to_fix_it(tmp_path, monkeypatch):
         helm_template("./chart", [], [], "gitguardian", out_dir=tmp_path)
     assert e.value.message == HELM_MISSING
     assert "https://helm.sh/docs/intro/install/" in str(e.value) and "--manifests" in str(e.value)
+    assert str(e.value) == HELM_MISSING  # one line, naming --chart once
     assert not list(tmp_path.iterdir())
 
 
