@@ -469,3 +469,13 @@ def test_probe_threads_get_their_own_api_clients(api):
 def test_a_bad_kubeconfig_is_backend_unavailable(tmp_path):
     with pytest.raises(BackendUnavailable, match="--backend model"):
         KubeBackend(str(tmp_path / "missing"), "nope")
+
+
+def test_probe_through_the_real_client_reports_a_failed_exec_as_an_error(api):
+    # The fake server cannot upgrade to a websocket: the real client's exec call is made (its argument
+    # validation passes) and fails, which must come back as an error with the reason, never as blocked.
+    _, backend = api
+    probe = Probe(client="ingress-nginx/client", target="gim/nginx", host="192.168.0.9", port=8080)
+    (obs,) = backend.probe([probe], timeout_s=1)
+    assert obs.outcome.value == "error"
+    assert "exec in ingress-nginx/client failed" in obs.detail
