@@ -7,13 +7,29 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 import yaml
 
+from conformance.backends.base import Observation, Outcome, Probe
+from conformance.backends.model import ModelBackend
 from conformance.cli import main
 from conformance.commands.cleanup import leftovers
 from conformance.probes.agnhost import RUN_LABEL
+from conformance.verify.analysis import analyse
+from conformance.verify.discovery import view_from_objects
+from conformance.verify.live import (
+    LiveOptions,
+    admission_advice,
+    agrees,
+    as_documents,
+    canary_problem,
+    probe_cluster,
+    scratch_namespace,
+)
+from conformance.verify.rbac import cluster_role, granted_by_rules, missing_permissions, required_permissions
+from conformance.verify.report_junit import to_junit
 from tests import verify_snapshots as snap
 
 
@@ -165,3 +181,207 @@ def test_cleanup_deletes_labelled_namespaces_and_stray_labelled_pods_only():
     ]
     only_def = [str(x) for x in leftovers(namespaces, pods, run_id="def")]
     assert only_def == ["Namespace verify-def (run def)"]
+
+
+# -- least privilege --------------------------------------------------------------------------------
+
+RBAC = Path(__file__).resolve().parent.parent / "deploy" / "rbac-verify.yaml"
+
+
+def test_rbac_manifest_grants_exactly_what_verify_checks_for():
+    docs = list(yaml.safe_load_all(RBAC.read_text()))
+    role = cluster_role(docs)
+    granted = granted_by_rules(role["rules"])
+    required = {p.key for p in required_permissions(probing=True, monitoring=True)}
+    assert granted == required
+    assert not any("*" in part for key in granted for part in key)
+    binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "gim-netpol-verify",
+    }
+    assert binding["subjects"][0]["kind"] == "ServiceAccount"
+
+
+def test_rbac_writes_nothing_but_what_probing_needs():
+    writes = {p.key for p in required_permissions(probing=True) if p.verb not in ("get", "list")}
+    assert writes == {
+        ("create", "", "namespaces", ""),
+        ("delete", "", "namespaces", ""),
+        ("create", "", "pods", ""),
+        ("delete", "", "pods", ""),
+        ("create", "", "pods", "exec"),
+        ("create", "networking.k8s.io", "networkpolicies", ""),
+    }
+    assert all(p.verb in ("get", "list") for p in required_permissions(probing=False))
+
+
+def test_missing_permissions_are_listed_from_access_reviews():
+    asked = []
+
+    def review(body):  # stands in for the API server's SelfSubjectAccessReview
+        asked.append(body)
+        attrs = body["spec"]["resourceAttributes"]
+        return attrs["resource"] != "ingressclasses" and attrs.get("subresource") != "exec"
+
+    missing = missing_permissions(review, required_permissions(probing=True, monitoring=False))
+    assert [str(p).split(" (")[0] for p in missing] == [
+        "get ingressclasses.networking.k8s.io",
+        "list ingressclasses.networking.k8s.io",
+        "create pods/exec",
+        "get pods/exec",
+    ]
+    assert asked[0]["kind"] == "SelfSubjectAccessReview"
+    assert asked[0]["spec"]["resourceAttributes"] == {"verb": "get", "group": "", "resource": "namespaces"}
+
+
+# -- live path: the parts that need no cluster --------------------------------------------------------
+
+
+def test_typed_api_objects_go_through_the_snapshot_pipeline():
+    from kubernetes import client
+
+    api = client.ApiClient()
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="ctrl", namespace="edge", labels={"app": "ctrl"}),
+        spec=client.V1PodSpec(
+            host_network=True,
+            containers=[
+                client.V1Container(name="c", args=["/nginx-ingress-controller", "--ingress-class=nginx"])
+            ],
+        ),
+        status=client.V1PodStatus(phase="Running", pod_ip="172.18.0.2"),
+    )
+    ns = client.V1Namespace(metadata=client.V1ObjectMeta(name="edge", labels={"team": "net"}))
+    docs = as_documents("Pod", "v1", [pod], api.sanitize_for_serialization)
+    docs += as_documents("Namespace", "v1", [ns], api.sanitize_for_serialization)
+    assert docs[0]["kind"] == "Pod" and docs[0]["spec"]["hostNetwork"] is True
+    assert docs[0]["spec"]["containers"][0]["args"][1] == "--ingress-class=nginx"
+    view = view_from_objects([("live", d) for d in docs], source="live", listed_kinds=["Ingress"])
+    (parsed,) = view.cluster.pods
+    assert parsed.host_network and parsed.ip == "172.18.0.2"
+    assert view.cluster.namespaces["edge"].labels["team"] == "net"
+    assert view.has_kind("Ingress") and view.objects("Ingress") == []
+
+
+def _obs(outcome, detail=""):
+    return Observation(Probe("c/client", "c/server", "10.0.0.1", 8080), outcome, detail)
+
+
+def test_canary_that_passes_traffic_names_the_cni():
+    problem = canary_problem(
+        _obs(Outcome.CONNECTED), [_obs(Outcome.CONNECTED)], "kindnet (kube-system/kindnet)"
+    )
+    assert problem == (
+        "policies deployed but not enforced: this cluster's CNI does not enforce NetworkPolicy"
+        " (detected: kindnet (kube-system/kindnet))"
+    )
+    assert canary_problem(_obs(Outcome.CONNECTED), [_obs(Outcome.BLOCKED)] * 2, "Calico") is None
+    assert "before any policy" in canary_problem(_obs(Outcome.ERROR, "ImagePullBackOff"), [], "Calico")
+
+
+def test_admission_rejection_says_which_level_and_what_to_do():
+    message = (
+        'pods "client" is forbidden: violates PodSecurity "restricted:v1.24": seccompProfile '
+        '(pod or container "client" must set securityContext.seccompProfile.type to "RuntimeDefault")'
+    )
+    advice = admission_advice(message, "client", "monitoring")
+    assert "Pod Security admission" in advice and "level 'restricted' (version v1.24)" in advice
+    assert "seccompProfile" in advice and "exempt" in advice
+    webhook = admission_advice(
+        'admission webhook "validate.kyverno.svc" denied the request: image not allowed',
+        "client",
+        "monitoring",
+    )
+    assert "validate.kyverno.svc" in webhook and "--probe-image" in webhook
+
+
+def test_scratch_namespaces_carry_the_run_label_and_restricted_pod_security():
+    ns = scratch_namespace("ab12cd34", "probe")
+    assert ns["metadata"]["name"] == "gim-netpol-verify-ab12cd34-probe"
+    assert ns["metadata"]["labels"] == {
+        RUN_LABEL: "ab12cd34",
+        "pod-security.kubernetes.io/enforce": "restricted",
+    }
+
+
+def test_blocked_needs_two_timeouts_in_a_row():
+    assert not agrees(False, [_obs(Outcome.BLOCKED)])
+    assert agrees(False, [_obs(Outcome.CONNECTED), _obs(Outcome.BLOCKED), _obs(Outcome.BLOCKED)])
+    assert not agrees(False, [_obs(Outcome.BLOCKED), _obs(Outcome.ERROR)])
+    assert agrees(True, [_obs(Outcome.BLOCKED), _obs(Outcome.CONNECTED)])
+    assert not agrees(True, [_obs(Outcome.REFUSED)])
+
+
+class ModelCluster(ModelBackend):
+    """The model backend (in-memory API + simulator as CNI) with what a live run also asks of a cluster."""
+
+    def __init__(self, enforcing: bool = True) -> None:
+        super().__init__()
+        self.enforcing = enforcing
+
+    def detect_cni(self) -> str:
+        return "Calico (calico-system/calico-node)" if self.enforcing else "kindnet (kube-system/kindnet)"
+
+    def delete_run(self, run_id: str) -> list[str]:
+        doomed = [
+            n
+            for n in self.objects("Namespace")
+            if (n["metadata"].get("labels") or {}).get(RUN_LABEL) == run_id
+        ]
+        self.delete(doomed)
+        return [n["metadata"]["name"] for n in doomed]
+
+    def probe(self, probes, timeout_s):
+        observed = super().probe(probes, timeout_s)
+        if self.enforcing:
+            return observed
+        return [Observation(o.probe, Outcome.CONNECTED, "no policy enforcement") for o in observed]
+
+
+def _live_run(objects, *, enforcing=True, allowed_probes=False):
+    backend = ModelCluster(enforcing)
+    backend.apply(objects)
+    view = view_from_objects(
+        [
+            ("model", o)
+            for o in backend.objects()
+            + [o for o in objects if o["kind"] not in ("Namespace", "Pod", "Service", "NetworkPolicy")]
+        ],
+        source="model",
+    )
+    result = analyse(view, snap.GIM)
+    probe_cluster(
+        backend,
+        result,
+        view,
+        LiveOptions(probe_allowed_namespaces=allowed_probes, timeout_s=1, deadline_s=0.5),
+        "run1",
+    )
+    leftovers_after = [o for o in backend.objects() if RUN_LABEL in (o["metadata"].get("labels") or {})]
+    return result, leftovers_after
+
+
+def test_live_run_on_an_enforcing_cluster_probes_and_cleans_up():
+    result, left = _live_run(snap.cluster("enforce", ["ingress-nginx", "monitoring"]), allowed_probes=True)
+    assert left == []
+    assert result.live and result.problems == [] and result.exit_status == 0
+    by_client = {}
+    for p in result.probes:
+        by_client.setdefault(p.client.split("/")[0], set()).add((p.expected_allowed, p.outcome))
+    assert by_client["gim-netpol-verify-run1-probe"] == {(False, "blocked")}
+    assert by_client["ingress-nginx"] == {(True, "connected")}
+    assert {p.via for p in result.probes} == {"pod", "service"}
+    assert all(p.repro.startswith("kubectl exec") for p in result.probes)
+    root = ET.fromstring(to_junit(result))
+    assert len(root.findall("testsuite")[-1].findall("testcase")) == len(result.probes)
+
+
+def test_live_run_on_a_cluster_that_does_not_enforce_fails_on_the_canary():
+    result, left = _live_run(snap.cluster("enforce", ["ingress-nginx", "monitoring"]), enforcing=False)
+    assert left == []
+    assert result.exit_status == 1
+    assert result.problems[0].startswith("policies deployed but not enforced")
+    assert "kindnet" in result.problems[0]
+    assert result.probes == []

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             probe_allowed_namespaces=args.probe_allowed_namespaces,
             timeout_s=args.timeout,
             image=args.probe_image,
+            deadline_s=args.deadline,
         )
         analysis = verify_live(namespace, options)
     if args.report_dir:

@@ -1,0 +1,468 @@
+"""The live run of ``gim-netpol verify``: permissions, read-only discovery, CNI canary, probes.
+
+It cannot run on a machine without a cluster; what decides is the same code as the snapshot path
+(``analyse``), and the pure parts here (object conversion, probe planning, canary verdict, admission
+advice) are tested without one. Kubernetes client usage follows the python client's documentation
+(github.com/kubernetes-client/python, v29+; this project pins 37): ``config.load_kube_config`` /
+``load_incluster_config``, ``CoreV1Api.list_*_for_all_namespaces``, ``NetworkingV1Api.list_ingress_class``,
+``CustomObjectsApi.list_cluster_custom_object(group, version, plural)`` (returns a dict),
+``ApisApi.get_api_versions`` for the groups the server serves, and
+``ApiClient.sanitize_for_serialization`` to turn models into the dicts ``kubectl get -o json`` prints.
+
+Safety: nothing is written in the GIM namespace or any existing namespace, except (opt-in
+``--probe-allowed-namespaces``) one short-lived client pod per allowed namespace. Everything the run
+creates carries ``conformance.gitguardian.com/run=<run id>`` and is deleted in a ``finally`` (Ctrl-C
+included; SIGTERM is turned into the same path); ``gim-netpol cleanup`` removes what a killed run left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.backends.base import Observation, Outcome, Probe
+from conformance.errors import UserError
+from conformance.model import Cluster, ContainerPort, K8sObject, Pod
+from conformance.probes import agnhost
+from conformance.simulator import Simulator
+from conformance.verify.analysis import Analysis, ProbeRecord, analyse
+from conformance.verify.discovery import ClusterView, view_from_objects
+from conformance.verify.rbac import MONITORING_GROUP, api_review, missing_permissions, required_permissions
+
+RUN_LABEL = agnhost.RUN_LABEL
+CANARY_PORT = 8080
+SCRATCH_PREFIX = "gim-netpol-verify"
+READY_TIMEOUT_S = 180.0
+
+# kind -> (apiVersion, how to list it: (api name, method)); the typed lists carry no kind.
+CORE_LISTS: dict[str, tuple[str, str, str]] = {
+    "Namespace": ("v1", "core", "list_namespace"),
+    "Pod": ("v1", "core", "list_pod_for_all_namespaces"),
+    "Service": ("v1", "core", "list_service_for_all_namespaces"),
+    "NetworkPolicy": ("networking.k8s.io/v1", "networking", "list_network_policy_for_all_namespaces"),
+    "Ingress": ("networking.k8s.io/v1", "networking", "list_ingress_for_all_namespaces"),
+    "IngressClass": ("networking.k8s.io/v1", "networking", "list_ingress_class"),
+}
+MONITORING_PLURALS = {
+    "ServiceMonitor": "servicemonitors",
+    "PodMonitor": "podmonitors",
+    "Prometheus": "prometheuses",
+}
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    kubeconfig: str | None = None
+    context: str | None = None
+    probe_allowed_namespaces: bool = False
+    timeout_s: float = 5.0
+    image: str | None = None
+    deadline_s: float = 30.0  # retrying disagreeing probes (and waiting for the canary's deny-all to hold)
+
+
+# -- connection -------------------------------------------------------------------------------------
+
+
+def api_client(kubeconfig: str | None, context: str | None) -> Any:
+    """An ApiClient for the kubeconfig and context, as kubectl takes them (in-cluster config when
+    running in a pod without a kubeconfig)."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+    except Exception as exc:  # ConfigException, missing file, bad YAML
+        raise UserError(
+            f"cannot load kubeconfig {kubeconfig or '(default)'} context {context or '(current)'}: {exc}",
+            source="--kubeconfig",
+        ) from None
+    return client.ApiClient(configuration=configuration)
+
+
+# -- read-only discovery ----------------------------------------------------------------------------
+
+
+def as_documents(
+    kind: str, api_version: str, items: Sequence[Any], serialize: Callable[[Any], Any]
+) -> list[K8sObject]:
+    """Typed list items (or custom-object dicts) as the dicts a snapshot holds, kind and apiVersion set."""
+    out = []
+    for item in items:
+        obj = item if isinstance(item, dict) else serialize(item)
+        out.append({**obj, "kind": kind, "apiVersion": obj.get("apiVersion") or api_version})
+    return out
+
+
+def discover(api: Any, source: str) -> ClusterView:
+    """The cluster's state through list calls only (get/list verbs: nothing is written)."""
+    from kubernetes import client
+
+    apis = {"core": client.CoreV1Api(api), "networking": client.NetworkingV1Api(api)}
+    documents: list[K8sObject] = []
+    listed = []
+    for kind, (version, which, method) in CORE_LISTS.items():
+        items = getattr(apis[which], method)().items
+        documents += as_documents(kind, version, items, api.sanitize_for_serialization)
+        listed.append(kind)
+    if MONITORING_GROUP in served_groups(api):
+        custom = client.CustomObjectsApi(api)
+        for kind, plural in MONITORING_PLURALS.items():
+            listing = custom.list_cluster_custom_object(MONITORING_GROUP, "v1", plural)
+            documents += as_documents(kind, f"{MONITORING_GROUP}/v1", listing.get("items") or [], dict)
+            listed.append(kind)
+    return view_from_objects(((source, d) for d in documents), source=source, listed_kinds=listed)
+
+
+def served_groups(api: Any) -> set[str]:
+    from kubernetes import client
+
+    return {g.name for g in client.ApisApi(api).get_api_versions().groups or []}
+
+
+def check_permissions(api: Any, *, probing: bool) -> list[str]:
+    """UserError listing the missing permissions verify cannot do without; notes for optional ones."""
+    monitoring = MONITORING_GROUP in served_groups(api)
+    missing = missing_permissions(
+        api_review(api), required_permissions(probing=probing, monitoring=monitoring)
+    )
+    if missing:
+        listed = "; ".join(str(p) for p in missing)
+        raise UserError(
+            f"missing permissions: {listed}. Apply deploy/rbac-verify.yaml for this identity", source="RBAC"
+        )
+    return (
+        [] if monitoring else ["monitoring.coreos.com is not served: no ServiceMonitor/PodMonitor to check"]
+    )
+
+
+# -- pure planning ----------------------------------------------------------------------------------
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(4)
+
+
+def scratch_namespace(run_id: str, role: str) -> K8sObject:
+    """A namespace the run owns. Pod Security "restricted" is enforced in it: the probe pods meet it,
+    and a stricter cluster-wide policy shows up here first, with a clear message."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": f"{SCRATCH_PREFIX}-{run_id}-{role}",
+            "labels": {RUN_LABEL: run_id, "pod-security.kubernetes.io/enforce": "restricted"},
+        },
+    }
+
+
+def deny_all_ingress(namespace: str, run_id: str) -> K8sObject:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "canary-deny-all", "namespace": namespace, "labels": {RUN_LABEL: run_id}},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+
+
+def canary_objects(run_id: str, image: str) -> tuple[list[K8sObject], K8sObject]:
+    """(namespace, server, client) and the deny-all policy applied once the baseline connected."""
+    ns = scratch_namespace(run_id, "canary")
+    name = ns["metadata"]["name"]
+    server = agnhost.server_pod(
+        name,
+        "server",
+        {"app": "canary-server"},
+        [ContainerPort(CANARY_PORT, "TCP", "http")],
+        image=image,
+        run_id=run_id,
+    )
+    client = agnhost.client_pod(name, "client", {"app": "canary-client"}, image=image, run_id=run_id)
+    return [ns, server, client], deny_all_ingress(name, run_id)
+
+
+def canary_problem(baseline: Observation, denied: Sequence[Observation], cni: str) -> str | None:
+    """Why the canary does not let us trust 'allowed' results, or None when the CNI enforced the deny-all."""
+    if baseline.outcome is not Outcome.CONNECTED:
+        return (
+            "CNI canary: the probe client could not reach the canary server before any policy"
+            f" ({baseline.outcome}: {baseline.detail})"
+        )
+    if any(o.outcome.reached for o in denied):
+        return (
+            "policies deployed but not enforced: this cluster's CNI does not enforce NetworkPolicy"
+            f" (detected: {cni})"
+        )
+    errors = [o for o in denied if o.outcome is Outcome.ERROR]
+    if errors:
+        return f"CNI canary: the probe failed under deny-all ({errors[0].detail})"
+    return None
+
+
+def admission_advice(message: str, pod: str, namespace: str) -> str:
+    """A rejected probe pod, explained: which Pod Security level (or webhook) said no, and what to do."""
+    match = re.search(r'violates PodSecurity "([a-z]+)(?::([^"]+))?": (.*)', message)
+    if match:
+        level, version, why = match.group(1), match.group(2) or "latest", match.group(3)
+        return (
+            f"pod {namespace}/{pod} rejected by Pod Security admission: namespace {namespace} enforces level"
+            f" '{level}' (version {version}): {why}. The probe pods are built to meet 'restricted' (non-root"
+            " uid, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp); check the"
+            f" namespace's pod-security.kubernetes.io/enforce-version label, or exempt the verify identity"
+            " in the cluster's PodSecurity AdmissionConfiguration"
+        )
+    webhook = re.search(r'admission webhook "([^"]+)" denied the request: (.*)', message)
+    if webhook:
+        return (
+            f"pod {namespace}/{pod} rejected by admission webhook {webhook.group(1)}: {webhook.group(2)}."
+            " Allow the agnhost probe image (or pass --probe-image with an image your policy admits) and"
+            f" pods labelled {RUN_LABEL} in the run's namespaces"
+        )
+    return f"pod {namespace}/{pod} rejected: {message}"
+
+
+def plan_probes(
+    cluster: Cluster, clients: Sequence[Pod], gim_namespace: str, timeout_s: float
+) -> list[tuple[Probe, bool, str]]:
+    """(probe, expected allowed, simulator reason) from each client to every GIM pod IP on every
+    declared port, and to every GIM Service ClusterIP port whose endpoints all agree."""
+    sim = Simulator(
+        Cluster(cluster.namespaces, [*cluster.pods, *clients], cluster.services, cluster.policies)
+    )
+    gim_pods = [p for p in cluster.pods_in(gim_namespace) if p.ip and not p.host_network]
+    out: list[tuple[Probe, bool, str]] = []
+    for client in clients:
+        for pod in gim_pods:
+            for port in pod.ports:
+                if port.protocol == "UDP":
+                    continue  # agnhost connect proves nothing about UDP without a server that answers
+                verdict = sim.verdict(client, pod, port.port, port.protocol)
+                probe = Probe(client.key, pod.key, pod.ip, port.port, port.protocol, "pod")
+                out.append((probe, verdict.allowed, verdict.reason))
+        for svc in cluster.services:
+            if svc.namespace != gim_namespace or not svc.cluster_ip:
+                continue
+            endpoints = [p for p in gim_pods if svc.selects(p)]
+            for sp in svc.ports:
+                if sp.protocol == "UDP":
+                    continue
+                verdicts = []
+                for pod in endpoints:
+                    target = (
+                        sp.target_port if isinstance(sp.target_port, int) else pod.named_port(sp.target_port)
+                    )
+                    number = target.port if isinstance(target, ContainerPort) else target
+                    if number is not None:
+                        verdicts.append(sim.verdict(client, pod, number, sp.protocol))
+                if verdicts and len({v.allowed for v in verdicts}) == 1:
+                    probe = Probe(client.key, svc.key, svc.cluster_ip, sp.port, sp.protocol, "service")
+                    out.append((probe, verdicts[0].allowed, verdicts[0].reason))
+    return out
+
+
+def agrees(expected_allowed: bool, samples: Sequence[Observation]) -> bool:
+    """Allowed: the last sample connected. Blocked: the last two samples timed out."""
+    if not samples:
+        return False
+    if expected_allowed:
+        return samples[-1].outcome is Outcome.CONNECTED
+    return len(samples) >= 2 and all(o.outcome is Outcome.BLOCKED for o in samples[-2:])
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled) unwinds like Ctrl-C, so the finally blocks delete what the run made."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _apply(backend: Any, objects: Sequence[K8sObject]) -> None:
+    try:
+        backend.apply(objects)
+    except RuntimeError as exc:
+        text = str(exc)
+        if "PodSecurity" in text or "admission webhook" in text:
+            pod = next((o for o in objects if o["kind"] == "Pod"), None)
+            if pod is not None:
+                meta = pod["metadata"]
+                raise UserError(
+                    admission_advice(text, meta["name"], meta["namespace"]), source="admission"
+                ) from None
+        raise
+
+
+def _key(obj: K8sObject) -> str:
+    return f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+
+
+def _wait_for_ips(backend: Any, namespaces: list[str], keys: list[str], timeout_s: float) -> Cluster:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = backend.state(namespaces)
+        ips = {p.key: p.ip for p in state.pods}
+        waiting = [k for k in keys if not ips.get(k)]
+        if not waiting:
+            return state
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"probe pods without an IP after {timeout_s:g}s: {', '.join(waiting)}")
+        time.sleep(2.0)
+
+
+def _observe(
+    backend: Any, planned: Sequence[tuple[Probe, bool, str]], timeout_s: float, deadline_s: float
+) -> list[list[Observation]]:
+    """Samples of every probe: one each, then only the disagreeing ones again until the deadline."""
+    samples: list[list[Observation]] = [[o] for o in backend.probe([p for p, _, _ in planned], timeout_s)]
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        pending = [i for i, (_, allowed, _) in enumerate(planned) if not agrees(allowed, samples[i])]
+        if not pending:
+            break
+        again = backend.probe([planned[i][0] for i in pending], timeout_s)
+        for i, obs in zip(pending, again, strict=True):
+            samples[i].append(obs)
+    return samples
+
+
+def verify_live(gim_namespace: str, options: LiveOptions) -> Analysis:
+    """Permissions, discovery, analysis, canary and probes against the cluster of ``options``."""
+    from conformance.backends.kube import KubeBackend
+
+    backend = KubeBackend(options.kubeconfig, options.context, name="verify")
+    try:
+        notes = check_permissions(backend.api_client, probing=True)
+        source = f"cluster {options.context or '(current context)'}"
+        view = discover(backend.api_client, source)
+        analysis = analyse(view, gim_namespace)
+        analysis.notes.extend(notes)
+        probe_cluster(backend, analysis, view, options, new_run_id())
+        return analysis
+    finally:
+        backend.close()
+
+
+def probe_cluster(
+    backend: Any, analysis: Analysis, view: ClusterView, options: LiveOptions, run_id: str
+) -> None:
+    """Canary and probes on ``backend`` (a KubeBackend, or any Backend with ``detect_cni`` and
+    ``delete_run``), recorded in ``analysis``; everything the run created is deleted on the way out."""
+    image = options.image or agnhost.AGNHOST_IMAGE
+    analysis.live = True
+    stray_pods: list[K8sObject] = []
+    with sigterm_as_interrupt():
+        try:
+            _run_probes(backend, analysis, view, run_id, image, options, stray_pods)
+        except RuntimeError as exc:  # pods not ready, API errors: nothing was verified
+            analysis.problems.insert(0, f"could not complete the probes: {exc}")
+        finally:
+            backend.delete(stray_pods)
+            backend.delete_run(run_id)
+
+
+def _run_probes(
+    backend: Any,
+    analysis: Analysis,
+    view: ClusterView,
+    run_id: str,
+    image: str,
+    options: LiveOptions,
+    stray_pods: list[K8sObject],
+) -> None:
+    canary, deny = canary_objects(run_id, image)
+    canary_ns = canary[0]["metadata"]["name"]
+    _apply(backend, canary)
+    backend.wait_ready([canary_ns], READY_TIMEOUT_S)
+    state = backend.state([canary_ns])
+    server = state.pod(f"{canary_ns}/server")
+    probe = Probe(f"{canary_ns}/client", server.key, server.ip or "", CANARY_PORT)
+    (baseline,) = backend.probe([probe], options.timeout_s)
+    denied: list[Observation] = []
+    if baseline.outcome is Outcome.CONNECTED:
+        _apply(backend, [deny])
+        # a policy takes a moment to be programmed; blocked must hold on two samples in a row
+        deadline = time.monotonic() + options.deadline_s
+        while time.monotonic() < deadline:
+            denied += backend.probe([probe], options.timeout_s)
+            if len(denied) >= 2 and all(o.outcome is Outcome.BLOCKED for o in denied[-2:]):
+                denied = denied[-2:]
+                break
+    problem = canary_problem(baseline, denied, backend.detect_cni())
+    if problem:
+        analysis.problems.insert(0, problem)
+        return  # no 'allowed' result can be trusted on this cluster
+
+    probe_ns = scratch_namespace(run_id, "probe")
+    name = probe_ns["metadata"]["name"]
+    objects = [probe_ns, agnhost.client_pod(name, "client", {}, image=image, run_id=run_id)]
+    client_namespaces = [name]
+    if options.probe_allowed_namespaces:
+        for ns in analysis.inference.allowed_namespaces:
+            if ns in view.cluster.namespaces:
+                pod = agnhost.client_pod(ns, f"{SCRATCH_PREFIX}-{run_id}", {}, image=image, run_id=run_id)
+                stray_pods.append(pod)
+                client_namespaces.append(ns)
+    _apply(backend, objects)
+    for pod in stray_pods:
+        _apply(backend, [pod])
+    backend.wait_ready([name], READY_TIMEOUT_S)
+    # wait_ready waits for every pod of a namespace: in the allowed namespaces only ours matter
+    live = _wait_for_ips(backend, client_namespaces, [_key(p) for p in stray_pods], READY_TIMEOUT_S)
+    clients = [p for p in live.pods if RUN_LABEL in p.labels and p.namespace in client_namespaces]
+    cluster = view.cluster
+    cluster.add_namespace(live.namespaces[name])
+    planned = plan_probes(cluster, clients, analysis.gim_namespace, options.timeout_s)
+    samples = _observe(backend, planned, options.timeout_s, options.deadline_s)
+    for (probe, expected, reason), obs in zip(planned, samples, strict=True):
+        last = obs[-1]
+        ok = agrees(expected, obs)
+        detail = last.detail
+        if last.outcome is Outcome.ERROR:
+            detail = f"{detail}\n{backend.diagnose(probe.client)}"
+        analysis.probes.append(
+            ProbeRecord(
+                client=probe.client,
+                target=probe.target,
+                host=probe.host,
+                port=probe.port,
+                protocol=probe.protocol,
+                via=probe.via,
+                expected_allowed=expected,
+                reason=reason,
+                outcome=str(last.outcome),
+                agrees=ok,
+                latency_s=last.latency_s,
+                repro=backend.repro(probe, options.timeout_s),
+                detail=detail,
+            )
+        )
+        if not ok:
+            expected_word = "allowed" if expected else "blocked"
+            analysis.problems.append(
+                f"probe {probe.client} -> {probe.target}:{probe.port}/{probe.protocol} via {probe.via}:"
+                f" expected {expected_word}, observed {last.outcome} ({reason})"
+            )
