@@ -33,13 +33,10 @@ class Option:
 
 def _defaults() -> dict[str, Any]:
     # Imported lazily: the live modules pull in the kubernetes client.
-    try:  # TEMP until kind.py lands
-        from conformance.backends.kind import DEFAULT_CALICO_VERSION
-    except ImportError:
-        DEFAULT_CALICO_VERSION = "?"
+    from conformance.backends.kind import CALICO_VERSION
     from conformance.probes.agnhost import AGNHOST_IMAGE
 
-    return {"calico": DEFAULT_CALICO_VERSION, "image": AGNHOST_IMAGE}
+    return {"calico": CALICO_VERSION, "image": AGNHOST_IMAGE}
 
 
 def options() -> tuple[Option, ...]:

@@ -14,16 +14,22 @@ def preflight(options: dict[str, Any]) -> None:
     """Fast checks (no cluster call) that a live backend can start; raises BackendUnavailable."""
     from conformance.backends import preflight as checks
 
-    if options["backend"] == "kind":
-        checks.check_kind()
-    elif options["backend"] == "existing":
-        checks.check_existing(options["kubeconfig"], options["context"])
+    checks.preflight(options["backend"], kubeconfig=options["kubeconfig"], context=options["context"])
+
+
+@contextlib.contextmanager
+def _live(backend: Backend, run_id: str) -> Iterator[Backend]:
+    try:
+        yield backend
+    finally:
+        backend.delete_run(run_id)  # type: ignore[attr-defined]
+        backend.close()
 
 
 @contextlib.contextmanager
 def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iterator[Backend]:
-    """The backend for ``options``; on exit, the run's namespaces are gone and a kind cluster the run
-    created is deleted (once, by the last xdist worker) unless --keep-cluster."""
+    """The backend for ``options``. On exit the run's namespaces are deleted, and a kind cluster the
+    run created is deleted (once, by the last xdist worker to leave) unless --keep-cluster."""
     name = options["backend"]
     if name == "model":
         from conformance.backends.model import ModelBackend
@@ -33,26 +39,21 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
 
     from conformance.backends.kube import KubeBackend
 
+    preflight(options)
+    workers = options["probe_workers"]
     if name == "existing":
-        preflight(options)
         backend = KubeBackend(
-            options["kubeconfig"],
-            options["context"],
-            workers=options["probe_workers"],
-            image=options["probe_image"],
+            options["kubeconfig"], options["context"], name="existing", probe_workers=workers
         )
-        try:
-            yield backend
-        finally:
-            backend.delete_run(run_id)
-            backend.close()
+        with _live(backend, run_id) as live:
+            yield live
         return
 
-    from conformance.backends.kind import KindCluster, shared_cluster
+    from conformance.backends.kind import REPO_CONFIG, KindCluster, shared_cluster
 
-    preflight(options)
     cluster = KindCluster(
-        name=options["cluster_name"],
+        options["cluster_name"],
+        REPO_CONFIG,
         calico_version=options["calico_version"],
         calico_manifests_dir=options["calico_manifests"],
         kubeconfig_path=shared_dir / f"kubeconfig-{options['cluster_name']}",
@@ -61,13 +62,7 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
     )
     with shared_cluster(cluster, shared_dir):
         backend = KubeBackend(
-            str(cluster.kubeconfig_path),
-            cluster.context,
-            workers=options["probe_workers"],
-            image=options["probe_image"],
+            str(cluster.kubeconfig_path), cluster.context, name="kind", probe_workers=workers
         )
-        try:
-            yield backend
-        finally:
-            backend.delete_run(run_id)
-            backend.close()
+        with _live(backend, run_id) as live:
+            yield live

@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 from conformance.backends.base import Backend, BackendUnavailable, Observation, Probe
 from conformance.model import Cluster, K8sObject, object_key
 from conformance.probes.agnhost import RUN_LABEL, connect_command
+from conformance.probes.held import HeldConnection
 from conformance.probes.prober import pod_events, run_probes
 from conformance.snapshot import cluster_from_objects
 
@@ -287,6 +288,12 @@ class KubeBackend(Backend):
             for name in namespaces:
                 left = max(1.0, deadline - time.monotonic())
                 self._wait_gone(lambda name=name: self.core.read_namespace(name), f"namespace {name}", left)
+
+    def wait_gone(self, objects: Sequence[K8sObject], timeout_s: float) -> None:
+        self.delete(objects, wait=True, timeout_s=timeout_s)
+
+    def hold_connection(self, probe: Probe, timeout_s: float) -> HeldConnection:
+        return HeldConnection(self.new_core_api(), probe, timeout_s)
 
     def delete_run(self, run_id: str, *, wait: bool = False, timeout_s: float = 180) -> list[str]:
         """Delete every namespace labelled with the run id (what a crashed run left); their names."""
