@@ -350,3 +350,14 @@ def test_source_namespace_blocking_its_own_egress_is_a_note_not_a_violation():
     shop = [f for f in result.flows if f.source_namespace == "team-a"]
     assert shop and all(not f.allowed and f.violation is None and "own egress" in f.note for f in shop)
     assert result.exit_status == 0
+
+
+def test_a_finished_controller_pod_is_not_a_source():
+    objects = snap.cluster("dryrun", ["ingress-nginx", "monitoring"])
+    old = copy.deepcopy(snap.ingress_nginx()[1])
+    old["metadata"]["name"] = "ingress-nginx-controller-old"
+    old["status"]["phase"] = "Failed"
+    result = analysis(objects + [old])
+    assert result.shadow.need("ingress-nginx").sources == [
+        "ingress-nginx/ingress-nginx-controller-7d9f-abcde"
+    ]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from conformance.model import Cluster, K8sObject, Pod, Service, object_key
 from conformance.selectors import matches as selector_matches
+from conformance.snapshot import FINISHED_PHASES
 from conformance.verify.discovery import ClusterView
 
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"
@@ -197,6 +198,8 @@ def _ingress_needs(view: ClusterView, gim: str, add, unresolved: list[str]) -> N
         label = f"class {class_name} from {how}" + (f", controller {controller}" if controller else "")
         serving = []
         for pod in view.objects("Pod"):
+            if (pod.get("status") or {}).get("phase") in FINISHED_PHASES:
+                continue
             flag = _controller_match(pod, class_name, controller)
             if flag:
                 serving.append((pod, flag))
