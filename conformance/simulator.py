@@ -331,7 +331,8 @@ class _Endpoint:
     example: str  # a pod key or an IP, for messages
     ingress: tuple[_Policy, ...]  # policies isolating it for ingress
     egress: tuple[_Policy, ...]
-    egress_profile: int  # equal for endpoints isolated for egress by the same policies
+    ingress_profile: int  # equal for endpoints of one kind isolated for ingress by the same policies
+    egress_profile: int
 
 
 _NOT_ISOLATED = {
@@ -367,11 +368,14 @@ class Simulator:
             self._by_ns.setdefault(by_key[key].namespace, []).append(by_key[key])
         self._endpoints: list[_Endpoint] = []
         self._endpoint_index: dict[tuple, int] = {}
-        self._egress_profiles: dict[tuple[str, ...], int] = {}
+        self._profiles: dict[tuple[str, ...], int] = {}  # a number per kind and set of isolating policies
         self._pod_endpoint: dict[int, int] = {}
         self._pod_endpoint = {id(p): self._endpoint(p).index for p in cluster.pods}
+        # Memos: verdicts and their parts are computed once per equivalence class and shared.
         self._interned: dict[tuple, DirectionVerdict] = {}  # one object per distinct direction answer
-        self._answers: dict[tuple, DirectionVerdict] = {}  # direction answers by equivalence class
+        self._ingress_memo: dict[tuple, dict[int, DirectionVerdict]] = {}
+        self._egress_memo: dict[tuple, DirectionVerdict] = {}
+        self._candidates: dict[tuple, list[tuple[_Policy, _Rule]]] = {}
         self._verdicts: dict[tuple[int, int], Verdict] = {}
 
     # ------------------------------------------------------------ public API
@@ -444,8 +448,20 @@ class Simulator:
     ) -> tuple[Verdict, ...]:
         """The verdicts for one destination and port, one per source, computed once per source class."""
         by_class: list[Verdict | None] = [None] * len(self._endpoints)
+        ingress = self._ingress_answers(dst_ep, port, protocol, names)
+        egress_by_profile: dict[int, DirectionVerdict] = {}  # egress depends on the source's policies only
+        verdicts = self._verdicts
         for index, src_ep in classes.items():
-            by_class[index] = self._cell(src_ep, dst_ep, port, protocol, names)
+            ing = ingress.get(index)
+            if ing is None:
+                ing = ingress[index] = self._ingress(dst_ep, src_ep, port, protocol, names)
+            eg = egress_by_profile.get(src_ep.egress_profile)
+            if eg is None:
+                eg = egress_by_profile[src_ep.egress_profile] = self._egress(
+                    src_ep, dst_ep, port, protocol, names
+                )
+            verdict = verdicts.get((id(ing), id(eg)))
+            by_class[index] = verdict if verdict is not None else self._combine(ing, eg)
         if not src_index:
             return ()
         if len(src_index) == 1:
@@ -455,53 +471,77 @@ class Simulator:
     def _cell(
         self, src: _Endpoint, dst: _Endpoint, port: int, protocol: str, names: tuple[str, ...]
     ) -> Verdict:
-        ingress = self._direction(INGRESS, dst, src, port, protocol, names, (dst.index, src.index))
-        # Egress depends on the source only through the policies selecting it.
-        egress = self._direction(EGRESS, src, dst, port, protocol, names, (src.egress_profile, dst.index))
-        key = (id(ingress), id(egress))
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            verdict = self._verdicts[key] = Verdict(
-                allowed=ingress.allowed and egress.allowed,
-                reason=f"{ingress.reason}; {egress.reason}",
-                ingress=ingress,
-                egress=egress,
-            )
+        answers = self._ingress_answers(dst, port, protocol, names)
+        ingress = answers.get(src.index)
+        if ingress is None:
+            ingress = answers[src.index] = self._ingress(dst, src, port, protocol, names)
+        egress = self._egress(src, dst, port, protocol, names)
+        return self._verdicts.get((id(ingress), id(egress))) or self._combine(ingress, egress)
+
+    def _combine(self, ingress: DirectionVerdict, egress: DirectionVerdict) -> Verdict:
+        verdict = self._verdicts[(id(ingress), id(egress))] = Verdict(
+            allowed=ingress.allowed and egress.allowed,
+            reason=f"{ingress.reason}; {egress.reason}",
+            ingress=ingress,
+            egress=egress,
+        )
         return verdict
 
-    def _direction(
+    def _ingress_answers(
+        self, dst: _Endpoint, port: int, protocol: str, names: tuple[str, ...]
+    ) -> dict[int, DirectionVerdict]:
+        """Ingress answers by source class, shared by the destinations isolated by the same policies."""
+        key = (dst.ingress_profile, port, protocol, names)
+        answers = self._ingress_memo.get(key)
+        if answers is None:
+            answers = self._ingress_memo[key] = {}
+        return answers
+
+    def _ingress(
+        self, dst: _Endpoint, src: _Endpoint, port: int, protocol: str, names: tuple[str, ...]
+    ) -> DirectionVerdict:
+        if not dst.ingress:
+            return self._intern(INGRESS, dst.kind)
+        return self._decide(INGRESS, dst.ingress, dst.ingress_profile, src, port, protocol, names)
+
+    def _egress(
+        self, src: _Endpoint, dst: _Endpoint, port: int, protocol: str, names: tuple[str, ...]
+    ) -> DirectionVerdict:
+        if not src.egress:
+            return self._intern(EGRESS, src.kind)
+        key = (src.egress_profile, dst.index, port, protocol, names)
+        answer = self._egress_memo.get(key)
+        if answer is None:
+            answer = self._egress_memo[key] = self._decide(
+                EGRESS, src.egress, src.egress_profile, dst, port, protocol, names
+            )
+        return answer
+
+    def _decide(
         self,
         direction: str,
-        selected: _Endpoint,
+        policies: tuple[_Policy, ...],
+        profile: int,
         peer: _Endpoint,
         port: int,
         protocol: str,
         names: tuple[str, ...],
-        class_key: tuple,
     ) -> DirectionVerdict:
-        policies = selected.ingress if direction == INGRESS else selected.egress
-        if not policies:
-            return self._intern(direction, selected.kind)
-        key = (direction, *class_key, port, protocol, names)
-        found = self._answers.get(key)
-        if found is not None:
-            return found
-        result = None
-        for policy in policies:
-            for rule in policy.ingress if direction == INGRESS else policy.egress:  # type: ignore[union-attr]
-                if rule.ports is not None and not any(p.matches(port, protocol, names) for p in rule.ports):
-                    continue
-                if rule.peers is None or any(
-                    self._peer_matches(p, policy.namespace, peer) for p in rule.peers
-                ):
-                    result = self._intern(direction, "allowed", policy.key, rule.index)
-                    break
-            if result is not None:
-                break
-        if result is None:
-            result = self._intern(direction, "blocked", tuple(p.key for p in policies))
-        self._answers[key] = result
-        return result
+        """The answer of isolating ``policies`` for a connection with ``peer``: the first rule matching it."""
+        key = (direction, profile, port, protocol, names)
+        candidates = self._candidates.get(key)
+        if candidates is None:
+            # The rules whose ports match: computed once per set of policies and port.
+            candidates = self._candidates[key] = [
+                (policy, rule)
+                for policy in policies
+                for rule in (policy.ingress if direction == INGRESS else policy.egress) or ()
+                if rule.ports is None or any(p.matches(port, protocol, names) for p in rule.ports)
+            ]
+        for policy, rule in candidates:
+            if rule.peers is None or any(self._peer_matches(p, policy.namespace, peer) for p in rule.peers):
+                return self._intern(direction, "allowed", policy.key, rule.index)
+        return self._intern(direction, "blocked", tuple(p.key for p in policies))
 
     def _intern(self, direction: str, what: str, *detail: Any) -> DirectionVerdict:
         key = (direction, what, *detail)
@@ -574,7 +614,6 @@ class Simulator:
             selecting = [p for p in self._by_ns.get(namespace, ()) if p.selects(label_map)]
             ingress = tuple(p for p in selecting if p.ingress is not None)
             egress = tuple(p for p in selecting if p.egress is not None)
-        profile = self._egress_profiles.setdefault(tuple(p.key for p in egress), len(self._egress_profiles))
         ep = _Endpoint(
             len(self._endpoints),
             kind,
@@ -585,11 +624,16 @@ class Simulator:
             example,
             ingress,
             egress,
-            profile,
+            self._profile(kind, ingress),
+            self._profile(kind, egress),
         )
         self._endpoints.append(ep)
         self._endpoint_index[key] = ep.index
         return ep
+
+    def _profile(self, kind: str, policies: tuple[_Policy, ...]) -> int:
+        # The kind matters when no policy applies: the "not isolated" reason names it.
+        return self._profiles.setdefault((kind, *(p.key for p in policies)), len(self._profiles))
 
     def _blocks_of(self, ip: str, who: str) -> frozenset[int]:
         if not self._blocks and who != ip:
