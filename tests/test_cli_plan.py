@@ -1,4 +1,4 @@
-"""`gim-netpol plan`: every object a conformance run creates, as a YAML stream, or the expected truth tables."""
+"""`gim-netpol plan`: the objects a conformance run creates as a YAML stream, or its expected truth tables."""
 
 from __future__ import annotations
 
