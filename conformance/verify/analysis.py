@@ -169,7 +169,7 @@ def analyse(view: ClusterView, gim_namespace: str) -> Analysis:
             else "it is admitted by an ipBlock or an unisolated path"
         )
         analysis.warnings.append(
-            f"host-network pods {pods} need GIM ({'; '.join(need.evidence)}): their traffic comes from"
+            f"host-network pods {pods} need GIM (evidence in the shadow diff): their traffic comes from"
             f" the node's IP, which allowedNamespaces never matches; {fate}. Admit the node CIDRs with an"
             " extraPolicy ipBlock or run the controller without hostNetwork"
         )
