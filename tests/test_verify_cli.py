@@ -385,3 +385,9 @@ def test_live_run_on_a_cluster_that_does_not_enforce_fails_on_the_canary():
     assert result.problems[0].startswith("policies deployed but not enforced")
     assert "kindnet" in result.problems[0]
     assert result.probes == []
+
+
+def test_live_run_without_a_usable_kubeconfig_exits_2_pointing_at_snapshots(tmp_path, capsys):
+    status, out, err = verify(capsys, "--kubeconfig", str(tmp_path / "nope"), "--deadline", "5")
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and "cannot load kubeconfig" in err and "--snapshot" in err

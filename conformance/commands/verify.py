@@ -110,6 +110,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="live: probe timeout")
     parser.add_argument(
+        "--deadline",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="live: how long disagreeing probes are retried (and the canary's deny-all awaited)",
+    )
+    parser.add_argument(
         "--probe-image", default=None, metavar="IMAGE", help="live: agnhost image (for mirrors)"
     )
     parser.set_defaults(func=run)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.backends.base import Observation, Outcome, Probe
+from conformance.backends.base import BackendUnavailable, Observation, Outcome, Probe
 from conformance.errors import UserError
 from conformance.model import Cluster, ContainerPort, K8sObject, Pod
 from conformance.probes import agnhost
@@ -353,7 +353,14 @@ def verify_live(gim_namespace: str, options: LiveOptions) -> Analysis:
     """Permissions, discovery, analysis, canary and probes against the cluster of ``options``."""
     from conformance.backends.kube import KubeBackend
 
-    backend = KubeBackend(options.kubeconfig, options.context, name="verify")
+    try:
+        backend = KubeBackend(options.kubeconfig, options.context, name="verify")
+    except BackendUnavailable as exc:
+        reason = str(exc).split("; pass --kubeconfig")[0]
+        raise UserError(
+            f"{reason}; pass --kubeconfig FILE --context NAME, or analyse a snapshot with --snapshot FILE",
+            source="verify",
+        ) from None
     try:
         notes = check_permissions(backend.api_client, probing=True)
         source = f"cluster {options.context or '(current context)'}"
