@@ -28,7 +28,6 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
-from operator import itemgetter
 from typing import Any
 
 from conformance.errors import UserError
@@ -129,7 +128,8 @@ class _Compiler:
     def __init__(self) -> None:
         self.blocks: list[_IpBlock] = []
         self._block_index: dict[_IpBlock, int] = {}
-        self.pod_label_keys: set[str] = set()
+        self.target_label_keys: set[str] = set()  # keys of the policies' podSelectors
+        self.peer_label_keys: set[str] = set()  # keys of the peers' podSelectors
 
     def policy(self, obj: Any) -> _Policy:
         if not isinstance(obj, Mapping):
@@ -148,7 +148,7 @@ class _Compiler:
             raise UserError("spec must be a mapping", key="spec")
         pod_selector = spec.get("podSelector")
         validate_selector(pod_selector, "spec.podSelector")
-        self.pod_label_keys |= selector_keys(pod_selector)
+        self.target_label_keys |= selector_keys(pod_selector)
         types = _policy_types(spec)
         rules = {}
         for direction, field, peers_field in ((INGRESS, "ingress", "from"), (EGRESS, "egress", "to")):
@@ -211,7 +211,7 @@ class _Compiler:
             raise UserError("a peer needs podSelector, namespaceSelector or ipBlock", key=where)
         validate_selector(pod_sel, f"{where}.podSelector")
         validate_selector(ns_sel, f"{where}.namespaceSelector")
-        self.pod_label_keys |= selector_keys(pod_sel)
+        self.peer_label_keys |= selector_keys(pod_sel)
         return _Peer(
             ns_matcher=None if ns_sel is None else compile_selector(ns_sel),
             pod_matcher=None if pod_sel is None else compile_selector(pod_sel),
@@ -311,28 +311,42 @@ def _network(text: Any, where: str) -> ipaddress.IPv4Network | ipaddress.IPv6Net
         raise UserError(f"{text!r} is not a valid CIDR", key=where) from None
 
 
-# ---------------------------------------------------------------- endpoints
+# ---------------------------------------------------------------- equivalence classes
 
 
 @dataclass(frozen=True, slots=True)
 class _Endpoint:
-    """A class of sources/destinations that every policy treats alike.
+    """A class of sources/destinations that every peer of every policy matches alike.
 
-    Two pods of one namespace whose labels agree on every key a selector uses, and whose IPs fall in
-    the same ipBlocks, get the same answers: verdicts are computed once per class.
+    Pods of one namespace whose labels agree on every key a peer's podSelector uses, and whose IPs fall
+    in the same ipBlocks, are one endpoint: answers are computed once per endpoint.
     """
 
     index: int
     kind: str  # "pod", "host" (a host-network pod: known by its IP only) or "external" (an IP)
     namespace: str | None
     ns_labels: Mapping[str, str]
-    labels: Mapping[str, str]  # only the keys some selector uses
+    labels: Mapping[str, str]  # only the keys some peer's podSelector uses
     blocks: frozenset[int] | None  # the ipBlocks containing its IP; None when it has no IP
     example: str  # a pod key or an IP, for messages
-    ingress: tuple[_Policy, ...]  # policies isolating it for ingress
-    egress: tuple[_Policy, ...]
-    ingress_profile: int  # equal for endpoints of one kind isolated for ingress by the same policies
-    egress_profile: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    """The policies isolating a class of pods for one direction (none for host-network pods and IPs)."""
+
+    index: int
+    kind: str  # as in _Endpoint: the "not isolated" reason names it
+    policies: tuple[_Policy, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """What a pod or an address is to the simulator: a peer class and its two isolation profiles."""
+
+    peer: _Endpoint
+    ingress: _Profile
+    egress: _Profile
 
 
 _NOT_ISOLATED = {
@@ -344,6 +358,9 @@ _NOT_ISOLATED = {
     (EGRESS, "external"): "egress not isolated (source outside the cluster)",
 }
 
+Row = tuple[Pod | str, Pod | str, int, str, Verdict]
+PortContext = tuple[int, str, tuple[str, ...]]  # port, protocol, the destination's names for that port
+
 
 class Simulator:
     """Decides connections in a Cluster by its NetworkPolicies.
@@ -352,6 +369,11 @@ class Simulator:
     scope and CNIs such as Calico and Cilium do not isolate them), so as destinations they are never
     isolated, and as sources they are not isolated for egress and are known by their IP only: no pod or
     namespace selector matches them, an ipBlock containing their (node) IP does.
+
+    Speed: a verdict is a function of (the destination's ingress profile, the source's peer class) and
+    (the source's egress profile, the destination's peer class), for a port. Those answers are computed
+    once and shared; ``matrix`` builds each column (a destination and port) from them with list lookups,
+    and destinations with the same profile and peer class share their column.
     """
 
     def __init__(self, cluster: Cluster) -> None:
@@ -362,21 +384,23 @@ class Simulator:
             compiled = compiler.policy(obj)
             by_key[compiled.key] = compiled  # a later object with the same ns/name replaces the earlier one
         self._blocks = compiler.blocks
-        self._pod_label_keys = frozenset(compiler.pod_label_keys)
+        self._peer_keys = frozenset(compiler.peer_label_keys)
+        self._target_keys = frozenset(compiler.target_label_keys)
         self._by_ns: dict[str, list[_Policy]] = {}
         for key in sorted(by_key):
             self._by_ns.setdefault(by_key[key].namespace, []).append(by_key[key])
-        self._endpoints: list[_Endpoint] = []
-        self._endpoint_index: dict[tuple, int] = {}
-        self._profiles: dict[tuple[str, ...], int] = {}  # a number per kind and set of isolating policies
-        self._pod_endpoint: dict[int, int] = {}
-        self._pod_endpoint = {id(p): self._endpoint(p).index for p in cluster.pods}
-        # Memos: verdicts and their parts are computed once per equivalence class and shared.
-        self._interned: dict[tuple, DirectionVerdict] = {}  # one object per distinct direction answer
+        self._endpoints: dict[tuple, _Endpoint] = {}
+        self._profiles: dict[tuple, _Profile] = {}
+        self._pod_profiles: dict[tuple, tuple[_Profile, _Profile]] = {}
+        self._externals: dict[str, _Place] = {}
+        # Memos: answers are computed once per class and shared; equal answers are one object.
+        self._interned: dict[tuple, DirectionVerdict] = {}
         self._ingress_memo: dict[tuple, dict[int, DirectionVerdict]] = {}
         self._egress_memo: dict[tuple, DirectionVerdict] = {}
         self._candidates: dict[tuple, list[tuple[_Policy, _Rule]]] = {}
         self._verdicts: dict[tuple[int, int], Verdict] = {}
+        self._places: dict[int, _Place] = {}
+        self._places = {id(p): self._place(p) for p in cluster.pods}
 
     # ------------------------------------------------------------ public API
 
@@ -386,162 +410,162 @@ class Simulator:
         ``port`` may be a container port name: it is resolved on ``dst`` (UserError if ``dst`` has none).
         """
         number, protocol = self._resolve_port(dst, port, protocol, strict=True)  # type: ignore[misc]
-        src_ep, dst_ep = self._endpoint(src), self._endpoint(dst)
-        names = self._names_at(dst, dst_ep, number, protocol)
-        return self._cell(src_ep, dst_ep, number, protocol, names)
+        src_place, dst_place = self._place(src), self._place(dst)
+        ctx = (number, protocol, _names_at(dst, dst_place, number, protocol))
+        return self._verdict(
+            self._ingress(dst_place.ingress, src_place.peer, ctx),
+            self._egress(src_place.egress, dst_place.peer, ctx),
+        )
 
     def isolating(self, pod: Pod, direction: str) -> list[str]:
         """Keys (``ns/name``) of the policies isolating ``pod`` for ``direction`` ("ingress" or "egress")."""
         if direction not in DIRECTIONS:
             raise UserError(f"unknown direction {direction!r} (expected ingress or egress)")
-        ep = self._endpoint(pod)
-        return [p.key for p in (ep.ingress if direction == INGRESS else ep.egress)]
+        place = self._place(pod)
+        return [p.key for p in (place.ingress if direction == INGRESS else place.egress).policies]
 
     def matrix(
         self,
         sources: Sequence[Pod | str],
         destinations: Sequence[Pod | str],
         ports: Sequence[tuple[int | str, str]],
-    ) -> Iterator[tuple[Pod | str, Pod | str, int, str, Verdict]]:
+    ) -> Iterator[Row]:
         """Every (src, dst, port, protocol, verdict) with ``src is not dst``: for each port, each
         destination, each source, in the given orders.
 
         A named port is resolved per destination (destinations without it are skipped); its protocol is
         the given one, or the container port's own when the given protocol is empty.
         """
-        sources = list(sources)
-        src_eps = [self._endpoint(s) for s in sources]
-        classes = {ep.index: ep for ep in src_eps}
-        src_index = [ep.index for ep in src_eps]
+        return chain.from_iterable(self._columns(list(sources), destinations, ports))
+
+    # ------------------------------------------------------------ the matrix, column by column
+
+    def _columns(
+        self,
+        sources: list[Pod | str],
+        destinations: Sequence[Pod | str],
+        ports: Sequence[tuple[int | str, str]],
+    ) -> Iterator[Iterator[Row]]:
+        # Sources by (peer class, egress profile), numbered locally: a column is built by list lookups.
+        src_peers = _Numbering()
+        src_profiles = _Numbering()
+        pairs: list[tuple[int, int]] = []
         positions: dict[int, list[int]] = {}
-        for i, s in enumerate(sources):
-            positions.setdefault(id(s), []).append(i)
-        dst_eps = [self._endpoint(d) for d in destinations]
-        columns: dict[tuple, tuple[Verdict, ...]] = {}
+        for i, src in enumerate(sources):
+            place = self._place(src)
+            pairs.append((src_peers.number(place.peer), src_profiles.number(place.egress)))
+            positions.setdefault(id(src), []).append(i)
+        dst_places = [self._place(d) for d in destinations]
+        dst_peers = _Numbering()
+        for place in dst_places:
+            dst_peers.number(place.peer)
+        # Ingress answers for every source peer class; egress answers for every destination peer class.
+        ingress_answers = _Answers(self, INGRESS, src_peers.items)
+        egress_answers = _Answers(self, EGRESS, dst_peers.items)
+        egress_vectors: dict[tuple, list[DirectionVerdict]] = {}
+        columns: dict[tuple, list[Verdict]] = {}
         for port, protocol in ports:
-            for dst, dst_ep in zip(destinations, dst_eps, strict=True):
+            for dst, place in zip(destinations, dst_places, strict=True):
                 resolved = self._resolve_port(dst, port, protocol, strict=False)
                 if resolved is None:
                     continue
                 number, proto = resolved
-                names = self._names_at(dst, dst_ep, number, proto)
-                ckey = (dst_ep.index, number, proto, names)
-                verdicts = columns.get(ckey)
-                if verdicts is None:
-                    verdicts = columns[ckey] = self._column(classes, src_index, dst_ep, number, proto, names)
+                ctx = (number, proto, _names_at(dst, place, number, proto))
+                ckey = (place.ingress.index, place.peer.index, ctx)
+                column = columns.get(ckey)
+                if column is None:
+                    ingress = ingress_answers.of(place.ingress, ctx)
+                    ekey = (place.peer.index, ctx)
+                    egress = egress_vectors.get(ekey)
+                    if egress is None:
+                        at = dst_peers.numbers[place.peer.index]
+                        egress = egress_vectors[ekey] = [
+                            egress_answers.of(profile, ctx)[at] for profile in src_profiles.items
+                        ]
+                    column = columns[ckey] = self._column(ingress, egress, pairs)
                 skip = positions.get(id(dst))
                 if skip is None:
-                    yield from zip(sources, repeat(dst), repeat(number), repeat(proto), verdicts)
+                    yield zip(sources, repeat(dst), repeat(number), repeat(proto), column)
                 else:
-                    yield from _zip_skipping(sources, verdicts, skip, dst, number, proto)
-
-    # ------------------------------------------------------------ evaluation
+                    yield _zip_skipping(sources, column, skip, dst, number, proto)
 
     def _column(
-        self,
-        classes: Mapping[int, _Endpoint],
-        src_index: list[int],
-        dst_ep: _Endpoint,
-        port: int,
-        protocol: str,
-        names: tuple[str, ...],
-    ) -> tuple[Verdict, ...]:
-        """The verdicts for one destination and port, one per source, computed once per source class."""
-        by_class: list[Verdict | None] = [None] * len(self._endpoints)
-        ingress = self._ingress_answers(dst_ep, port, protocol, names)
-        egress_by_profile: dict[int, DirectionVerdict] = {}  # egress depends on the source's policies only
-        verdicts = self._verdicts
-        for index, src_ep in classes.items():
-            ing = ingress.get(index)
-            if ing is None:
-                ing = ingress[index] = self._ingress(dst_ep, src_ep, port, protocol, names)
-            eg = egress_by_profile.get(src_ep.egress_profile)
-            if eg is None:
-                eg = egress_by_profile[src_ep.egress_profile] = self._egress(
-                    src_ep, dst_ep, port, protocol, names
-                )
-            verdict = verdicts.get((id(ing), id(eg)))
-            by_class[index] = verdict if verdict is not None else self._combine(ing, eg)
-        if not src_index:
-            return ()
-        if len(src_index) == 1:
-            return (by_class[src_index[0]],)  # type: ignore[return-value]
-        return itemgetter(*src_index)(by_class)
+        self, ingress: list[DirectionVerdict], egress: list[DirectionVerdict], pairs: list[tuple[int, int]]
+    ) -> list[Verdict]:
+        """One verdict per source, from the ingress answer for its peer class and the egress answer for
+        its egress profile."""
+        ing_local, ing_distinct = _codes(ingress)
+        eg_local, eg_distinct = _codes(egress)
+        grid = [[self._verdict(i, e) for e in eg_distinct] for i in ing_distinct]
+        if len(ing_distinct) == 1 and len(eg_distinct) == 1:
+            return [grid[0][0]] * len(pairs)
+        if len(ing_distinct) == 1:
+            row = [grid[0][c] for c in eg_local]
+            return [row[e] for _, e in pairs]
+        if len(eg_distinct) == 1:
+            col = [grid[c][0] for c in ing_local]
+            return [col[p] for p, _ in pairs]
+        return [grid[ing_local[p]][eg_local[e]] for p, e in pairs]
 
-    def _cell(
-        self, src: _Endpoint, dst: _Endpoint, port: int, protocol: str, names: tuple[str, ...]
-    ) -> Verdict:
-        answers = self._ingress_answers(dst, port, protocol, names)
-        ingress = answers.get(src.index)
-        if ingress is None:
-            ingress = answers[src.index] = self._ingress(dst, src, port, protocol, names)
-        egress = self._egress(src, dst, port, protocol, names)
-        return self._verdicts.get((id(ingress), id(egress))) or self._combine(ingress, egress)
-
-    def _combine(self, ingress: DirectionVerdict, egress: DirectionVerdict) -> Verdict:
-        verdict = self._verdicts[(id(ingress), id(egress))] = Verdict(
-            allowed=ingress.allowed and egress.allowed,
-            reason=f"{ingress.reason}; {egress.reason}",
-            ingress=ingress,
-            egress=egress,
-        )
-        return verdict
-
-    def _ingress_answers(
-        self, dst: _Endpoint, port: int, protocol: str, names: tuple[str, ...]
-    ) -> dict[int, DirectionVerdict]:
-        """Ingress answers by source class, shared by the destinations isolated by the same policies."""
-        key = (dst.ingress_profile, port, protocol, names)
-        answers = self._ingress_memo.get(key)
-        if answers is None:
-            answers = self._ingress_memo[key] = {}
-        return answers
-
-    def _ingress(
-        self, dst: _Endpoint, src: _Endpoint, port: int, protocol: str, names: tuple[str, ...]
-    ) -> DirectionVerdict:
-        if not dst.ingress:
-            return self._intern(INGRESS, dst.kind)
-        return self._decide(INGRESS, dst.ingress, dst.ingress_profile, src, port, protocol, names)
-
-    def _egress(
-        self, src: _Endpoint, dst: _Endpoint, port: int, protocol: str, names: tuple[str, ...]
-    ) -> DirectionVerdict:
-        if not src.egress:
-            return self._intern(EGRESS, src.kind)
-        key = (src.egress_profile, dst.index, port, protocol, names)
-        answer = self._egress_memo.get(key)
-        if answer is None:
-            answer = self._egress_memo[key] = self._decide(
-                EGRESS, src.egress, src.egress_profile, dst, port, protocol, names
-            )
-        return answer
-
-    def _decide(
-        self,
-        direction: str,
-        policies: tuple[_Policy, ...],
-        profile: int,
-        peer: _Endpoint,
-        port: int,
-        protocol: str,
-        names: tuple[str, ...],
-    ) -> DirectionVerdict:
-        """The answer of isolating ``policies`` for a connection with ``peer``: the first rule matching it."""
-        key = (direction, profile, port, protocol, names)
+    def _candidate_rules(
+        self, direction: str, profile: _Profile, ctx: PortContext
+    ) -> list[tuple[_Policy, _Rule]]:
+        """The rules of the profile's policies whose ports match, in order; once per profile and port."""
+        key = (direction, profile.index, ctx)
         candidates = self._candidates.get(key)
         if candidates is None:
-            # The rules whose ports match: computed once per set of policies and port.
+            port, protocol, names = ctx
             candidates = self._candidates[key] = [
                 (policy, rule)
-                for policy in policies
+                for policy in profile.policies
                 for rule in (policy.ingress if direction == INGRESS else policy.egress) or ()
                 if rule.ports is None or any(p.matches(port, protocol, names) for p in rule.ports)
             ]
-        for policy, rule in candidates:
+        return candidates
+
+    # ------------------------------------------------------------ answers
+
+    def _verdict(self, ingress: DirectionVerdict, egress: DirectionVerdict) -> Verdict:
+        key = (id(ingress), id(egress))
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = Verdict(
+                allowed=ingress.allowed and egress.allowed,
+                reason=f"{ingress.reason}; {egress.reason}",
+                ingress=ingress,
+                egress=egress,
+            )
+        return verdict
+
+    def _ingress(self, profile: _Profile, src: _Endpoint, ctx: PortContext) -> DirectionVerdict:
+        if not profile.policies:
+            return self._intern(INGRESS, profile.kind)
+        key = (profile.index, ctx)
+        answers = self._ingress_memo.get(key)
+        if answers is None:
+            answers = self._ingress_memo[key] = {}
+        answer = answers.get(src.index)
+        if answer is None:
+            answer = answers[src.index] = self._decide(INGRESS, profile, src, ctx)
+        return answer
+
+    def _egress(self, profile: _Profile, dst: _Endpoint, ctx: PortContext) -> DirectionVerdict:
+        if not profile.policies:
+            return self._intern(EGRESS, profile.kind)
+        key = (profile.index, dst.index, ctx)
+        answer = self._egress_memo.get(key)
+        if answer is None:
+            answer = self._egress_memo[key] = self._decide(EGRESS, profile, dst, ctx)
+        return answer
+
+    def _decide(
+        self, direction: str, profile: _Profile, peer: _Endpoint, ctx: PortContext
+    ) -> DirectionVerdict:
+        """The answer of the isolating policies for a connection with ``peer``: the first rule matching."""
+        for policy, rule in self._candidate_rules(direction, profile, ctx):
             if rule.peers is None or any(self._peer_matches(p, policy.namespace, peer) for p in rule.peers):
                 return self._intern(direction, "allowed", policy.key, rule.index)
-        return self._intern(direction, "blocked", tuple(p.key for p in policies))
+        return self._intern(direction, "blocked", tuple(p.key for p in profile.policies))
 
     def _intern(self, direction: str, what: str, *detail: Any) -> DirectionVerdict:
         key = (direction, what, *detail)
@@ -553,13 +577,8 @@ class Simulator:
             dv = DirectionVerdict(True, True, policy, rule, f"{direction} allowed by {policy} rule {rule}")
         elif what == "blocked":
             whose = "destination" if direction == INGRESS else "source"
-            dv = DirectionVerdict(
-                False,
-                True,
-                None,
-                None,
-                f"{direction} blocked: {whose} isolated by {', '.join(detail[0])}; no rule matches",
-            )
+            reason = f"{direction} blocked: {whose} isolated by {', '.join(detail[0])}; no rule matches"
+            dv = DirectionVerdict(False, True, None, None, reason)
         else:
             dv = DirectionVerdict(True, False, None, None, _NOT_ISOLATED[(direction, what)])
         self._interned[key] = dv
@@ -582,58 +601,55 @@ class Simulator:
             return False
         return peer.pod_matcher is None or peer.pod_matcher(ep.labels)
 
-    # ------------------------------------------------------------ endpoints and ports
+    # ------------------------------------------------------------ classes of pods and addresses
 
-    def _endpoint(self, who: Pod | str) -> _Endpoint:
+    def _place(self, who: Pod | str) -> _Place:
         if isinstance(who, str):
-            key: tuple = ("external", None, (), self._blocks_of(who, who))
-            example = who
-        else:
-            index = self._pod_endpoint.get(id(who))
-            if index is not None:
-                return self._endpoints[index]
-            blocks = self._blocks_of(who.ip, who.key) if who.ip else None
-            if who.host_network:
-                key = ("host", None, (), blocks)
-            else:
-                keys = self._pod_label_keys
-                labels = tuple(sorted((k, v) for k, v in who.labels.items() if k in keys))
-                key = ("pod", who.namespace, labels, blocks)
-            example = who.key
-        index = self._endpoint_index.get(key)
-        if index is not None:
-            return self._endpoints[index]
-        kind, namespace, labels, blocks = key
-        ns_labels: Mapping[str, str] = {}
-        ingress: tuple[_Policy, ...] = ()
-        egress: tuple[_Policy, ...] = ()
-        if kind == "pod":
-            ns = self._cluster.namespaces.get(namespace)
-            ns_labels = ns.labels if ns is not None else {NAME_LABEL: namespace}
-            label_map = dict(labels)
-            selecting = [p for p in self._by_ns.get(namespace, ()) if p.selects(label_map)]
-            ingress = tuple(p for p in selecting if p.ingress is not None)
-            egress = tuple(p for p in selecting if p.egress is not None)
-        ep = _Endpoint(
-            len(self._endpoints),
-            kind,
-            namespace,
-            ns_labels,
-            dict(labels),
-            blocks,
-            example,
-            ingress,
-            egress,
-            self._profile(kind, ingress),
-            self._profile(kind, egress),
-        )
-        self._endpoints.append(ep)
-        self._endpoint_index[key] = ep.index
+            place = self._externals.get(who)
+            if place is None:
+                peer = self._endpoint(("external", None, (), self._blocks_of(who, who)), who)
+                none = self._profile("external", ())
+                place = self._externals[who] = _Place(peer, none, none)
+            return place
+        place = self._places.get(id(who))
+        if place is not None:
+            return place
+        blocks = self._blocks_of(who.ip, who.key) if who.ip else None
+        if who.host_network:
+            none = self._profile("host", ())
+            return _Place(self._endpoint(("host", None, (), blocks), who.key), none, none)
+        peer_labels = tuple(sorted((k, v) for k, v in who.labels.items() if k in self._peer_keys))
+        peer = self._endpoint(("pod", who.namespace, peer_labels, blocks), who.key)
+        target_labels = tuple(sorted((k, v) for k, v in who.labels.items() if k in self._target_keys))
+        profiles = self._pod_profiles.get((who.namespace, target_labels))
+        if profiles is None:
+            labels = dict(target_labels)
+            selecting = [p for p in self._by_ns.get(who.namespace, ()) if p.selects(labels)]
+            profiles = self._pod_profiles[(who.namespace, target_labels)] = (
+                self._profile("pod", tuple(p for p in selecting if p.ingress is not None)),
+                self._profile("pod", tuple(p for p in selecting if p.egress is not None)),
+            )
+        return _Place(peer, *profiles)
+
+    def _endpoint(self, key: tuple, example: str) -> _Endpoint:
+        ep = self._endpoints.get(key)
+        if ep is None:
+            kind, namespace, labels, blocks = key
+            ns_labels: Mapping[str, str] = {}
+            if kind == "pod":
+                ns = self._cluster.namespaces.get(namespace)
+                ns_labels = ns.labels if ns is not None else {NAME_LABEL: namespace}
+            ep = self._endpoints[key] = _Endpoint(
+                len(self._endpoints), kind, namespace, ns_labels, dict(labels), blocks, example
+            )
         return ep
 
-    def _profile(self, kind: str, policies: tuple[_Policy, ...]) -> int:
-        # The kind matters when no policy applies: the "not isolated" reason names it.
-        return self._profiles.setdefault((kind, *(p.key for p in policies)), len(self._profiles))
+    def _profile(self, kind: str, policies: tuple[_Policy, ...]) -> _Profile:
+        key = (kind, *(p.key for p in policies))
+        profile = self._profiles.get(key)
+        if profile is None:
+            profile = self._profiles[key] = _Profile(len(self._profiles), kind, policies)
+        return profile
 
     def _blocks_of(self, ip: str, who: str) -> frozenset[int]:
         if not self._blocks and who != ip:
@@ -655,9 +671,8 @@ class Simulator:
                 if not strict:
                     return None
                 where = dst.key if isinstance(dst, Pod) else f"{dst} (outside the cluster)"
-                raise UserError(
-                    f"{where} has no {protocol or ''} container port named {port!r}".replace("  ", " ")
-                )
+                what = f"{protocol} container port" if protocol else "container port"
+                raise UserError(f"{where} has no {what} named {port!r}")
             return found.port, found.protocol
         number = int(port)
         if not 1 <= number <= 65535:
@@ -666,21 +681,150 @@ class Simulator:
             raise UserError(f"unknown protocol {protocol!r} (expected {', '.join(PROTOCOLS)})")
         return number, protocol
 
-    def _names_at(self, dst: Pod | str, ep: _Endpoint, port: int, protocol: str) -> tuple[str, ...]:
-        """Names of the destination's container ports at this port and protocol (for named-port rules)."""
-        if ep.kind != "pod" or not isinstance(dst, Pod):
-            return ()
-        return tuple(p.name for p in dst.ports if p.name and p.port == port and p.protocol == protocol)
+
+class _Numbering:
+    """Local numbers 0, 1, 2... for classes (anything with an ``index``), in order of appearance."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[int, int] = {}
+        self.items: list[Any] = []
+
+    def number(self, item: Any) -> int:
+        n = self.numbers.get(item.index)
+        if n is None:
+            n = self.numbers[item.index] = len(self.items)
+            self.items.append(item)
+        return n
+
+
+class _Answers:
+    """One direction's answers for a list of peer classes, computed a policy peer at a time.
+
+    For a profile and a port, each candidate rule (in order) allows the peer classes its peers match
+    and that no earlier rule allowed; the others are blocked. A peer's matches are a bitset over the
+    classes, computed once: a namespaceSelector is evaluated once per namespace, a podSelector only on
+    the classes of the namespaces it can match.
+    """
+
+    def __init__(self, sim: Simulator, direction: str, peers: list[_Endpoint]) -> None:
+        self.sim = sim
+        self.direction = direction
+        self.peers = peers
+        self.everyone = (1 << len(peers)) - 1
+        self.by_namespace: dict[str, list[int]] = {}
+        self.ns_labels: dict[str, Mapping[str, str]] = {}
+        for i, ep in enumerate(peers):
+            if ep.kind == "pod":
+                self.by_namespace.setdefault(ep.namespace, []).append(i)  # type: ignore[arg-type]
+                self.ns_labels[ep.namespace] = ep.ns_labels  # type: ignore[index]
+        self._matches: dict[int, int] = {}  # id(_Peer) -> bitset of the classes it matches
+        self._block_matches: dict[int, tuple[int, int]] = {}  # ipBlock -> (matching, without IP)
+        self._answers: dict[tuple, list[DirectionVerdict]] = {}
+
+    def of(self, profile: _Profile, ctx: PortContext) -> list[DirectionVerdict]:
+        key = (profile.index, ctx)
+        answers = self._answers.get(key)
+        if answers is None:
+            answers = self._answers[key] = self._compute(profile, ctx)
+        return answers
+
+    def _compute(self, profile: _Profile, ctx: PortContext) -> list[DirectionVerdict]:
+        sim, direction = self.sim, self.direction
+        if not profile.policies:
+            return [sim._intern(direction, profile.kind)] * len(self.peers)
+        answers = [sim._intern(direction, "blocked", tuple(p.key for p in profile.policies))] * len(
+            self.peers
+        )
+        decided = 0
+        for policy, rule in sim._candidate_rules(direction, profile, ctx):
+            matched, without_ip = self.everyone, 0
+            if rule.peers is not None:
+                matched = 0
+                for peer in rule.peers:
+                    if peer.block is None:
+                        matched |= self._selector_matches(peer, policy.namespace)
+                    else:
+                        hits, unknown = self._block(peer.block)
+                        matched |= hits
+                        without_ip |= unknown
+            missing = without_ip & ~matched & ~decided
+            if missing:
+                ep = self.peers[_lowest_bit(missing)]
+                sim._peer_matches(next(p for p in rule.peers if p.block is not None), policy.namespace, ep)  # type: ignore[union-attr]
+            new = matched & ~decided
+            if new:
+                allowed = sim._intern(direction, "allowed", policy.key, rule.index)
+                for i in _bits(new):
+                    answers[i] = allowed
+                decided |= new
+                if decided == self.everyone:
+                    break
+        return answers
+
+    def _selector_matches(self, peer: _Peer, namespace: str) -> int:
+        bits = self._matches.get(id(peer))
+        if bits is None:
+            if peer.ns_matcher is None:
+                namespaces = [namespace]
+            else:
+                namespaces = [ns for ns, labels in self.ns_labels.items() if peer.ns_matcher(labels)]
+            bits = 0
+            for ns in namespaces:
+                for i in self.by_namespace.get(ns, ()):
+                    if peer.pod_matcher is None or peer.pod_matcher(self.peers[i].labels):
+                        bits |= 1 << i
+            self._matches[id(peer)] = bits
+        return bits
+
+    def _block(self, block: int) -> tuple[int, int]:
+        found = self._block_matches.get(block)
+        if found is None:
+            hits = unknown = 0
+            for i, ep in enumerate(self.peers):
+                if ep.blocks is None:
+                    unknown |= 1 << i
+                elif block in ep.blocks:
+                    hits |= 1 << i
+            found = self._block_matches[block] = (hits, unknown)
+        return found
+
+
+def _bits(x: int) -> Iterator[int]:
+    """The positions of the set bits of ``x``."""
+    while x:
+        low = x & -x
+        yield low.bit_length() - 1
+        x ^= low
+
+
+def _lowest_bit(x: int) -> int:
+    return (x & -x).bit_length() - 1
+
+
+def _codes(answers: list[DirectionVerdict]) -> tuple[list[int], list[DirectionVerdict]]:
+    """Each answer's number among the distinct answers (by identity), and the distinct answers."""
+    codes: dict[int, int] = {}
+    distinct: list[DirectionVerdict] = []
+    local = []
+    for dv in answers:
+        code = codes.get(id(dv))
+        if code is None:
+            code = codes[id(dv)] = len(distinct)
+            distinct.append(dv)
+        local.append(code)
+    return local, distinct
+
+
+def _names_at(dst: Pod | str, place: _Place, port: int, protocol: str) -> tuple[str, ...]:
+    """Names of the destination's container ports at this port and protocol (for named-port rules)."""
+    if place.peer.kind != "pod" or not isinstance(dst, Pod):
+        return ()
+    return tuple(p.name for p in dst.ports if p.name and p.port == port and p.protocol == protocol)
 
 
 def _zip_skipping(
-    sources: list[Pod | str],
-    verdicts: tuple[Verdict, ...],
-    skip: list[int],
-    dst: Pod | str,
-    port: int,
-    proto: str,
-) -> Iterator[tuple[Pod | str, Pod | str, int, str, Verdict]]:
+    sources: list[Pod | str], verdicts: list[Verdict], skip: list[int], dst: Pod | str, port: int, proto: str
+) -> Iterator[Row]:
     """The rows of one column without the sources at positions ``skip`` (the destination itself)."""
     parts = []
     start = 0
