@@ -484,3 +484,15 @@ def test_a_pod_without_ip_where_an_ip_block_needs_it_is_a_user_error() -> None:
 def test_an_outside_address_that_is_not_an_ip_is_a_user_error() -> None:
     with pytest.raises(UserError, match="not an IP address"):
         Simulator(cluster()).verdict("not-an-ip", cluster().pods[0], 8080)
+
+
+def test_matrix_reports_a_pod_without_ip_only_where_an_ip_block_needs_it() -> None:
+    pods = [Pod("gim", "api", ip="10.0.0.1", ports=(HTTP,)), Pod("gim", "pending")]
+    block = {"ipBlock": {"cidr": "10.0.0.0/8"}}
+    c = cluster(policy("p", {"podSelector": {}, "ingress": [{"from": [block]}]}), pods=pods)
+    with pytest.raises(UserError, match="gim/pending has no IP, and NetworkPolicy gim/p needs it"):
+        list(Simulator(c).matrix(c.pods, c.pods, [(8080, "TCP")]))
+    same_ns_first = [{"from": [{"podSelector": {}}]}, {"from": [block]}]
+    c = cluster(policy("p", {"podSelector": {}, "ingress": same_ns_first}), pods=pods)
+    rows = list(Simulator(c).matrix(c.pods, c.pods, [(8080, "TCP")]))
+    assert len(rows) == 2 and all(v.allowed for *_, v in rows)

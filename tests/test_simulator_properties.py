@@ -119,7 +119,11 @@ def clusters(draw: st.DrawFn, min_policies: int = 0, max_policies: int = 3) -> C
     for i in range(draw(st.integers(2, 5))):
         ports = tuple(p for p in PORTS if draw(st.booleans()))
         ip = f"10.0.0.{i + 1}" if draw(st.booleans()) else f"10.0.1.{i + 1}"
-        c.pods.append(Pod(draw(st.sampled_from(NAMESPACES)), f"p{i}", draw(pod_labels), ip=ip, ports=ports))
+        host_network = draw(st.sampled_from([False, False, False, True]))
+        namespace = draw(st.sampled_from(NAMESPACES))
+        c.pods.append(
+            Pod(namespace, f"p{i}", draw(pod_labels), ip=ip, ports=ports, host_network=host_network)
+        )
     c.policies = [draw(policies(f"np{i}")) for i in range(draw(st.integers(min_policies, max_policies)))]
     return c
 
