@@ -84,6 +84,17 @@ def options() -> tuple[Option, ...]:
         Option("--gim-namespace", "GIM namespace when the values name real namespaces", "gitguardian"),
         Option("--keep-namespaces", "leave each test's namespaces in the cluster (debugging)", False, "flag"),
         Option("--report-dir", "write a JSON report of every check here"),
+        Option(
+            "--verify-namespace",
+            "verify the cluster GIM already runs in, in this namespace "
+            "(conformance/test_verify_cluster.py; live with --backend existing)",
+        ),
+        Option(
+            "--verify-snapshot",
+            "verify from this kubectl snapshot instead of a live cluster (repeatable)",
+            [],
+            "list",
+        ),
     )
 
 

@@ -12,7 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from conformance.backends.base import Backend, BackendUnavailable
 from conformance.controls import ControlFailed, ControlResults, run_controls
 from conformance.errors import UserError
 from conformance.scenario import Scenario, Timing
-from conformance.topology import REFERENCE_WORKLOADS, Topology, Workload
+from conformance.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology, Workload
 from conformance.values import NetpolValues, load_values
 
 MODES = ("disabled", "dryrun", "enforce")
@@ -40,6 +40,7 @@ class Settings:
     policies: tuple[dict, ...] | None  # --manifests / --chart: the chart's own NetworkPolicies
     workloads: tuple[Workload, ...]
     notes: tuple[str, ...] = ()
+    gim_client: Workload = GIM_CLIENT
 
     @property
     def backend(self) -> str:
@@ -79,6 +80,7 @@ def load_settings(config: pytest.Config) -> Settings:
     policies: tuple[dict, ...] | None = None
     workloads = REFERENCE_WORKLOADS
     notes: list[str] = []
+    gim_client = GIM_CLIENT
     manifests = o["manifests"]
     if o["chart"]:
         from conformance.chart import helm_template
@@ -91,9 +93,10 @@ def load_settings(config: pytest.Config) -> Settings:
 
         chart = load_manifests(manifests, o["gim_namespace"])
         policies = chart.policies
-        workloads = tuple(w for w in chart.workloads) or REFERENCE_WORKLOADS
-        notes += list(getattr(chart, "notes", ()))
-    return Settings(o, _run_id(), timing, values, policies, workloads, tuple(notes))
+        workloads = tuple(chart.workloads) or REFERENCE_WORKLOADS
+        notes += list(chart.notes)
+        gim_client = chart.client_workload or GIM_CLIENT
+    return Settings(o, _run_id(), timing, values, policies, workloads, tuple(notes), gim_client)
 
 
 # -- hooks ---------------------------------------------------------------------------------------------
@@ -203,8 +206,10 @@ def scenario(
 ) -> Iterator[ScenarioFactory]:
     """Build a scenario for a mode: namespaces, stand-ins and clients deployed, no policy yet.
 
-    ``own_values=True`` marks a test that needs values of its own shape (it is skipped when the run was
-    given --values). Otherwise, with --values, the user's values and namespace names are used, and a
+    ``own_values=True`` marks a test that needs values of its own shape: it is skipped when the run was
+    given --values. ``switches_modes=True`` marks a test that redeploys the same values in other modes:
+    with --values it uses them (mode set by the test), with --manifests it is skipped (one rendering
+    holds one mode). Otherwise, with --values, the user's values and namespace names are used, and a
     test for another mode is skipped with the reason.
     """
     made: list[Scenario] = []
@@ -216,6 +221,7 @@ def scenario(
         allowed: int = 2,
         extra_policies: tuple[dict, ...] = (),
         own_values: bool = False,
+        switches_modes: bool = False,
         deploy: bool = True,
     ) -> Scenario:
         assert mode in MODES, mode
@@ -224,11 +230,19 @@ def scenario(
         if s.values is not None:
             if own_values:
                 pytest.skip("this test sets values of its own shape; it runs without --values/--set")
-            if values_mode(s.values) != mode:
+            values = s.values
+            if switches_modes:
+                if s.policies is not None:
+                    pytest.skip(
+                        "switches modes: needs the chart rendered in each mode; runs without --manifests"
+                    )
+                values = replace(
+                    values, enabled=mode != "disabled", mode="enforce" if mode == "enforce" else "dryrun"
+                )
+            elif values_mode(s.values) != mode:
                 pytest.skip(
                     f"not applicable: the values under test set mode {values_mode(s.values)}, not {mode}"
                 )
-            values = s.values
             topology = Topology(
                 s.run_id,
                 s.options["gim_namespace"],
@@ -236,6 +250,7 @@ def scenario(
                 (other,),
                 s.workloads,
                 s.options["probe_image"],
+                gim_client=s.gim_client,
             )
         else:
             roles = ("ingress-nginx", "monitoring", "allowed")[:allowed]
@@ -247,6 +262,7 @@ def scenario(
                 (other,),
                 s.workloads,
                 s.options["probe_image"],
+                gim_client=s.gim_client,
             )
             values = NetpolValues(
                 enabled=mode != "disabled",

@@ -59,6 +59,7 @@ class Topology:
     workloads: tuple[Workload, ...] = REFERENCE_WORKLOADS
     image: str = agnhost.AGNHOST_IMAGE
     extra_labels: dict[str, str] = field(default_factory=dict)
+    gim_client: Workload = GIM_CLIENT  # the client in the GIM namespace: with --manifests, the chart's worker
 
     @property
     def client_namespaces(self) -> tuple[str, ...]:
@@ -73,7 +74,7 @@ class Topology:
         return tuple(w for w in self.workloads if w.serves and w.ports)
 
     def client_key(self, namespace: str) -> str:
-        name = GIM_CLIENT.name if namespace == self.gim_namespace else "client"
+        name = self.gim_client.name if namespace == self.gim_namespace else "client"
         return f"{namespace}/{name}"
 
     @property
@@ -94,7 +95,7 @@ class Topology:
         ]
 
     def client_objects(self, namespace: str) -> list[K8sObject]:
-        labels = {**GIM_CLIENT.labels} if namespace == self.gim_namespace else {**CLIENT_LABELS}
+        labels = {**self.gim_client.labels} if namespace == self.gim_namespace else {**CLIENT_LABELS}
         name = self.client_key(namespace).split("/", 1)[1]
         return [agnhost.client_pod(namespace, name, labels, image=self.image, run_id=self.run_id)]
 

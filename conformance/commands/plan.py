@@ -13,7 +13,7 @@ from typing import Any
 from conformance.commands.render import write_stream
 from conformance.examples import DOC_ALLOWED_NAMESPACES
 from conformance.probes.agnhost import AGNHOST_IMAGE
-from conformance.topology import REFERENCE_WORKLOADS, Topology
+from conformance.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology
 from conformance.values import NetpolValues, load_values
 
 PLAN_RUN_ID = "plan"
@@ -35,12 +35,13 @@ def build(args: argparse.Namespace):
         values = load_values(args.values, args.sets)
     else:
         values = NetpolValues(enabled=True, mode="enforce", allowed_namespaces=DOC_ALLOWED_NAMESPACES)
-    policies, workloads = None, REFERENCE_WORKLOADS
+    policies, workloads, gim_client = None, REFERENCE_WORKLOADS, GIM_CLIENT
     if args.manifests:
         from conformance.chart import load_manifests
 
         chart = load_manifests(args.manifests, args.gim_namespace)
         policies, workloads = chart.policies, (chart.workloads or REFERENCE_WORKLOADS)
+        gim_client = chart.client_workload or GIM_CLIENT
     topology = Topology(
         PLAN_RUN_ID,
         args.gim_namespace,
@@ -48,6 +49,7 @@ def build(args: argparse.Namespace):
         ("not-allowed",),
         tuple(workloads),
         args.probe_image,
+        gim_client=gim_client,
     )
     scenario = Scenario(ModelBackend(), topology, values, manifests_policies=policies)
     return scenario
