@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 from conformance.errors import UserError
@@ -398,7 +399,9 @@ class Simulator:
         self._ingress_memo: dict[tuple, dict[int, DirectionVerdict]] = {}
         self._egress_memo: dict[tuple, DirectionVerdict] = {}
         self._candidates: dict[tuple, list[tuple[_Policy, _Rule]]] = {}
-        self._verdicts: dict[tuple[int, int], Verdict] = {}
+        self._codes: dict[int, int] = {}  # id(DirectionVerdict) -> its number
+        self._by_code: list[DirectionVerdict] = []
+        self._by_codes: dict[int, Verdict] = {}  # ingress code << 32 | egress code -> Verdict
         self._places: dict[int, _Place] = {}
         self._places = {id(p): self._place(p) for p in cluster.pods}
 
@@ -446,15 +449,19 @@ class Simulator:
         destinations: Sequence[Pod | str],
         ports: Sequence[tuple[int | str, str]],
     ) -> Iterator[Iterator[Row]]:
-        # Sources by (peer class, egress profile), numbered locally: a column is built by list lookups.
+        # Sources by class, a class being a (peer class, egress profile) pair, all numbered locally.
         src_peers = _Numbering()
         src_profiles = _Numbering()
-        pairs: list[tuple[int, int]] = []
+        classes: dict[tuple[int, int], int] = {}
+        class_of: list[int] = []
         positions: dict[int, list[int]] = {}
         for i, src in enumerate(sources):
             place = self._place(src)
-            pairs.append((src_peers.number(place.peer), src_profiles.number(place.egress)))
+            pair = (src_peers.number(place.peer), src_profiles.number(place.egress))
+            class_of.append(classes.setdefault(pair, len(classes)))
             positions.setdefault(id(src), []).append(i)
+        expand = _expander(class_of)
+        class_pairs = list(classes)
         dst_places = [self._place(d) for d in destinations]
         dst_peers = _Numbering()
         for place in dst_places:
@@ -462,8 +469,8 @@ class Simulator:
         # Ingress answers for every source peer class; egress answers for every destination peer class.
         ingress_answers = _Answers(self, INGRESS, src_peers.items)
         egress_answers = _Answers(self, EGRESS, dst_peers.items)
-        egress_vectors: dict[tuple, list[DirectionVerdict]] = {}
-        columns: dict[tuple, list[Verdict]] = {}
+        egress_vectors: dict[tuple, list[int]] = {}
+        columns: dict[tuple, Sequence[Verdict]] = {}
         for port, protocol in ports:
             for dst, place in zip(destinations, dst_places, strict=True):
                 resolved = self._resolve_port(dst, port, protocol, strict=False)
@@ -474,15 +481,15 @@ class Simulator:
                 ckey = (place.ingress.index, place.peer.index, ctx)
                 column = columns.get(ckey)
                 if column is None:
-                    ingress = ingress_answers.of(place.ingress, ctx)
+                    ingress = ingress_answers.codes(place.ingress, ctx)
                     ekey = (place.peer.index, ctx)
                     egress = egress_vectors.get(ekey)
                     if egress is None:
                         at = dst_peers.numbers[place.peer.index]
                         egress = egress_vectors[ekey] = [
-                            egress_answers.of(profile, ctx)[at] for profile in src_profiles.items
+                            egress_answers.codes(profile, ctx)[at] for profile in src_profiles.items
                         ]
-                    column = columns[ckey] = self._column(ingress, egress, pairs)
+                    column = columns[ckey] = expand(self._column(ingress, egress, class_pairs))
                 skip = positions.get(id(dst))
                 if skip is None:
                     yield zip(sources, repeat(dst), repeat(number), repeat(proto), column)
@@ -490,22 +497,26 @@ class Simulator:
                     yield _zip_skipping(sources, column, skip, dst, number, proto)
 
     def _column(
-        self, ingress: list[DirectionVerdict], egress: list[DirectionVerdict], pairs: list[tuple[int, int]]
+        self, ingress: list[int], egress: list[int], classes: Sequence[tuple[int, int]]
     ) -> list[Verdict]:
-        """One verdict per source, from the ingress answer for its peer class and the egress answer for
-        its egress profile."""
-        ing_local, ing_distinct = _codes(ingress)
-        eg_local, eg_distinct = _codes(egress)
-        grid = [[self._verdict(i, e) for e in eg_distinct] for i in ing_distinct]
-        if len(ing_distinct) == 1 and len(eg_distinct) == 1:
-            return [grid[0][0]] * len(pairs)
-        if len(ing_distinct) == 1:
-            row = [grid[0][c] for c in eg_local]
-            return [row[e] for _, e in pairs]
-        if len(eg_distinct) == 1:
-            col = [grid[c][0] for c in ing_local]
-            return [col[p] for p, _ in pairs]
-        return [grid[ing_local[p]][eg_local[e]] for p, e in pairs]
+        """One verdict per source class, from the codes of the ingress answer for its peer class and of
+        the egress answer for its egress profile."""
+        get, make = self._by_codes.get, self._verdict_of_codes
+        one_ingress, one_egress = len(set(ingress)) == 1, len(set(egress)) == 1
+        if one_ingress and one_egress:  # the usual case: one answer for every source
+            key = (ingress[0] << 32) | egress[0]
+            return [get(key) or make(key)] * len(classes)
+        if one_ingress:
+            high = ingress[0] << 32
+            by_profile = [get(high | e) or make(high | e) for e in egress]
+            return [by_profile[e] for _, e in classes]
+        if one_egress:
+            low = egress[0]
+            by_peer = [get((i << 32) | low) or make((i << 32) | low) for i in ingress]
+            return [by_peer[p] for p, _ in classes]
+        return [
+            get((ingress[p] << 32) | egress[e]) or make((ingress[p] << 32) | egress[e]) for p, e in classes
+        ]
 
     def _candidate_rules(
         self, direction: str, profile: _Profile, ctx: PortContext
@@ -526,15 +537,17 @@ class Simulator:
     # ------------------------------------------------------------ answers
 
     def _verdict(self, ingress: DirectionVerdict, egress: DirectionVerdict) -> Verdict:
-        key = (id(ingress), id(egress))
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            verdict = self._verdicts[key] = Verdict(
-                allowed=ingress.allowed and egress.allowed,
-                reason=f"{ingress.reason}; {egress.reason}",
-                ingress=ingress,
-                egress=egress,
-            )
+        key = (self._codes[id(ingress)] << 32) | self._codes[id(egress)]
+        return self._by_codes.get(key) or self._verdict_of_codes(key)
+
+    def _verdict_of_codes(self, key: int) -> Verdict:
+        ingress, egress = self._by_code[key >> 32], self._by_code[key & 0xFFFFFFFF]
+        verdict = self._by_codes[key] = Verdict(
+            allowed=ingress.allowed and egress.allowed,
+            reason=f"{ingress.reason}; {egress.reason}",
+            ingress=ingress,
+            egress=egress,
+        )
         return verdict
 
     def _ingress(self, profile: _Profile, src: _Endpoint, ctx: PortContext) -> DirectionVerdict:
@@ -582,6 +595,8 @@ class Simulator:
         else:
             dv = DirectionVerdict(True, False, None, None, _NOT_ISOLATED[(direction, what)])
         self._interned[key] = dv
+        self._codes[id(dv)] = len(self._by_code)
+        self._by_code.append(dv)
         return dv
 
     def _peer_matches(self, peer: _Peer, namespace: str, ep: _Endpoint) -> bool:
@@ -719,13 +734,15 @@ class _Answers:
                 self.ns_labels[ep.namespace] = ep.ns_labels  # type: ignore[index]
         self._matches: dict[int, int] = {}  # id(_Peer) -> bitset of the classes it matches
         self._block_matches: dict[int, tuple[int, int]] = {}  # ipBlock -> (matching, without IP)
-        self._answers: dict[tuple, list[DirectionVerdict]] = {}
+        self._answers: dict[tuple, list[int]] = {}
 
-    def of(self, profile: _Profile, ctx: PortContext) -> list[DirectionVerdict]:
+    def codes(self, profile: _Profile, ctx: PortContext) -> list[int]:
+        """The code of the answer for each peer class."""
         key = (profile.index, ctx)
         answers = self._answers.get(key)
         if answers is None:
-            answers = self._answers[key] = self._compute(profile, ctx)
+            codes = self.sim._codes
+            answers = self._answers[key] = [codes[id(dv)] for dv in self._compute(profile, ctx)]
         return answers
 
     def _compute(self, profile: _Profile, ctx: PortContext) -> list[DirectionVerdict]:
@@ -801,18 +818,13 @@ def _lowest_bit(x: int) -> int:
     return (x & -x).bit_length() - 1
 
 
-def _codes(answers: list[DirectionVerdict]) -> tuple[list[int], list[DirectionVerdict]]:
-    """Each answer's number among the distinct answers (by identity), and the distinct answers."""
-    codes: dict[int, int] = {}
-    distinct: list[DirectionVerdict] = []
-    local = []
-    for dv in answers:
-        code = codes.get(id(dv))
-        if code is None:
-            code = codes[id(dv)] = len(distinct)
-            distinct.append(dv)
-        local.append(code)
-    return local, distinct
+def _expander(class_of: list[int]) -> Callable[[list[Verdict]], Sequence[Verdict]]:
+    """A function from the verdicts of the classes to the verdicts of the sources (a C-level lookup)."""
+    if not class_of:
+        return lambda verdicts: ()
+    if len(class_of) == 1:
+        return lambda verdicts: (verdicts[class_of[0]],)
+    return itemgetter(*class_of)
 
 
 def _names_at(dst: Pod | str, place: _Place, port: int, protocol: str) -> tuple[str, ...]:
