@@ -383,6 +383,42 @@ def test_manifests_without_values_stop_the_run(tmp_path):
     )
 
 
+CHART_FIXTURES = REPO / "tests" / "fixtures" / "chart"
+
+
+def test_chart_manifests_that_keep_the_contract_pass():
+    run = run_suite(
+        "--backend",
+        "model",
+        "--values",
+        str(CHART_FIXTURES / "values-enforce.yaml"),
+        "--manifests",
+        str(CHART_FIXTURES / "rendered-enforce.yaml"),
+    )
+    assert run.returncode == 0, run.output
+    assert " passed" in run.stdout and "0 contract breaks" in run.stdout
+
+
+def test_chart_manifests_that_break_the_contract_fail_naming_the_promise(tmp_path):
+    """A chart that forgets one listed namespace: the run fails and says which promise is broken."""
+    documents = (CHART_FIXTURES / "rendered-enforce.yaml").read_text().split("\n---")
+    kept = [d for d in documents if "name: gim-gitguardian-allow-ns-monitoring" not in d]
+    assert len(kept) == len(documents) - 1, "the fixture renders one policy per allowed namespace"
+    broken = tmp_path / "rendered.yaml"
+    broken.write_text("\n---".join(kept))
+    run = run_suite(
+        "--backend",
+        "model",
+        "--values",
+        str(CHART_FIXTURES / "values-enforce.yaml"),
+        "--manifests",
+        str(broken),
+    )
+    assert run.returncode == 1, run.output
+    assert "promise 'namespace monitoring is allowed' broken: monitoring/client -> " in run.stdout
+    assert "failed" in run.stdout
+
+
 # -- the default backend on this machine ------------------------------------------------------------
 def _docker_daemon_up() -> bool:
     if shutil.which("docker") is None:
