@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance.model import Cluster, Pod
+from conformance.model import Cluster, Pod, policy_namespace
 from conformance.simulator import Simulator
 from conformance.values import NetpolValues
 
@@ -21,6 +21,7 @@ SAME_NAMESPACE = "GIM pods reach each other"
 NOT_LISTED_BLOCKED = "namespaces not listed are blocked"
 EXTRA_POLICIES = "extraPolicies are applied as given"
 OUTSIDE_GIM = "traffic that does not involve GIM is not affected"
+NOT_GIMS_POLICIES = "policies outside the GIM namespace (not the chart's) decide"
 
 
 def namespace_allowed(namespace: str) -> str:
@@ -44,15 +45,21 @@ class Contract:
             for p in values.extra_policies
         ]
         self._extras = Simulator(Cluster(cluster.namespaces, cluster.pods, cluster.services, extra_policies))
+        # Policies the chart does not own (e.g. a default-deny in kube-system) apply whatever the values say.
+        outside = [p for p in cluster.policies if policy_namespace(p) != gim_namespace]
+        self._outside = Simulator(Cluster(cluster.namespaces, cluster.pods, cluster.services, outside))
 
     def expect(self, src: Pod | str, dst: Pod | str, port: int, protocol: str = "TCP") -> Promise:
         values = self.values
+        if not self._outside.verdict(src, dst, port, protocol).allowed:
+            return Promise(False, NOT_GIMS_POLICIES)
         if not values.enabled:
             return Promise(True, DISABLED_BLOCKS_NOTHING)
         if values.mode != "enforce":
             return Promise(True, DRYRUN_BLOCKS_NOTHING)
         gim = self.gim_namespace
-        src_ns = src.namespace if isinstance(src, Pod) else None
+        # NetworkPolicy selectors never match a host-network pod: as a source it is only an IP.
+        src_ns = src.namespace if isinstance(src, Pod) and not src.host_network else None
         dst_in_gim = isinstance(dst, Pod) and dst.namespace == gim and not dst.host_network
         src_in_gim = isinstance(src, Pod) and src.namespace == gim and not src.host_network
 
@@ -67,7 +74,7 @@ class Contract:
 
         if src_ns == gim:
             allowed, promise = True, SAME_NAMESPACE
-        elif src_ns is not None and src_ns in values.allowed_namespaces and not src.host_network:
+        elif src_ns is not None and src_ns in values.allowed_namespaces:
             allowed, promise = True, namespace_allowed(src_ns)
         else:
             allowed, promise = False, NOT_LISTED_BLOCKED

@@ -27,6 +27,10 @@ class Option:
         return "netpol_" + self.flag.lstrip("-").replace("-", "_")
 
     @property
+    def metavar(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_").upper()
+
+    @property
     def env(self) -> str:
         return ENV_PREFIX + self.flag.lstrip("-").replace("-", "_").upper()
 
@@ -105,9 +109,12 @@ def add_options(parser: pytest.Parser) -> None:
         if opt.kind == "flag":
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=help_text)
         elif opt.kind == "list":
-            group.addoption(opt.flag, action="append", default=None, dest=opt.dest, help=help_text)
+            group.addoption(
+                opt.flag, action="append", default=None, dest=opt.dest, metavar=opt.metavar, help=help_text
+            )
         else:
-            group.addoption(opt.flag, default=None, dest=opt.dest, choices=opt.choices, help=help_text)
+            # choices are checked in _typed, so that a bad value gets the suite's one-line error
+            group.addoption(opt.flag, default=None, dest=opt.dest, metavar=opt.metavar, help=help_text)
 
 
 def _from_env(opt: Option, raw: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -104,14 +105,56 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     opts.add_options(parser)
 
 
+def _informational(config: pytest.Config) -> bool:
+    """--help, --version, --markers, --fixtures: nothing runs, nothing needs checking."""
+    o = config.option
+    return any(getattr(o, name, False) for name in ("help", "version", "markers", "showfixtures"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Check options, input files and (for a live backend) its prerequisites before anything else.
+
+    A problem ends the run here with one line on stderr and exit status 2: no test is collected, so
+    none can be reported as passed, and nothing has touched a cluster.
+    """
+    if _informational(config):
+        return None
+    try:
+        settings = load_settings(config)
+        if settings.backend != "model" and _runs_suite(config) and not hasattr(config, "workerinput"):
+            from conformance.backends.factory import preflight
+
+            try:
+                preflight(settings.options)
+            except BackendUnavailable as e:
+                raise UserError(f"cannot start backend {settings.backend}: {e}") from None
+    except UserError as e:
+        sys.stderr.write(f"gim-netpol: error: {' '.join(str(e).split())}\n")
+        return 2
+    config.stash[_SETTINGS_KEY] = settings
+    return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "switch: switches between modes as helm upgrade does")
     for marker in MODES:
         config.addinivalue_line("markers", f"{marker}: a test of networkPolicy mode {marker}")
-    config.addinivalue_line("markers", "live_only: observes something only a real cluster can show")
-    # Tests that use the fixed namespace names of user values must not run on two workers at once.
-    if getattr(config.option, "dist", "no") == "load":
+    # Tests that use the fixed namespace names of user values must not run on two workers at once:
+    # xdist's loadgroup scheduling keeps each xdist_group on one worker. Workers compute their own
+    # `loadgroup` flag from their command line (xdist/remote.py setup_config), so it is passed to them.
+    settings = config.stash.get(_SETTINGS_KEY, None)
+    if settings is not None and settings.fixed_names and getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and workerinput.get("gim_netpol_loadgroup"):
+        config.option.loadgroup = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist (controller side): tell each worker whether tests are grouped."""
+    node.workerinput["gim_netpol_loadgroup"] = node.config.getvalue("dist") == "loadgroup"
 
 
 def _runs_suite(config: pytest.Config) -> bool:
@@ -126,22 +169,7 @@ def _runs_suite(config: pytest.Config) -> bool:
     return False
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    config = session.config
-    try:
-        settings = load_settings(config)
-    except UserError as e:
-        pytest.exit(f"gim-netpol: error: {e}", returncode=2)
-    config.stash[_SETTINGS_KEY] = settings
-    if settings.backend != "model" and _runs_suite(config) and not hasattr(config, "workerinput"):
-        from conformance.backends.factory import preflight
-
-        try:
-            preflight(settings.options)
-        except BackendUnavailable as e:
-            pytest.exit(f"gim-netpol: cannot start backend {settings.backend}: {e}", returncode=2)
-
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash.get(_SETTINGS_KEY, None)
     if settings is None or not settings.fixed_names:
@@ -167,7 +195,7 @@ def netpol_backend(netpol_settings: Settings, tmp_path_factory: pytest.TempPathF
         with open_backend(netpol_settings.options, netpol_settings.run_id, shared_dir) as backend:
             yield backend
     except BackendUnavailable as e:
-        pytest.exit(f"gim-netpol: cannot start backend {netpol_settings.backend}: {e}", returncode=2)
+        pytest.fail(f"gim-netpol: cannot start backend {netpol_settings.backend}: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import pytest
+
 from conformance.backends.base import Backend
 from conformance.contract import Contract
 from conformance.flows import Flow, plan_flows, without_safety_net
 from conformance.model import Cluster, K8sObject, Service, policy_key
+from conformance.probes.agnhost import RUN_LABEL
 from conformance.render import render
 from conformance.simulator import Simulator
 from conformance.topology import DNS_NAMESPACE, DNS_SERVICE, Topology
@@ -77,8 +80,16 @@ class Scenario:
         """What a ``helm install`` with ``values`` puts in the GIM namespace: the chart's own output
         when the run was given ``--manifests``, else the reference rendering."""
         if self.manifests_policies is not None:
-            return [dict(p) for p in self.manifests_policies]
-        return render(values, self.topology.gim_namespace)
+            policies = [dict(p) for p in self.manifests_policies]
+        else:
+            policies = render(values, self.topology.gim_namespace)
+        return [self._labelled(p) for p in policies]
+
+    def _labelled(self, policy: K8sObject) -> K8sObject:
+        """The policy with the run label added (labels do not change what a NetworkPolicy does)."""
+        meta = dict(policy.get("metadata") or {})
+        meta["labels"] = {**(meta.get("labels") or {}), RUN_LABEL: self.topology.run_id}
+        return {**policy, "metadata": meta}
 
     def deploy(self, values: NetpolValues | None = None) -> float:
         """Install or upgrade to ``values`` as ``helm upgrade`` would: apply the new set, then delete the
@@ -138,7 +149,8 @@ class Scenario:
     def assert_conforms(self, label: str, **kwargs) -> CheckReport:
         """Check, and fail with the tables, the mismatches and their repro commands if anything disagrees."""
         report = self.check(label, **kwargs)
-        assert report.ok, report.explain()
+        if not report.ok:
+            pytest.fail(report.explain(), pytrace=False)
         return report
 
     def would_block_under_enforce(self) -> list[Flow]:

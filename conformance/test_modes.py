@@ -25,7 +25,7 @@ def test_disabled_deploys_no_policy_and_blocks_nothing(scenario):
 
 
 @pytest.mark.dryrun
-def test_dryrun_blocks_nothing_and_reports_what_enforce_would_block(scenario):
+def test_dryrun_blocks_nothing_and_lists_what_the_switch_would_block(scenario):
     sc = scenario("dryrun")
     policies = sc.state().policies_in(sc.topology.gim_namespace)
     assert policies, "dryrun must deploy the policies (with a safety net), not nothing"

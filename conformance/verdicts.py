@@ -19,6 +19,14 @@ from conformance.backends.base import Backend, Observation, Outcome
 from conformance.flows import Flow
 from conformance.truthtable import render_table
 
+OBSERVED_SYMBOLS = {".": "connected", "X": "blocked", "R": "refused", "E": "error", "-": "not probed"}
+DIFF_SYMBOLS = {".": "as expected", "!": "mismatch", "-": "not probed"}
+CONTRACT_SYMBOLS = {
+    ".": "allowed",
+    "X": "blocked",
+    "!": "the applied policies break this promise",
+    "-": "not probed",
+}
 OUTCOME_CELL = {Outcome.CONNECTED: ".", Outcome.BLOCKED: "X", Outcome.REFUSED: "R", Outcome.ERROR: "E"}
 
 
@@ -85,8 +93,24 @@ class CheckReport:
 
             head = f"{self.label}: via {via} IP"
             out.append(render_table(rows, cols, pick(_expected_cell), title=f"{head}, expected"))
-            out.append(render_table(rows, cols, pick(_observed_cell), title=f"{head}, observed"))
-            out.append(render_table(rows, cols, pick(_diff_cell), title=f"{head}, difference (! = mismatch)"))
+            if any(r.flow.contract_broken for r in results):
+                out.append(
+                    render_table(
+                        rows,
+                        cols,
+                        pick(_contract_cell),
+                        title=f"{head}, documented contract",
+                        symbols=CONTRACT_SYMBOLS,
+                    )
+                )
+            out.append(
+                render_table(
+                    rows, cols, pick(_observed_cell), title=f"{head}, observed", symbols=OBSERVED_SYMBOLS
+                )
+            )
+            out.append(
+                render_table(rows, cols, pick(_diff_cell), title=f"{head}, difference", symbols=DIFF_SYMBOLS)
+            )
         return "\n".join(out)
 
     def explain(self) -> str:
@@ -109,7 +133,7 @@ class CheckReport:
                 )
         for r in self.mismatches:
             f = r.flow
-            seen = ", ".join(o.outcome.value for o in r.samples) or "nothing"
+            seen = _samples(r.samples)
             kind = "INFRASTRUCTURE ERROR" if r.infrastructure_error else "MISMATCH"
             lines.append(
                 f"  {kind} {_flow_name(f)}: expected {'connected' if f.expected.allowed else 'blocked'},"
@@ -136,6 +160,18 @@ class CheckReport:
         }
 
 
+def _samples(samples: Sequence[Observation]) -> str:
+    """The outcomes in order, runs folded: 'blocked, connected x3'."""
+    runs: list[list] = []
+    for o in samples:
+        if runs and runs[-1][0] is o.outcome:
+            runs[-1][1] += 1
+        else:
+            runs.append([o.outcome, 1])
+    shown = [f"{outcome.value}" + (f" x{n}" if n > 1 else "") for outcome, n in runs[-6:]]
+    return ("..., " if len(runs) > 6 else "") + ", ".join(shown) if shown else "nothing"
+
+
 def _flow_name(f: Flow) -> str:
     p = f.probe
     return f"{p.client} -> {p.target} ({p.via} {p.host}:{p.port}/{p.protocol})"
@@ -147,6 +183,13 @@ def _column(r: FlowResult) -> str:
 
 def _expected_cell(r: FlowResult) -> str:
     return "." if r.flow.expected.allowed else "X"
+
+
+def _contract_cell(r: FlowResult) -> str:
+    promise = r.flow.promise
+    if promise is None:
+        return "-"
+    return "!" if r.flow.contract_broken else ("." if promise.allowed else "X")
 
 
 def _observed_cell(r: FlowResult) -> str:
