@@ -32,3 +32,10 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     _, tests = _setup_commands()
     assert tests in ci.splitlines()
+
+
+def test_readme_kill_rate_counts_every_seeded_defect():
+    from tests.chart_fixtures import DEFECTS
+
+    n = len(DEFECTS)
+    assert f"Kill rate: {n}/{n} defects caught (100%)" in README
