@@ -366,10 +366,12 @@ PortContext = tuple[int, str, tuple[str, ...]]  # port, protocol, the destinatio
 class Simulator:
     """Decides connections in a Cluster by its NetworkPolicies.
 
-    Host-network pods: NetworkPolicy does not apply to them (the API reference leaves them out of
-    scope and CNIs such as Calico and Cilium do not isolate them), so as destinations they are never
-    isolated, and as sources they are not isolated for egress and are known by their IP only: no pod or
-    namespace selector matches them, an ipBlock containing their (node) IP does.
+    Host-network pods: the concept page leaves their behaviour undefined between two options and
+    names "the most common implementation": the plugin "ignores hostNetwork pods when matching
+    podSelector and namespaceSelector. Traffic to/from hostNetwork pods is treated the same as all
+    other traffic to/from the node IP." The simulator takes that one: a host-network pod is never
+    isolated (neither as a destination nor for its egress), and as a peer it is known by its IP only:
+    no pod or namespace selector matches it, an ipBlock containing its (node) IP does.
 
     Speed: a verdict is a function of (the destination's ingress profile, the source's peer class) and
     (the source's egress profile, the destination's peer class), for a port. Those answers are computed
