@@ -235,7 +235,8 @@ class _Compiler:
         for i, text in enumerate(excepts):
             sub = _network(text, f"{where}.except[{i}]")
             # The API server requires each except to be a strict subset of cidr.
-            if sub.version != net.version or not sub.subnet_of(net) or sub.prefixlen <= net.prefixlen:  # type: ignore[arg-type]
+            inside = sub.version == net.version and sub.subnet_of(net)  # type: ignore[arg-type]
+            if not inside or sub.prefixlen <= net.prefixlen:
                 raise UserError(
                     f"except {text!r} must be a strict subset of cidr {raw['cidr']!r}",
                     key=f"{where}.except[{i}]",
@@ -414,7 +415,9 @@ class Simulator:
 
         ``port`` may be a container port name: it is resolved on ``dst`` (UserError if ``dst`` has none).
         """
-        number, protocol = self._resolve_port(dst, port, protocol, strict=True)  # type: ignore[misc]
+        resolved = self._resolve_port(dst, port, protocol, strict=True)
+        assert resolved is not None  # strict: an unknown name raised
+        number, protocol = resolved
         src_place, dst_place = self._place(src), self._place(dst)
         ctx = (number, protocol, _names_at(dst, dst_place, number, protocol))
         return self._verdict(
@@ -769,7 +772,9 @@ class _Answers:
             missing = without_ip & ~matched & ~decided
             if missing:
                 ep = self.peers[_lowest_bit(missing)]
-                sim._peer_matches(next(p for p in rule.peers if p.block is not None), policy.namespace, ep)  # type: ignore[union-attr]
+                assert rule.peers is not None
+                needing = next(p for p in rule.peers if p.block is not None)
+                sim._peer_matches(needing, policy.namespace, ep)  # raises: the class has no IP
             new = matched & ~decided
             if new:
                 allowed = sim._intern(direction, "allowed", policy.key, rule.index)
