@@ -84,11 +84,6 @@ def test_namespaces_pods_and_services_carry_the_run_label(capsys):
             assert obj["metadata"]["labels"][RUN_LABEL] == "plan", obj["metadata"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the NetworkPolicies of `gim-netpol plan` carry the chart's labels only, not the run label "
-    f"{RUN_LABEL}, unlike every other object of the stream (render() output is printed as is).",
-)
 def test_policies_carry_the_run_label_too(capsys):
     for obj in kinds(objects(capsys))["NetworkPolicy"]:
         assert obj["metadata"]["labels"].get(RUN_LABEL) == "plan", obj["metadata"]

@@ -8,6 +8,7 @@ from conformance.contract import (
     DISABLED_BLOCKS_NOTHING,
     DRYRUN_BLOCKS_NOTHING,
     EXTRA_POLICIES,
+    NOT_GIMS_POLICIES,
     NOT_LISTED_BLOCKED,
     OUTSIDE_GIM,
     SAME_NAMESPACE,
@@ -230,14 +231,9 @@ def test_reference_rendering_keeps_the_contract(mode, src, extra):
     _agrees_with_reference_rendering(v, PARTNER_CLIENT, PUBLIC_API, 8001)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: contract.expect() promises 'GIM pods reach each other' to a host-network pod of the GIM "
-    "namespace (it tests src_ns == gim without excluding host_network), while NetworkPolicy selectors never "
-    "match host-network sources: the reference rendering blocks it, so the suite reports a contract break "
-    "that no chart can fix. Listed-namespace host-network pods are handled (blocked).",
-)
-def test_reference_rendering_keeps_the_contract_for_a_host_network_pod_of_the_gim_namespace():
+def test_host_network_pod_of_the_gim_namespace_is_not_a_gim_pod_as_a_source():
+    """Selectors never match a host-network source: even in the GIM namespace it is only an IP."""
+    assert contract(values()).expect(HOST_IN_GIM, NGINX, 8080) == Promise(False, NOT_LISTED_BLOCKED)
     _agrees_with_reference_rendering(values(), HOST_IN_GIM, NGINX, 8080)
 
 
@@ -251,29 +247,41 @@ def _deny_all(namespace: str, policy_type: str) -> dict:
     }
 
 
-THIRD_PARTY_BUG = (
-    "BUG: Contract builds its simulator from extraPolicies only and ignores the policies the cluster already "
-    "holds outside GIM (cluster.policies), while the expected verdict uses them: on a live cluster whose "
-    "{where} has its own default-deny, every flow it cuts is reported as the GIM chart breaking its contract "
-    "(with --values the clients run in the user's real namespaces). Flows cut by policies GIM does not own "
-    "should not be contract breaks."
-)
+def _with(*policies: dict) -> Cluster:
+    return Cluster(CLUSTER.namespaces, CLUSTER.pods, CLUSTER.services, list(policies))
 
 
 def _agrees_with_third_party_policy(third_party: dict, src, dst, port: int) -> None:
     v = values()
-    cluster = Cluster(CLUSTER.namespaces, CLUSTER.pods, CLUSTER.services, [third_party])
-    promise = Contract(v, GIM, cluster).expect(src, dst, port)
+    promise = Contract(v, GIM, _with(third_party)).expect(src, dst, port)
     applied = Cluster(CLUSTER.namespaces, CLUSTER.pods, CLUSTER.services, [*render(v, GIM), third_party])
     verdict = Simulator(applied).verdict(src, dst, port)
-    assert promise.allowed == verdict.allowed, f"contract: {promise}; applied policies: {verdict.reason}"
+    assert promise == Promise(False, NOT_GIMS_POLICIES), promise
+    assert not verdict.allowed, verdict.reason
 
 
-@pytest.mark.xfail(strict=True, reason=THIRD_PARTY_BUG.format(where="listed namespace (e.g. ingress-nginx)"))
 def test_egress_policy_of_a_listed_namespace_is_not_a_contract_break():
+    """A flow cut by a policy GIM does not own is not the chart breaking its contract."""
     _agrees_with_third_party_policy(_deny_all(LISTED, "Egress"), LISTED_CLIENT, NGINX, 8080)
 
 
-@pytest.mark.xfail(strict=True, reason=THIRD_PARTY_BUG.format(where="kube-system (DNS)"))
 def test_ingress_policy_of_kube_system_is_not_a_contract_break():
+    """Even with networkPolicy disabled, a flow another policy cuts is not promised."""
+    assert Contract(values(enabled=False), GIM, _with(_deny_all("kube-system", "Ingress"))).expect(
+        WORKER, DNS, 53
+    ) == Promise(False, NOT_GIMS_POLICIES)
     _agrees_with_third_party_policy(_deny_all("kube-system", "Ingress"), WORKER, DNS, 53)
+
+
+def test_gims_own_policies_in_the_state_do_not_count_as_third_party():
+    """The cluster state holds the policies applied in the GIM namespace: the contract must not read them
+    as someone else's (it would then promise whatever the chart does)."""
+    applied = _with(*render(values(), GIM))
+    assert Contract(values(), GIM, applied).expect(OTHER_CLIENT, NGINX, 8080) == Promise(
+        False, NOT_LISTED_BLOCKED
+    )
+    dryrun_applied = _with(*render(values("dryrun"), GIM))
+    c = Contract(values("enforce"), GIM, dryrun_applied)
+    assert c.expect(OTHER_CLIENT, NGINX, 8080) == Promise(False, NOT_LISTED_BLOCKED), (
+        "the safety net is GIM's"
+    )

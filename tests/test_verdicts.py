@@ -7,8 +7,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 
-import pytest
-
 from conformance.backends.base import Backend, Observation, Outcome, Probe
 from conformance.contract import Promise
 from conformance.flows import Flow
@@ -201,7 +199,7 @@ def test_explain_has_tables_repro_and_the_simulators_reason():
     assert f"why expected: {DENIED.expected.reason}" in text
     assert f"repro: {backend.repro(DENIED.probe, 1.0)}" in text
     assert "agnhost connect 10.244.0.3:8080" in text
-    for title in ("expected", "observed", "difference (! = mismatch)"):
+    for title in ("expected", "observed", "difference"):
         assert f"enforce: not listed: via pod IP, {title}" in text
     assert "via service IP" not in text
 
@@ -213,18 +211,13 @@ def test_repro_only_for_the_flows_that_disagree():
     assert "MISMATCH a/client" not in report.explain()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: explain() lists every sample ('observed [error, error, ...]'); with retry_interval 0 (the "
-    "model backend's setting) a flow that never settles is probed thousands of times before the deadline and "
-    "its line grows without bound. It should summarise (e.g. the last samples, or 'error x644').",
-)
 def test_explain_stays_readable_when_a_flow_was_probed_many_times():
     backend = ScriptedBackend({DENIED.probe: [E]})
     report = run(backend, [DENIED], deadline_s=0.2)
     assert backend.calls[DENIED.probe] > 50, "the premise: many samples"
     line = next(x for x in report.explain().splitlines() if "INFRASTRUCTURE ERROR" in x)
     assert len(line) < 400, line[:200]
+    assert "observed [error" in line
 
 
 def _table(text: str, title: str) -> list[str]:
@@ -248,9 +241,7 @@ def test_tables_mark_each_cell():
     text = run(backend, [ALLOWED, DENIED, refused, errored, svc], deadline_s=0.2, label="L").tables()
     expected = [line.split() for line in _table(text, "L: via pod IP, expected") if "client" in line]
     observed = [line.split() for line in _table(text, "L: via pod IP, observed") if "client" in line]
-    diff = [
-        line.split() for line in _table(text, "L: via pod IP, difference (! = mismatch)") if "client" in line
-    ]
+    diff = [line.split() for line in _table(text, "L: via pod IP, difference") if "client" in line]
     # rows: a/client, b/client; columns: gim/nginx:8080, gim/public-api:8001
     assert [r[-2:] for r in expected] == [[".", "."], ["X", "X"]]
     assert [r[-2:] for r in observed] == [[".", "R"], [".", "E"]]
@@ -258,17 +249,13 @@ def test_tables_mark_each_cell():
     assert "L: via service IP, observed" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the observed table's key only explains the marks of truthtable.SYMBOLS ('.', 'X', '-'): the "
-    "R (refused) and E (probe error) marks that verdicts.OUTCOME_CELL writes are shown without meaning.",
-)
 def test_observed_table_key_explains_refused_and_error():
     refused = flow("a/client", "gim/public-api", allowed=True, port=8001)
     backend = ScriptedBackend({refused.probe: [R], DENIED.probe: [E]})
     text = run(backend, [refused, DENIED], deadline_s=0.1, label="L").tables()
     observed = text.split("L: via pod IP, observed")[1].split("L: via pod IP, difference")[0]
-    assert "R refused" in observed and "E " in observed.splitlines()[-1]
+    key = observed.strip().splitlines()[-1]
+    assert "R refused" in key and "E error" in key
 
 
 def test_explain_names_the_broken_promise_even_when_probes_agree():
@@ -280,13 +267,15 @@ def test_explain_names_the_broken_promise_even_when_probes_agree():
         reason="ingress to gim/nginx denied: no rule matches namespace ingress-nginx",
     )
     backend = ScriptedBackend({broken.probe: [B]})
-    report = run(backend, [broken])
+    report = run(backend, [broken], label="L")
     assert report.mismatches == [], "the probes agree with the applied policies"
     assert not report.ok, "but the applied policies break the documented contract"
     text = report.explain()
     assert "1 flows where the applied policies break the documented contract" in text
     assert "promise 'namespace ingress-nginx is allowed' broken: ingress-nginx/client -> gim/nginx" in text
     assert "should be allowed" in text
+    contract_rows = _table(text, "L: via pod IP, documented contract")
+    assert [row.split()[-1] for row in contract_rows if "client" in row] == ["!"]
     assert "no rule matches namespace ingress-nginx" in text
     assert report.summary()["contract_breaks"] == 1
 
