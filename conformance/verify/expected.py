@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance.contract import Contract
+from conformance.contract import NOT_GIMS_POLICIES, Contract
 from conformance.model import Cluster, K8sObject, Pod, policy_key
 from conformance.render import render
 from conformance.simulator import Simulator, Verdict
@@ -100,6 +100,10 @@ def destinations(cluster: Cluster, gim_namespace: str) -> list[Pod]:
 
 def _check(src: Pod, gim: str, verdict: Verdict, promise) -> tuple[str | None, str | None]:
     """(violation, note) for one flow."""
+    if promise.promise == NOT_GIMS_POLICIES and not verdict.allowed:
+        if verdict.ingress.allowed and not verdict.egress.allowed:
+            return None, f"blocked at the source by {src.namespace}'s own egress policies: {verdict.reason}"
+        return None, f"blocked by policies outside the GIM namespace: {verdict.reason}"
     if verdict.allowed == promise.allowed:
         return None, None
     if promise.allowed and src.namespace != gim and verdict.ingress.allowed and not verdict.egress.allowed:
