@@ -140,21 +140,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "switch: switches between modes as helm upgrade does")
     for marker in MODES:
         config.addinivalue_line("markers", f"{marker}: a test of networkPolicy mode {marker}")
-    # Tests that use the fixed namespace names of user values must not run on two workers at once:
-    # xdist's loadgroup scheduling keeps each xdist_group on one worker. Workers compute their own
-    # `loadgroup` flag from their command line (xdist/remote.py setup_config), so it is passed to them.
-    settings = config.stash.get(_SETTINGS_KEY, None)
-    if settings is not None and settings.fixed_names and getattr(config.option, "dist", "no") == "load":
-        config.option.dist = "loadgroup"
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput and workerinput.get("gim_netpol_loadgroup"):
-        config.option.loadgroup = True
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist (controller side): tell each worker whether tests are grouped."""
-    node.workerinput["gim_netpol_loadgroup"] = node.config.getvalue("dist") == "loadgroup"
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist (controller): with --values the namespace names are fixed, so every conformance test must
+    run on the same worker (two workers would create and delete the same namespaces). A scope scheduler
+    that puts them all in one scope does it; xdist's own xdist_group does not group under pytest >= 9.2
+    (pytest-dev/pytest-xdist#1386)."""
+    settings = config.stash.get(_SETTINGS_KEY, None)
+    if settings is None or not settings.fixed_names:
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    suite = SUITE_DIR.name + "/"
+
+    class FixedNamesScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "gim-netpol-fixed-names" if nodeid.startswith(suite) else nodeid
+
+    return FixedNamesScheduling(config, log)
 
 
 def _runs_suite(config: pytest.Config) -> bool:
@@ -167,16 +172,6 @@ def _runs_suite(config: pytest.Config) -> bool:
         if p == SUITE_DIR or SUITE_DIR in p.parents or p in SUITE_DIR.parents:
             return True
     return False
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    settings = config.stash.get(_SETTINGS_KEY, None)
-    if settings is None or not settings.fixed_names:
-        return
-    for item in items:
-        if SUITE_DIR in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.xdist_group("gim-netpol-fixed-names"))
 
 
 # -- fixtures ------------------------------------------------------------------------------------------

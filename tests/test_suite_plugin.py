@@ -211,16 +211,6 @@ def test_parallel_run_with_two_workers(model_run, tmp_path):
     assert all(n in run.stdout.split(SUMMARY, 1)[1] for n, c in cases.items() if c.outcome == "passed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (upstream): with --values and -n 2 the fixed-name tests still run on both workers. The "
-    "plugin now passes loadgroup to the workers correctly, but xdist 3.8 groups by appending '@group' to "
-    "item._nodeid, which pytest 9.2 no longer reads (Node.nodeid is str(self._id)): pytest-dev/pytest-xdist "
-    "#1386, fix proposed in PR #1388, not released. Even an explicit --dist loadgroup does not group. "
-    "Workaround: a pytest_xdist_make_scheduler hook returning a LoadGroupScheduling subclass whose "
-    "_split_scope(nodeid) maps every conformance/ test to one scope; or pin pytest<9.2; or refuse -n "
-    "with --values.",
-)
 def test_fixed_namespace_names_keep_the_tests_on_one_worker(tmp_path):
     values = tmp_path / "values.yaml"
     values.write_text(ENFORCE_VALUES)
