@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from conformance.backends.base import Backend, Observation, Outcome
+from conformance.backends.base import Backend, Observation, Outcome, Probe
 from conformance.flows import Flow
 from conformance.truthtable import render_table
 
@@ -30,6 +30,48 @@ CONTRACT_SYMBOLS = {
 OUTCOME_CELL = {Outcome.CONNECTED: ".", Outcome.BLOCKED: "X", Outcome.REFUSED: "R", Outcome.ERROR: "E"}
 
 
+def settled(expected_allowed: bool, samples: Sequence[Observation]) -> bool:
+    """Observed as expected: connected, or blocked on the last two samples in a row."""
+    if not samples:
+        return False
+    if expected_allowed:
+        return samples[-1].outcome is Outcome.CONNECTED
+    return len(samples) >= 2 and all(o.outcome is Outcome.BLOCKED for o in samples[-2:])
+
+
+def observe(
+    backend: Backend,
+    probes: Sequence[Probe],
+    expected_allowed: Sequence[bool],
+    *,
+    probe_timeout_s: float,
+    deadline_s: float,
+    retry_interval_s: float = 1.0,
+) -> list[list[Observation]]:
+    """The samples of every probe: all once, then only the unsettled ones again, until every probe has
+    settled or the deadline has passed."""
+    samples: list[list[Observation]] = [[] for _ in probes]
+
+    def probe_pending() -> list[int]:
+        pending = [i for i, s in enumerate(samples) if not settled(expected_allowed[i], s)]
+        if pending:
+            for i, o in zip(
+                pending, backend.probe([probes[i] for i in pending], probe_timeout_s), strict=True
+            ):
+                samples[i].append(o)
+        return [i for i, s in enumerate(samples) if not settled(expected_allowed[i], s)]
+
+    retrying = Retrying(
+        stop=stop_after_delay(deadline_s),
+        wait=wait_fixed(retry_interval_s),
+        retry=retry_if_result(bool),
+        reraise=False,
+    )
+    with contextlib.suppress(RetryError):  # what has not settled is the caller's to report
+        retrying(probe_pending)
+    return samples
+
+
 @dataclass
 class FlowResult:
     flow: Flow
@@ -41,12 +83,7 @@ class FlowResult:
 
     @property
     def settled(self) -> bool:
-        """Observed as expected: connected, or blocked on the last two samples."""
-        if not self.samples:
-            return False
-        if self.flow.expected.allowed:
-            return self.samples[-1].outcome is Outcome.CONNECTED
-        return len(self.samples) >= 2 and all(o.outcome is Outcome.BLOCKED for o in self.samples[-2:])
+        return settled(self.flow.expected.allowed, self.samples)
 
     @property
     def infrastructure_error(self) -> bool:
@@ -232,25 +269,16 @@ def check(
     retry_interval_s: float = 1.0,
 ) -> CheckReport:
     """Probe every flow, then retry only the unsettled ones until all settle or the deadline passes."""
-    results = [FlowResult(f) for f in flows]
     start = time.monotonic()
-
-    def probe_pending() -> list[FlowResult]:
-        pending = [r for r in results if not r.settled]
-        if pending:
-            observations = backend.probe([r.flow.probe for r in pending], probe_timeout_s)
-            for r, o in zip(pending, observations, strict=True):
-                r.samples.append(o)
-        return [r for r in results if not r.settled]
-
-    retrying = Retrying(
-        stop=stop_after_delay(deadline_s),
-        wait=wait_fixed(retry_interval_s),
-        retry=retry_if_result(bool),
-        reraise=False,
+    samples = observe(
+        backend,
+        [f.probe for f in flows],
+        [f.expected.allowed for f in flows],
+        probe_timeout_s=probe_timeout_s,
+        deadline_s=deadline_s,
+        retry_interval_s=retry_interval_s,
     )
-    with contextlib.suppress(RetryError):  # the unsettled flows are reported below
-        retrying(probe_pending)
+    results = [FlowResult(f, s) for f, s in zip(flows, samples, strict=True)]
     report = CheckReport(label, backend.name, results, time.monotonic() - start, probe_timeout_s)
     for r in report.mismatches:
         report.repro[id(r)] = backend.repro(r.flow.probe, probe_timeout_s)

@@ -17,12 +17,12 @@ from conformance.backends.model import ModelBackend
 from conformance.cli import main
 from conformance.commands.cleanup import leftovers
 from conformance.probes.agnhost import RUN_LABEL
+from conformance.verdicts import settled
 from conformance.verify.analysis import analyse
 from conformance.verify.discovery import view_from_objects
 from conformance.verify.live import (
     LiveOptions,
     admission_advice,
-    agrees,
     as_documents,
     canary_problem,
     probe_cluster,
@@ -307,11 +307,11 @@ def test_scratch_namespaces_carry_the_run_label_and_restricted_pod_security():
 
 
 def test_blocked_needs_two_timeouts_in_a_row():
-    assert not agrees(False, [_obs(Outcome.BLOCKED)])
-    assert agrees(False, [_obs(Outcome.CONNECTED), _obs(Outcome.BLOCKED), _obs(Outcome.BLOCKED)])
-    assert not agrees(False, [_obs(Outcome.BLOCKED), _obs(Outcome.ERROR)])
-    assert agrees(True, [_obs(Outcome.BLOCKED), _obs(Outcome.CONNECTED)])
-    assert not agrees(True, [_obs(Outcome.REFUSED)])
+    assert not settled(False, [_obs(Outcome.BLOCKED)])
+    assert settled(False, [_obs(Outcome.CONNECTED), _obs(Outcome.BLOCKED), _obs(Outcome.BLOCKED)])
+    assert not settled(False, [_obs(Outcome.BLOCKED), _obs(Outcome.ERROR)])
+    assert settled(True, [_obs(Outcome.BLOCKED), _obs(Outcome.CONNECTED)])
+    assert not settled(True, [_obs(Outcome.REFUSED)])
 
 
 class ModelCluster(ModelBackend):

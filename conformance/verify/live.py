@@ -32,6 +32,7 @@ from conformance.errors import UserError
 from conformance.model import Cluster, ContainerPort, K8sObject, Pod
 from conformance.probes import agnhost
 from conformance.simulator import Simulator
+from conformance.verdicts import observe, settled
 from conformance.verify.analysis import Analysis, ProbeRecord, analyse
 from conformance.verify.discovery import ClusterView, view_from_objects
 from conformance.verify.rbac import MONITORING_GROUP, api_review, missing_permissions, required_permissions
@@ -271,15 +272,6 @@ def plan_probes(
     return out
 
 
-def agrees(expected_allowed: bool, samples: Sequence[Observation]) -> bool:
-    """Allowed: the last sample connected. Blocked: the last two samples timed out."""
-    if not samples:
-        return False
-    if expected_allowed:
-        return samples[-1].outcome is Outcome.CONNECTED
-    return len(samples) >= 2 and all(o.outcome is Outcome.BLOCKED for o in samples[-2:])
-
-
 # -- the run ----------------------------------------------------------------------------------------
 
 
@@ -331,22 +323,6 @@ def _wait_for_ips(backend: Any, namespaces: list[str], keys: list[str], timeout_
         if time.monotonic() >= deadline:
             raise RuntimeError(f"probe pods without an IP after {timeout_s:g}s: {', '.join(waiting)}")
         time.sleep(2.0)
-
-
-def _observe(
-    backend: Any, planned: Sequence[tuple[Probe, bool, str]], timeout_s: float, deadline_s: float
-) -> list[list[Observation]]:
-    """Samples of every probe: one each, then only the disagreeing ones again until the deadline."""
-    samples: list[list[Observation]] = [[o] for o in backend.probe([p for p, _, _ in planned], timeout_s)]
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        pending = [i for i, (_, allowed, _) in enumerate(planned) if not agrees(allowed, samples[i])]
-        if not pending:
-            break
-        again = backend.probe([planned[i][0] for i in pending], timeout_s)
-        for i, obs in zip(pending, again, strict=True):
-            samples[i].append(obs)
-    return samples
 
 
 def verify_live(gim_namespace: str, options: LiveOptions) -> Analysis:
@@ -443,10 +419,16 @@ def _run_probes(
     cluster = view.cluster
     cluster.add_namespace(live.namespaces[name])
     planned = plan_probes(cluster, clients, analysis.gim_namespace, options.timeout_s)
-    samples = _observe(backend, planned, options.timeout_s, options.deadline_s)
+    samples = observe(
+        backend,
+        [p for p, _, _ in planned],
+        [allowed for _, allowed, _ in planned],
+        probe_timeout_s=options.timeout_s,
+        deadline_s=options.deadline_s,
+    )
     for (probe, expected, reason), obs in zip(planned, samples, strict=True):
         last = obs[-1]
-        ok = agrees(expected, obs)
+        ok = settled(expected, obs)
         detail = last.detail
         if last.outcome is Outcome.ERROR:
             detail = f"{detail}\n{backend.diagnose(probe.client)}"
