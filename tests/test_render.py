@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.errors import UserError
+from conformance.examples import smtp_egress_policy
 from conformance.k8s_schema import validate_network_policy
 from conformance.model import Cluster, ContainerPort, Namespace, Pod
 from conformance.render import (
@@ -24,18 +25,7 @@ from conformance.simulator import Simulator
 from conformance.values import NetpolValues
 
 GIM = "gitguardian"
-SMTP_POLICY = {
-    "apiVersion": "networking.k8s.io/v1",
-    "kind": "NetworkPolicy",
-    "metadata": {"name": "allow-external-smtp"},
-    "spec": {
-        "podSelector": {},
-        "policyTypes": ["Egress"],
-        "egress": [
-            {"to": [{"ipBlock": {"cidr": "10.0.0.0/24"}}], "ports": [{"protocol": "TCP", "port": 587}]}
-        ],
-    },
-}
+SMTP_POLICY = smtp_egress_policy()  # the documentation's extraPolicies example
 # The documentation's three examples.
 DOC_DRYRUN = NetpolValues(enabled=True, mode="dryrun", allowed_namespaces=("ingress-nginx", "monitoring"))
 DOC_ENFORCE = replace(DOC_DRYRUN, mode="enforce")

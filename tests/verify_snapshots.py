@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from conformance.examples import smtp_egress_policy
 from conformance.render import render
 from conformance.values import NetpolValues
 
@@ -296,15 +297,4 @@ def write(path: Path, objects: Sequence[dict]) -> Path:
     return path
 
 
-SMTP_EGRESS = {
-    "apiVersion": "networking.k8s.io/v1",
-    "kind": "NetworkPolicy",
-    "metadata": {"name": "allow-external-smtp"},
-    "spec": {
-        "podSelector": {},
-        "policyTypes": ["Egress"],
-        "egress": [
-            {"to": [{"ipBlock": {"cidr": "10.0.0.0/24"}}], "ports": [{"protocol": "TCP", "port": 587}]}
-        ],
-    },
-}
+SMTP_EGRESS = smtp_egress_policy()  # the documentation's extraPolicies example

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from conformance.commands.render import write_stream
+from conformance.commands.render import add_values_arguments, write_stream
 from conformance.examples import DOC_ALLOWED_NAMESPACES
 from conformance.probes.agnhost import AGNHOST_IMAGE
 from conformance.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology
@@ -77,22 +77,7 @@ def register(subparsers: Any) -> None:
         "probe pods, Services, NetworkPolicies), without touching a cluster. Without --values: the "
         "documentation's enforce example (allowedNamespaces ingress-nginx, monitoring).",
     )
-    parser.add_argument(
-        "--values",
-        "-f",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="GIM values file (repeatable; later files win)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="Helm-style override (repeatable)",
-    )
+    add_values_arguments(parser)
     parser.add_argument("--manifests", metavar="FILE", help="helm template output of the real chart")
     parser.add_argument("--gim-namespace", default="gitguardian", metavar="NS", help="the GIM namespace")
     parser.add_argument("--probe-image", default=AGNHOST_IMAGE, metavar="IMAGE", help="agnhost image")

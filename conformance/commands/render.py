@@ -36,16 +36,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "render",
-        help="print the NetworkPolicies that GIM's networkPolicy values render",
-        description=(
-            "Render the networkPolicy.* Helm values of GitGuardian self-hosted into NetworkPolicies for the"
-            " GIM namespace, as a YAML stream. Values files merge as `helm -f a.yaml -f b.yaml` does;"
-            " --set takes Helm's syntax."
-        ),
-    )
+def add_values_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--values FILE`` (repeatable) and ``--set K=V`` (repeatable), as helm takes them."""
     parser.add_argument(
         "--values",
         "-f",
@@ -63,6 +55,19 @@ def register(subparsers: Any) -> None:
         help="a Helm-style override, e.g. networkPolicy.mode=enforce or"
         " networkPolicy.allowedNamespaces={ingress-nginx,monitoring} (repeatable)",
     )
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "render",
+        help="print the NetworkPolicies that GIM's networkPolicy values render",
+        description=(
+            "Render the networkPolicy.* Helm values of GitGuardian self-hosted into NetworkPolicies for the"
+            " GIM namespace, as a YAML stream. Values files merge as `helm -f a.yaml -f b.yaml` does;"
+            " --set takes Helm's syntax."
+        ),
+    )
+    add_values_arguments(parser)
     parser.add_argument(
         "--namespace", "-n", required=True, metavar="NS", help="the GIM namespace the policies go in"
     )
