@@ -42,14 +42,40 @@ class Scenario:
     reports: list[CheckReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     applied: list[K8sObject] = field(default_factory=list)
+    borrowed: tuple[str, ...] = ()  # client namespaces that existed before the scenario
+    created: list[K8sObject] = field(default_factory=list)
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def setup(self) -> None:
-        self.backend.apply(self.topology.objects())
+        """Create the namespaces, stand-ins and clients. A client namespace that already exists (the
+        values name real namespaces) gets only its client pod; a GIM namespace that already exists is
+        refused: the suite deploys policies there and deletes it at the end."""
+        present = self.backend.state([]).namespaces
+        gim = self.topology.gim_namespace
+        if gim in present:
+            pytest.fail(
+                f"namespace {gim} already exists in this cluster: the suite deploys its own stand-ins and "
+                "policies there and deletes it afterwards. Pass --gim-namespace with an unused name, run "
+                "`gim-netpol cleanup` if a crashed run left it, or check a live GIM with `gim-netpol verify`",
+                pytrace=False,
+            )
+        self.borrowed = tuple(ns for ns in self.topology.client_namespaces if ns in present)
+        objects = [o for o in self.topology.objects() if not self._is_borrowed_namespace(o)]
+        self.created = [o for o in objects if o["kind"] != "Namespace"]
+        self.backend.apply(objects)
         self.backend.wait_ready(self.topology.namespaces, self.timing.ready_timeout_s)
 
+    def _is_borrowed_namespace(self, obj: K8sObject) -> bool:
+        return obj["kind"] == "Namespace" and obj["metadata"]["name"] in self.borrowed
+
     def teardown(self) -> None:
-        self.backend.delete(self.topology.namespace_objects())
+        """Delete what the scenario created: its namespaces, and its pods in namespaces it borrowed."""
+        in_borrowed = [o for o in self.created if o["metadata"].get("namespace") in self.borrowed]
+        if in_borrowed:
+            self.backend.delete(in_borrowed)
+        self.backend.delete(
+            [o for o in self.topology.namespace_objects() if not self._is_borrowed_namespace(o)]
+        )
 
     def add_client_namespace(self, namespace: str, *, allowed: bool) -> None:
         """Create one more client namespace (with its client pod) now, after the policies."""
