@@ -336,7 +336,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             d = json.loads(value)
             terminalreporter.write_line(
                 f"{d['label']}: {d['probes']} probes, {d['mismatches']} mismatches,"
-                f" {d['contract_breaks']} contract breaks, held after {d['converge_s']:.2f}s  [{nodeid}]"
+                f" {d['contract_breaks']} contract breaks, held after {d['converge_s']:.2f}s"
+                f" (pod IP: {d['same_node']} same-node, {d['cross_node']} cross-node)  [{nodeid}]"
             )
         else:
             terminalreporter.write_line(f"note: {value}  [{nodeid}]")

@@ -194,7 +194,16 @@ class CheckReport:
             "mismatches": len(self.mismatches),
             "contract_breaks": len(self.contract_breaks),
             "converge_s": round(self.converge_s, 3),
+            # pod-IP probes whose two ends run on the same node / on different nodes
+            "same_node": sum(1 for r in self.results if r.flow.probe.via == "pod" and _same_node(r.flow)),
+            "cross_node": sum(
+                1 for r in self.results if r.flow.probe.via == "pod" and not _same_node(r.flow)
+            ),
         }
+
+
+def _same_node(f: Flow) -> bool:
+    return f.source.node is not None and f.source.node == f.destination.node
 
 
 def _samples(samples: Sequence[Observation]) -> str:
