@@ -18,11 +18,15 @@ import time
 from typing import Any
 
 from kubernetes.stream import stream
+from kubernetes.stream.ws_client import ERROR_CHANNEL
 
 from conformance.backends.base import Probe
 
-# $1 host, $2 port, $3 read timeout in seconds. Prints one line per request: "ALIVE <status line>" or "DEAD".
+# $1 host, $2 port, $3 read timeout in seconds. Prints one line per request: "ALIVE <status line>" or "DEAD"
+# ("CONNECT-FAILED" if the connection cannot be opened at all; bash says why on stderr). SIGPIPE is
+# ignored so that writing to a connection the peer reset prints DEAD instead of killing bash silently.
 HOLD_SCRIPT = r"""
+trap '' PIPE
 exec 3<>"/dev/tcp/$1/$2" || { echo CONNECT-FAILED; exit 0; }
 request() {
   printf 'GET / HTTP/1.1\r\nHost: probe\r\n\r\n' >&3 2>/dev/null || { echo DEAD; return; }
@@ -47,6 +51,8 @@ class HeldConnection:
     """An open connection from a client pod; ``still_alive()`` sends a second request on it."""
 
     def __init__(self, api: Any, probe: Probe, timeout_s: float) -> None:
+        if probe.protocol != "TCP":
+            raise ValueError(f"only a TCP connection can be held, not {probe.protocol} ({probe.port})")
         namespace, pod = probe.client.split("/", 1)
         self.probe = probe
         self.timeout_s = timeout_s
@@ -64,9 +70,11 @@ class HeldConnection:
         )
         first = self._line(timeout_s + 5)
         if not first.startswith("ALIVE"):
+            why = self._exec_output()
             self.close()
             raise RuntimeError(
                 f"could not open a connection {probe.client} -> {probe.host}:{probe.port}: {first}"
+                + (f" ({why})" if why else "")
             )
 
     def _line(self, timeout_s: float) -> str:
@@ -78,7 +86,29 @@ class HeldConnection:
         line, _, self._buffer = self._buffer.partition("\n")
         return line.strip() or "DEAD (no answer)"
 
+    def _exec_output(self) -> str:
+        """What the exec said besides stdout: bash's stderr and, once it ended, its status."""
+        parts = []
+        with contextlib.suppress(Exception):
+            parts.append((self._resp.read_stderr(timeout=0) or "").strip())
+        if not self._resp.is_open():
+            with contextlib.suppress(Exception):
+                parts.append((self._resp.read_channel(ERROR_CHANNEL, timeout=0) or "").strip())
+        return "; ".join(p for p in parts if p)
+
     def still_alive(self) -> bool:
+        """False when the held connection no longer carries a request and its answer.
+
+        Raises RuntimeError when the exec holding it has ended on its own: that says nothing
+        about the connection (the API server or kubelet dropped the stream).
+        """
+        with contextlib.suppress(Exception):  # a broken stream shows as closed just below
+            self._resp.update(timeout=0)
+        if not self._resp.is_open():
+            raise RuntimeError(
+                f"the exec holding {self.probe.client} -> {self.probe.host}:{self.probe.port} "
+                f"ended early: {self._exec_output() or 'no output'}"
+            )
         self._resp.write_stdin("go\n")
         return self._line(self.timeout_s + 5).startswith("ALIVE")
 
