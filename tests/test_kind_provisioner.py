@@ -17,7 +17,14 @@ import pytest
 import yaml
 
 from conformance.backends.base import BackendUnavailable
-from conformance.backends.kind import REPO_CONFIG, CommandFailed, KindCluster, read_manifest, shared_cluster
+from conformance.backends.kind import (
+    REPO_CONFIG,
+    CommandFailed,
+    KindCluster,
+    crd_names,
+    read_manifest,
+    shared_cluster,
+)
 from conformance.errors import UserError
 
 FAKE_KIND = r"""
@@ -210,6 +217,78 @@ def test_create_follows_kind_and_the_calico_quickstart_in_order(fakes, tmp_path)
     assert verbs.index(["get", "tigerastatus"]) > verbs.index(["get", "nodes"])
     assert verbs[-2:] == [["get", "daemonsets"], ["get", "pods"]]
     assert cluster.created
+
+
+def test_custom_resources_are_created_once_the_crd_of_each_of_their_kinds_is_established(fakes, tmp_path):
+    make_cluster(tmp_path).create()
+    kubectl = [c["argv"][4:] for c in calls(fakes, "kubectl")]
+    waits = [argv for argv in kubectl if argv[0] == "wait"]
+    assert len(waits) == 1
+    assert "--for=condition=Established" in waits[0]
+    crds = {a for a in waits[0] if a.startswith("crd/")}
+    # The fake custom-resources.yaml holds an Installation and an APIServer; tigerastatus is read later.
+    assert crds == {
+        "crd/installations.operator.tigera.io",
+        "crd/apiservers.operator.tigera.io",
+        "crd/tigerastatuses.operator.tigera.io",
+    }
+    assert kubectl.index(waits[0]) < kubectl.index(["create", "-f", "-"])
+    assert kubectl.index(waits[0]) > kubectl.index(
+        ["create", "-f", str(tmp_path / "calico" / "tigera-operator.yaml")]
+    )
+
+
+# The kinds of projectcalico/calico v3.31 manifests/custom-resources.yaml.
+UPSTREAM_V331_KINDS = """
+apiVersion: operator.tigera.io/v1
+kind: Installation
+metadata: {name: default}
+---
+apiVersion: operator.tigera.io/v1
+kind: APIServer
+metadata: {name: default}
+---
+apiVersion: operator.tigera.io/v1
+kind: Goldmane
+metadata: {name: default}
+---
+apiVersion: operator.tigera.io/v1
+kind: Whisker
+metadata: {name: default}
+"""
+
+
+def test_crd_names_of_the_v331_custom_resources():
+    assert crd_names(UPSTREAM_V331_KINDS) == [
+        "apiservers.operator.tigera.io",
+        "goldmanes.operator.tigera.io",
+        "installations.operator.tigera.io",
+        "tigerastatuses.operator.tigera.io",
+        "whiskers.operator.tigera.io",
+    ]
+    assert crd_names("apiVersion: v1\nkind: ConfigMap\n") == ["tigerastatuses.operator.tigera.io"]
+
+
+def test_reuse_exports_the_kubeconfig_into_a_folder_that_does_not_exist_yet(fakes, tmp_path):
+    (fakes / "clusters.txt").write_text("gim\n")
+    (fakes / "calico-installed").write_text("yes")
+    kubeconfig = tmp_path / "new" / "dir" / "kubeconfig"
+    make_cluster(tmp_path, reuse=True, kubeconfig_path=kubeconfig).create()
+    assert kubeconfig.is_file()
+
+
+def test_a_reused_cluster_is_not_deleted_when_the_run_ends(fakes, tmp_path):
+    (fakes / "clusters.txt").write_text("gim\n")
+    (fakes / "calico-installed").write_text("yes")
+    with shared_cluster(make_cluster(tmp_path, reuse=True), tmp_path / "shared"):
+        pass
+    assert not [c for c in calls(fakes, "kind") if c["argv"][0] == "delete"]
+    assert (fakes / "clusters.txt").read_text().split() == ["gim"]
+    # ...while a cluster the run created is deleted by the last to leave.
+    (fakes / "clusters.txt").write_text("")
+    with shared_cluster(make_cluster(tmp_path), tmp_path / "shared2"):
+        pass
+    assert [c["argv"][:2] for c in calls(fakes, "kind")][-1] == ["delete", "cluster"]
 
 
 def test_delete_removes_the_cluster_unless_kept(fakes, tmp_path):

@@ -166,6 +166,25 @@ def calico_custom_resources(text: str, cidr: str) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
+def crd_names(manifest_text: str) -> list[str]:
+    """The CRDs the objects of a manifest need, e.g. ``goldmanes.operator.tigera.io`` for a Goldmane.
+
+    The operator's CRDs are named ``<lowercase kind + plural suffix>.<group>`` (installations,
+    apiservers, goldmanes, whiskers, tigerastatuses: projectcalico/calico manifests/operator-crds.yaml).
+    """
+    names = ["tigerastatuses.operator.tigera.io"]  # what wait_calico_available reads
+    for doc in yaml.safe_load_all(manifest_text):
+        if not isinstance(doc, dict) or "/" not in str(doc.get("apiVersion") or ""):
+            continue  # core kinds need no CRD
+        group = str(doc["apiVersion"]).split("/", 1)[0]
+        kind = str(doc.get("kind") or "").lower()
+        plural = kind + ("es" if kind.endswith("s") else "s")
+        name = f"{plural}.{group}"
+        if kind and name not in names:
+            names.append(name)
+    return sorted(names)
+
+
 def read_manifest(source: str) -> str:
     """A manifest's text, from a local path or a URL."""
     if "://" in source:
@@ -253,6 +272,7 @@ class KindCluster:
                     f"a kind cluster named {self.name!r} already exists: pass --reuse-cluster to use it, "
                     f"or delete it with `kind delete cluster --name {self.name}`"
                 )
+            self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
             self.kind("export", "kubeconfig", "--name", self.name, "--kubeconfig", str(self.kubeconfig_path))
         else:
             self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
@@ -313,23 +333,24 @@ class KindCluster:
             "for air-gapped runs see conformance/data/calico/README.md"
         )
         *operator, custom = self.manifest_names
-        for name in operator:
-            self.kubectl("create", "-f", self.manifest_source(name), hint=hint)
-        # The Installation kind exists once the operator's CRDs are established.
-        self.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "--timeout=120s",
-            "crd/installations.operator.tigera.io",
-            "crd/tigerastatuses.operator.tigera.io",
-            timeout_s=150,
-            hint=hint,
-        )
         try:
             text = read_manifest(self.manifest_source(custom))
         except OSError as exc:
             raise CommandFailed(["read", self.manifest_source(custom)], "failed", str(exc), hint) from None
         resources = calico_custom_resources(text, pod_subnet(self.config))
+        for name in operator:
+            self.kubectl("create", "-f", self.manifest_source(name), hint=hint)
+        # Every kind of custom-resources.yaml (Installation, APIServer, Goldmane, Whisker in v3.31) can
+        # be created only once its CRD is established: a CRD still pending makes `kubectl create` fail
+        # half-way ("no matches for kind"), after it created the others.
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=120s",
+            *(f"crd/{name}" for name in crd_names(resources)),
+            timeout_s=150,
+            hint=hint,
+        )
         self.kubectl("create", "-f", "-", input_text=resources, hint=hint)
 
     # waiting, with explicit deadlines
@@ -422,7 +443,7 @@ class KindCluster:
 def _read_state(path: Path) -> dict[str, Any]:
     if path.exists():
         return json.loads(path.read_text())
-    return {"users": 0, "ready": False, "error": None}
+    return {"users": 0, "ready": False, "created": False, "error": None}
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
@@ -434,6 +455,8 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
 @contextlib.contextmanager
 def shared_cluster(cluster: KindCluster, shared_dir: str | Path) -> Iterator[KindCluster]:
     """The cluster, created by the first process that enters and deleted by the last that leaves.
+
+    A cluster that existed before (``reuse``) is never deleted: the run did not make it.
 
     ``shared_dir`` must be the same for every worker of one run and new for each run (e.g. the
     parent of pytest-xdist's per-worker basetemp). A failed creation is recorded there, so the other
@@ -459,6 +482,7 @@ def shared_cluster(cluster: KindCluster, shared_dir: str | Path) -> Iterator[Kin
                         cluster.delete()
                 raise
             state["ready"] = True
+            state["created"] = cluster.created
         state["users"] += 1
         _write_state(state_path, state)
     try:
@@ -468,8 +492,10 @@ def shared_cluster(cluster: KindCluster, shared_dir: str | Path) -> Iterator[Kin
             state = _read_state(state_path)
             state["users"] = max(0, state["users"] - 1)
             last = state["users"] == 0
+            created = bool(state.get("created"))
             if last:
                 state["ready"] = False
+                state["created"] = False
             _write_state(state_path, state)
-            if last:
+            if last and created:
                 cluster.delete()
