@@ -255,9 +255,14 @@ class FakeApiServer:
                 o for (r, n, _), o in self.objects.items() if r == resource and (not namespaced or n == ns)
             ]
             selector = (query.get("labelSelector") or [""])[0]
-            if selector:
-                k, v = selector.split("=", 1)
-                items = [o for o in items if (o["metadata"].get("labels") or {}).get(k) == v]
+            if selector:  # "key=value" or "key" (exists), as the API server reads them
+                k, eq, v = selector.partition("=")
+                items = [
+                    o
+                    for o in items
+                    if k in (o["metadata"].get("labels") or {})
+                    and (not eq or o["metadata"]["labels"][k] == v)
+                ]
             return 200, {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
         if method == "POST":
             name = body["metadata"]["name"]
@@ -278,8 +283,13 @@ class FakeApiServer:
             if resource in ("pods", "namespaces"):  # as the API server does: the object being deleted
                 return 200, current
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
-        if method == "PATCH":
-            current["metadata"]["labels"] = body["metadata"]["labels"]
+        if method == "PATCH":  # a strategic merge patch of labels: maps merge, null deletes a key
+            labels = current["metadata"].setdefault("labels", {})
+            for k, v in body["metadata"]["labels"].items():
+                if v is None:
+                    labels.pop(k, None)
+                else:
+                    labels[k] = v
             return 200, current
         if method == "PUT":
             if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
@@ -415,6 +425,60 @@ def test_apply_again_replaces_in_place_and_recreates_changed_pods(api):
         server.objects[("pods", "gim", "nginx")]["spec"]["containers"][0]["image"]
         == "mirror.local/agnhost:2.52"
     )
+
+
+def test_apply_again_with_a_label_dropped_leaves_the_pod_without_it(api):
+    server, backend = api
+    pod = client_pod("ingress-nginx", "client", {"role": "client", "tier": "edge"}, run_id=RUN)
+    backend.apply([ns_obj("ingress-nginx"), pod])
+    backend.apply([client_pod("ingress-nginx", "client", {"role": "client"}, run_id=RUN)])
+    labels = server.objects[("pods", "ingress-nginx", "client")]["metadata"]["labels"]
+    assert labels == {"role": "client", RUN_LABEL: RUN}
+    assert ("DELETE", "/api/v1/namespaces/ingress-nginx/pods/client") not in server.requests
+
+
+def test_a_namespace_still_terminating_is_waited_out_then_created(api, monkeypatch):
+    monkeypatch.setattr(kube, "GONE_POLL_S", 0.05)
+    server, backend = api
+    server.objects[("namespaces", "", "gim")] = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "gim", "resourceVersion": "1", "labels": {"old": "run"}},
+        "status": {"phase": "Terminating"},
+    }
+
+    def finish_deletion():
+        with server.lock:
+            del server.objects[("namespaces", "", "gim")]
+
+    timer = threading.Timer(0.3, finish_deletion)
+    timer.start()
+    backend.apply([ns_obj("gim"), netpol("gim")])
+    timer.join()
+    ns = server.objects[("namespaces", "", "gim")]
+    assert ns["metadata"]["labels"][RUN_LABEL] == RUN and "old" not in ns["metadata"]["labels"]
+    assert ("networkpolicies", "gim", "deny-all") in server.objects
+    assert ("PUT", "/api/v1/namespaces/gim") not in server.requests
+
+
+def test_wait_ready_waits_for_the_probe_pods_only(api, monkeypatch):
+    # A borrowed namespace keeps its own pods (the user's workloads, ready or not): not ours to wait for.
+    monkeypatch.setattr(kube, "READY_POLL_S", 0.05)
+    server, backend = api
+    backend.apply([ns_obj("monitoring"), client_pod("monitoring", "client", {}, run_id=RUN)])
+    server.objects[("pods", "monitoring", "exporter")] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "exporter", "namespace": "monitoring", "labels": {"app": "exporter"}},
+        "spec": {"containers": [{"name": "exporter", "image": "exporter"}]},
+        "status": {
+            "phase": "Running",
+            "podIP": "192.168.3.3",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+        },
+    }
+    backend.wait_ready(["monitoring"], timeout_s=1)
+    assert "monitoring/exporter" in {f"{p.namespace}/{p.name}" for p in backend.state(["monitoring"]).pods}
 
 
 def test_delete_ignores_what_is_already_gone_and_delete_run_finds_namespaces_by_label(api):

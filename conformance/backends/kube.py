@@ -49,6 +49,7 @@ KNOWN_CNI_DAEMONSETS = {
     "azure-npm": "Azure NPM",
 }
 GONE_POLL_S = 1.0
+NAMESPACE_GONE_TIMEOUT_S = 180.0
 READY_POLL_S = 2.0
 
 
@@ -64,6 +65,11 @@ def order_for_apply(objects: Iterable[K8sObject]) -> list[K8sObject]:
                 f"the live backend cannot apply {object_key(obj)}: only {', '.join(APPLY_ORDER)}"
             )
     return sorted(objs, key=lambda o: APPLY_ORDER[o["kind"]])
+
+
+def label_patch(current: dict[str, str] | None, wanted: dict[str, str]) -> dict[str, str | None]:
+    """A strategic-merge patch of ``metadata.labels`` that leaves exactly ``wanted``."""
+    return {**{k: None for k in (current or {}) if k not in wanted}, **wanted}
 
 
 def spec_hash(pod: K8sObject) -> str:
@@ -222,11 +228,20 @@ class KubeBackend(Backend):
         if kind == "Pod":
             have = (current.metadata.annotations or {}).get(SPEC_HASH)
             if have == obj["metadata"]["annotations"][SPEC_HASH]:
-                # Same spec: only labels (mutable) may differ.
-                self.core.patch_namespaced_pod(name, ns, {"metadata": {"labels": meta.get("labels") or {}}})
+                # Same spec: only labels (mutable) may differ. The client sends a dict as a strategic
+                # merge patch, which merges maps: a label to drop must be sent as null.
+                labels = meta.get("labels") or {}
+                self.core.patch_namespaced_pod(
+                    name, ns, {"metadata": {"labels": label_patch(current.metadata.labels, labels)}}
+                )
                 return
             self.core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
             self._wait_gone(lambda: self.core.read_namespaced_pod(name, ns), f"pod {ns}/{name}", 120)
+            create(body)
+            return
+        if kind == "Namespace" and getattr(current.status, "phase", None) == "Terminating":
+            # A namespace still being deleted (a previous run's) takes no new objects: wait it out.
+            self._wait_gone(read, f"namespace {name} (Terminating)", NAMESPACE_GONE_TIMEOUT_S)
             create(body)
             return
         body.metadata.resource_version = current.metadata.resource_version
@@ -321,16 +336,17 @@ class KubeBackend(Backend):
 
     # readiness and state
 
-    def _pods(self, namespace: str) -> list[K8sObject]:
-        return [
-            as_object(self.api_client, p, "Pod", "v1") for p in self.core.list_namespaced_pod(namespace).items
-        ]
+    def _pods(self, namespace: str, label_selector: str | None = None) -> list[K8sObject]:
+        pods = self.core.list_namespaced_pod(namespace, label_selector=label_selector).items
+        return [as_object(self.api_client, p, "Pod", "v1") for p in pods]
 
     def wait_ready(self, namespaces: Iterable[str], timeout_s: float) -> None:
+        """Wait for the probe pods (labelled with RUN_LABEL) of the namespaces. Other pods of a borrowed
+        namespace (the user's own, finished Jobs...) are not ours to wait for."""
         namespaces = list(namespaces)
         deadline = time.monotonic() + timeout_s
         while True:
-            unready = [p for ns in namespaces for p in self._pods(ns) if not pod_is_ready(p)]
+            unready = [p for ns in namespaces for p in self._pods(ns, RUN_LABEL) if not pod_is_ready(p)]
             if not unready:
                 return
             if time.monotonic() >= deadline:
