@@ -127,6 +127,35 @@ def test_duplicate_ports_and_bad_names_are_refused():
         server_pod("gim", "a", {}, [ContainerPort(8080, name="a-very-long-port-name")], run_id=RUN)
 
 
+@pytest.mark.parametrize("name", ["8080", "http--alt", "-http", "HTTP"])
+def test_port_names_the_api_server_would_refuse_are_refused(name):
+    with pytest.raises(UserError, match="port name"):
+        server_pod("gim", "a", {}, [ContainerPort(8080, name=name)], run_id=RUN)
+
+
+def test_one_name_for_two_tcp_ports_is_refused_but_tcp_and_udp_may_share_it():
+    with pytest.raises(UserError, match="'http' used for two ports"):
+        server_pod(
+            "gim", "a", {}, [ContainerPort(8080, name="http"), ContainerPort(8081, name="http")], run_id=RUN
+        )
+    pod = server_pod(
+        "gim", "dns", {}, [ContainerPort(5353, "TCP", "dns"), ContainerPort(5353, "UDP", "dns")], run_id=RUN
+    )
+    assert [c["ports"][0]["name"] for c in pod["spec"]["containers"]] == ["dns", "dns"]
+
+
+def test_service_port_names_stay_unique_when_tcp_and_udp_share_a_container_port_name():
+    svc = service(
+        "kube-system",
+        "dns",
+        {"k8s-app": "dns"},
+        [ContainerPort(5353, "UDP", "dns"), ContainerPort(5353, "TCP", "dns")],
+        RUN,
+    )
+    names = [p["name"] for p in svc["spec"]["ports"]]
+    assert names == ["dns", "tcp-5353"]
+
+
 def test_service_is_cluster_ip_with_named_ports():
     svc = service(
         "gim",

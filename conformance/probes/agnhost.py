@@ -93,8 +93,19 @@ def _check_port(port: ContainerPort, where: str) -> None:
         )
     if port.protocol not in ("TCP", "UDP", "SCTP"):
         raise UserError(f"unknown protocol {port.protocol!r} for port {port.port}", source=where)
-    if port.name is not None and (len(port.name) > 15 or not _PORT_NAME.match(port.name)):
+    if port.name is not None and not _is_iana_svc_name(port.name):
         raise UserError(f"invalid container port name {port.name!r} (IANA service name)", source=where)
+
+
+def _is_iana_svc_name(name: str) -> bool:
+    # As the API server validates container port names (k8s.io/apimachinery validation.IsValidPortName):
+    # at most 15 characters, [a-z0-9-], at least one letter, no leading, trailing or double hyphen.
+    return (
+        len(name) <= 15
+        and bool(_PORT_NAME.match(name))
+        and "--" not in name
+        and any(c.isalpha() for c in name)
+    )
 
 
 def _port_entry(port: ContainerPort) -> dict:
@@ -124,6 +135,10 @@ def server_pod(
         if (port.port, port.protocol) in seen:
             raise UserError(f"port {port.port}/{port.protocol} listed twice", source=where)
         seen.add((port.port, port.protocol))
+    # Names must be unique within a container: porter's ports share one container.
+    porter_names = [p.name for p in ports if p.name and p.protocol in ("TCP", "SCTP")]
+    for dup in sorted({n for n in porter_names if porter_names.count(n) > 1}):
+        raise UserError(f"container port name {dup!r} used for two ports", source=where)
 
     porter_ports = [p for p in ports if p.protocol in ("TCP", "SCTP")]
     containers: list[dict] = []
@@ -204,13 +219,17 @@ def service(
     if not selector:
         raise UserError("a Service needs a selector", source=f"{namespace}/{name}")
     entries = []
+    used: set[str] = set()
     for p in ports:
         if isinstance(p, ContainerPort):
             p = ServicePort(p.port, p.port, p.protocol, p.name)
+        # Names are mandatory once a Service has several ports, and unique across protocols (a TCP and
+        # a UDP container port may share one: "dns"); targetPort is numeric, so renaming is harmless.
+        name = p.name if p.name and p.name not in used else f"{p.protocol.lower()}-{p.port}"
+        used.add(name)
         entries.append(
             {
-                # Names are mandatory once a Service has several ports.
-                "name": p.name or f"{p.protocol.lower()}-{p.port}",
+                "name": name,
                 "port": p.port,
                 "targetPort": p.target_port,
                 "protocol": p.protocol,
