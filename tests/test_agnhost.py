@@ -147,13 +147,14 @@ def test_one_name_for_two_tcp_ports_is_refused_but_tcp_and_udp_may_share_it():
 def test_service_port_names_stay_unique_when_tcp_and_udp_share_a_container_port_name():
     svc = service(
         "kube-system",
-        "dns",
+        "kube-dns",
         {"k8s-app": "dns"},
         [ContainerPort(5353, "UDP", "dns"), ContainerPort(5353, "TCP", "dns")],
         RUN,
     )
     names = [p["name"] for p in svc["spec"]["ports"]]
     assert names == ["dns", "tcp-5353"]
+    assert svc["metadata"]["name"] == "kube-dns"
 
 
 def test_service_is_cluster_ip_with_named_ports():

@@ -225,11 +225,11 @@ def service(
             p = ServicePort(p.port, p.port, p.protocol, p.name)
         # Names are mandatory once a Service has several ports, and unique across protocols (a TCP and
         # a UDP container port may share one: "dns"); targetPort is numeric, so renaming is harmless.
-        name = p.name if p.name and p.name not in used else f"{p.protocol.lower()}-{p.port}"
-        used.add(name)
+        port_name = p.name if p.name and p.name not in used else f"{p.protocol.lower()}-{p.port}"
+        used.add(port_name)
         entries.append(
             {
-                "name": name,
+                "name": port_name,
                 "port": p.port,
                 "targetPort": p.target_port,
                 "protocol": p.protocol,
