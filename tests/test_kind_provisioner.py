@@ -103,6 +103,14 @@ elif cmd[:3] == ["get", "installation", "default"]:
     print("installation.operator.tigera.io/default" if installed else "")
 elif cmd[:2] == ["create", "-f"]:
     source = cmd[2]
+    done = os.path.join(state, "created-" + os.path.basename(source))
+    if source != "-" and os.path.exists(done):  # kubectl create of objects that exist
+        print('Error from server (AlreadyExists): error when creating "%s": '
+              'customresourcedefinitions.apiextensions.k8s.io "x.operator.tigera.io" already exists'
+              % source, file=sys.stderr)
+        sys.exit(1)
+    if source != "-":
+        open(done, "w").write("yes")
     if source == "-":
         open(os.path.join(state, "custom-resources.yaml"), "w").write(stdin)
         open(os.path.join(state, "calico-installed"), "w").write("yes")
@@ -324,6 +332,23 @@ def test_reuse_keeps_an_existing_cluster_and_its_calico(fakes, tmp_path):
         str(tmp_path / "kubeconfig"),
     ] in kind_calls
     assert not [c for c in calls(fakes, "kubectl") if c["argv"][4] == "create"]
+
+
+def test_reuse_finishes_an_install_that_was_interrupted_before_the_custom_resources(fakes, tmp_path):
+    (fakes / "clusters.txt").write_text("gim\n")
+    (fakes / "created-operator-crds.yaml").write_text("yes")  # an earlier run stopped after these
+    (fakes / "created-tigera-operator.yaml").write_text("yes")
+    make_cluster(tmp_path, reuse=True).create()
+    assert (fakes / "calico-installed").exists()
+    created = list(yaml.safe_load_all((fakes / "custom-resources.yaml").read_text()))
+    assert created[0]["kind"] == "Installation"
+
+
+def test_a_create_that_fails_for_another_reason_still_fails(fakes, tmp_path):
+    cluster = make_cluster(tmp_path)
+    (tmp_path / "calico" / "tigera-operator.yaml").unlink()  # kubectl: the path does not exist
+    with pytest.raises(CommandFailed, match="does not exist"):
+        cluster.install_calico()
 
 
 def test_an_existing_cluster_without_reuse_is_not_touched(fakes, tmp_path):

@@ -55,6 +55,7 @@ class CommandFailed(RuntimeError):
 
     def __init__(self, argv: Sequence[str], problem: str, stderr: str = "", hint: str = "") -> None:
         self.argv = list(argv)
+        self.stderr = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
         self.stderr_tail = _tail(stderr)
         text = f"`{' '.join(argv)}` {problem}"
         if self.stderr_tail:
@@ -339,7 +340,7 @@ class KindCluster:
             raise CommandFailed(["read", self.manifest_source(custom)], "failed", str(exc), hint) from None
         resources = calico_custom_resources(text, pod_subnet(self.config))
         for name in operator:
-            self.kubectl("create", "-f", self.manifest_source(name), hint=hint)
+            self._create(self.manifest_source(name), hint=hint)
         # Every kind of custom-resources.yaml (Installation, APIServer, Goldmane, Whisker in v3.31) can
         # be created only once its CRD is established: a CRD still pending makes `kubectl create` fail
         # half-way ("no matches for kind"), after it created the others.
@@ -351,7 +352,17 @@ class KindCluster:
             timeout_s=150,
             hint=hint,
         )
-        self.kubectl("create", "-f", "-", input_text=resources, hint=hint)
+        self._create("-", input_text=resources, hint=hint)
+
+    def _create(self, source: str, *, input_text: str | None = None, hint: str = "") -> None:
+        """``kubectl create -f source``, where objects an earlier, interrupted install left are fine
+        (a reused cluster): kubectl creates the others and fails only with AlreadyExists errors."""
+        try:
+            self.kubectl("create", "-f", source, input_text=input_text, hint=hint)
+        except CommandFailed as exc:
+            errors = [ln for ln in exc.stderr.splitlines() if ln.startswith("Error from server")]
+            if not errors or not all(ln.startswith("Error from server (AlreadyExists)") for ln in errors):
+                raise
 
     # waiting, with explicit deadlines
 
