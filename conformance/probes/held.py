@@ -84,7 +84,7 @@ class HeldConnection:
             if self._resp.peek_stdout():
                 self._buffer += self._resp.read_stdout()
         line, _, self._buffer = self._buffer.partition("\n")
-        return line.strip() or "DEAD (no answer)"
+        return line.strip() or f"DEAD (no answer within {timeout_s:g}s)"
 
     def _exec_output(self) -> str:
         """What the exec said besides stdout: bash's stderr and, once it ended, its status."""
