@@ -60,11 +60,11 @@ def options() -> tuple[Option, ...]:
         Option("--cluster-name", "kind cluster name", "gim-netpol"),
         Option(
             "--reuse-cluster",
-            "use an existing kind cluster of that name instead of creating one",
+            "use an existing kind cluster of that name instead of creating one (it is never deleted)",
             False,
             "flag",
         ),
-        Option("--keep-cluster", "do not delete the kind cluster at the end", False, "flag"),
+        Option("--keep-cluster", "do not delete the kind cluster the run created", False, "flag"),
         Option("--calico-version", "Calico release installed on kind", d["calico"]),
         Option(
             "--calico-manifests", "folder holding tigera-operator.yaml and custom-resources.yaml (air-gapped)"

@@ -94,7 +94,8 @@ def test_helm_upgrade_reports_whether_established_connections_survive_the_switch
     """Implementation-defined (Calico keeps established connections): reported, not asserted."""
     sc = scenario("dryrun", switches_modes=True)
     other = sc.topology.other_namespaces[0]
-    flow = next(f for f in sc.flows(clients=[sc.topology.client_key(other)]) if f.probe.via == "pod")
+    flows = sc.flows(clients=[sc.topology.client_key(other)])
+    flow = next(f for f in flows if f.probe.via == "pod" and f.probe.protocol == "TCP")
     held = netpol_backend.hold_connection(flow.probe, sc.timing.probe_timeout_s)
     if held is None:
         pytest.skip(
