@@ -86,7 +86,8 @@ def load_settings(config: pytest.Config) -> Settings:
     if o["chart"]:
         from conformance.chart import helm_template
 
-        out = Path(config.rootpath / ".pytest_cache" / "gim-netpol")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # every xdist worker renders for itself
+        out = Path(config.rootpath / ".pytest_cache" / "gim-netpol" / worker)
         out.mkdir(parents=True, exist_ok=True)
         manifests = str(helm_template(o["chart"], o["values"], o["set"], o["gim_namespace"], out_dir=out))
     if manifests:
@@ -134,6 +135,28 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return 2
     config.stash[_SETTINGS_KEY] = settings
     return None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash.get(_SETTINGS_KEY, None)
+    if settings is None:
+        return []
+    o = settings.options
+    if settings.values is None:
+        under_test = "the reference values of each test"
+    else:
+        v = settings.values
+        listed = ", ".join(v.allowed_namespaces) or "none"
+        under_test = (
+            f"{' + '.join(o['values'] + [f'--set {x}' for x in o['set']])}: mode {values_mode(v)}, "
+            f"allowedNamespaces [{listed}], {len(v.extra_policies)} extraPolicies"
+        )
+    deployed = o["manifests"] or o["chart"] or "the reference rendering"
+    lines = [
+        f"gim-netpol: backend {settings.backend}, run {settings.run_id}",
+        f"gim-netpol: values under test: {under_test}; policies deployed from {deployed}",
+    ]
+    return lines + [f"gim-netpol: note: {n}" for n in settings.notes]
 
 
 def pytest_configure(config: pytest.Config) -> None:
