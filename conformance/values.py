@@ -1,16 +1,16 @@
 """GIM's ``networkPolicy.*`` Helm values: read, merged and validated as Helm would take them.
 
 ``load_values`` follows ``helm install -f a.yaml -f b.yaml --set ...`` (Helm v3, pkg/cli/values/options.go
-``MergeValues``): files are read with Helm's YAML dialect, merged in order, then the ``--set`` expressions
-are applied. A null removes a key, as it does when Helm coalesces user values with the chart's defaults,
-so the key takes its default. Validation happens before anything else and names the file and key path.
+``MergeValues``): files are read with Helm's YAML dialect (``conformance.helm_yaml``), merged in order,
+then the ``--set`` expressions are applied. A null removes a key, as it does when Helm coalesces user
+values with the chart's defaults, so the key takes its default. Validation happens before anything else
+and names the file and key path.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from conformance.errors import UserError
 from conformance.helm_set import apply_set
+from conformance.helm_yaml import read_yaml_document
 from conformance.k8s_schema import validate_network_policy
 from conformance.model import K8sObject
 
@@ -46,115 +45,6 @@ class NetpolValues:
     @property
     def enforcing(self) -> bool:
         return self.enabled and self.mode == "enforce"
-
-
-# -- Helm's YAML dialect ------------------------------------------------------------------------------
-#
-# Helm reads values with sigs.k8s.io/yaml, i.e. go-yaml v2's YAML 1.1 resolver (goyaml.v2/resolve.go),
-# then converts to JSON. Differences from PyYAML's resolver that we follow: y/Y/n/N are booleans;
-# timestamps stay strings; no sexagesimal numbers; `=` is a string; 1e3 and 08 are floats; 0o17 is octal;
-# non-string mapping keys become strings.
-
-_YamlBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-_BOOL_TRUE = ("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON")
-_BOOL_FALSE = ("n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF")
-_INT = re.compile(
-    r"""^[-+]?(?:0[xX]_*[0-9a-fA-F][0-9a-fA-F_]*
-               |0[bB]_*[01][01_]*
-               |0[oO]_*[0-7][0-7_]*
-               |0[0-7_]*
-               |[1-9][0-9_]*)$""",
-    re.X,
-)
-_FLOAT = re.compile(
-    r"""^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
-            |\.[0-9]+(?:[eE][-+]?[0-9]+)?
-            |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
-
-
-class HelmYamlLoader(_YamlBase):  # type: ignore[misc, valid-type]
-    """PyYAML's safe loader (C-accelerated where available) with go-yaml v2's implicit types."""
-
-
-HelmYamlLoader.yaml_implicit_resolvers = {}
-HelmYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile("^(?:" + "|".join(_BOOL_TRUE + _BOOL_FALSE) + ")$"),
-    list("yYnNtTfFoO"),
-)
-HelmYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
-HelmYamlLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
-HelmYamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-HelmYamlLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
-
-
-def _construct_bool(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:
-    return loader.construct_scalar(node) in _BOOL_TRUE
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    sign = -1 if text.startswith("-") else 1
-    digits = text.lstrip("+-")
-    prefix = digits[:2].lower()
-    if prefix in ("0x", "0b", "0o"):
-        return sign * int(digits[2:], {"0x": 16, "0b": 2, "0o": 8}[prefix])
-    if len(digits) > 1 and digits.startswith("0"):
-        return sign * int(digits, 8)
-    return sign * int(digits)
-
-
-HelmYamlLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
-HelmYamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-
-
-def read_yaml_document(text: str, source: str) -> Any:
-    """The first document of ``text`` as Helm reads a values file (later documents are ignored)."""
-    try:
-        documents = yaml.load_all(text, Loader=HelmYamlLoader)
-        document = next(documents, None)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise UserError(f"bad YAML{where}: {problem}", source=source) from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"bad YAML: {exc}", source=source) from None
-    return _jsonable(document, source, "")
-
-
-def _jsonable(value: Any, source: str, path: str) -> Any:
-    """The value as it comes out of sigs.k8s.io/yaml's YAML-to-JSON conversion."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            name = _key_string(key, source, path)
-            out[name] = _jsonable(item, source, _join(path, name))
-        return out
-    if isinstance(value, list):
-        return [_jsonable(v, source, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{value} cannot be converted to JSON (Helm rejects it)", source=source, key=path)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if value is not None and not isinstance(value, str | int | float | bool):
-        return str(value)  # explicit !!timestamp and the like
-    return value
-
-
-def _key_string(key: Any, source: str, path: str) -> str:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if isinstance(key, int | float):
-        return str(key)
-    raise UserError(f"unsupported mapping key {key!r}", source=source, key=path or None)
 
 
 # -- reading and merging ------------------------------------------------------------------------------
@@ -371,7 +261,3 @@ def _describe(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a mapping"
     return type(value).__name__
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
