@@ -52,7 +52,8 @@ def plan_flows(
     sim = simulator or Simulator(state)
     pods = {p.key: p for p in state.pods}
     sources = [pods[c] for c in clients if c in pods and pods[c].ip]
-    servers = [p for p in state.pods_in(destination_namespace) if p.ports and p.ip]
+    # NetworkPolicy does not apply to host-network pods: probing one would probe its node.
+    servers = [p for p in state.pods_in(destination_namespace) if p.ports and p.ip and not p.host_network]
     services: list[tuple[Service, list[Pod]]] = [
         (s, [p for p in servers if s.selects(p)])
         for s in state.services
@@ -82,10 +83,15 @@ def plan_flows(
                 for sp in svc.ports:
                     if sp.protocol not in PROBED_PROTOCOLS:
                         continue
-                    for dst in endpoints[:1]:  # one endpoint per Service: the stand-ins run one pod each
-                        port = _target_port(sp.target_port, dst, sp.protocol)
-                        if port is None or dst.key == src.key:
-                            continue
+                    # kube-proxy picks any endpoint: a Service is probed only when they all agree.
+                    landing = [
+                        (dst, port)
+                        for dst in endpoints
+                        if dst.key != src.key and (port := _target_port(sp.target_port, dst, sp.protocol))
+                    ]
+                    verdicts = {sim.verdict(src, dst, port, sp.protocol).allowed for dst, port in landing}
+                    if len(verdicts) == 1:
+                        dst, port = landing[0]
                         probe = Probe(src.key, svc.key, svc.cluster_ip, sp.port, sp.protocol, "service")
                         add(src, probe, dst, port, sp.protocol)
     return flows

@@ -198,3 +198,42 @@ def test_allow_all_for_every_pod_is_the_safety_net(spec):
 )
 def test_other_policies_are_kept(spec):
     assert without_safety_net([_policy("keep", spec)]) == [_policy("keep", spec)]
+
+
+def _two_endpoint_cluster(policies: list[dict]) -> Cluster:
+    http = (ContainerPort(8080, "TCP", "http"),)
+    pods = [
+        Pod(OTHER, "client", {"app": "client"}, "10.0.0.1"),
+        Pod(GIM, "api-a", {"app": "api", "tier": "open"}, "10.0.0.2", http),
+        Pod(GIM, "api-b", {"app": "api", "tier": "closed"}, "10.0.0.3", http),
+        Pod(GIM, "on-host", {"app": "host"}, "172.18.0.2", http, host_network=True),
+    ]
+    service = Service(GIM, "api", {"app": "api"}, (ServicePort(80, "http"),), "10.96.0.10")
+    return Cluster({n: Namespace(n) for n in (GIM, OTHER)}, pods, [service], policies)
+
+
+def _isolate(tier: str) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"deny-{tier}", "namespace": GIM},
+        "spec": {"podSelector": {"matchLabels": {"tier": tier}}, "policyTypes": ["Ingress"]},
+    }
+
+
+def test_a_service_is_probed_only_when_all_its_endpoints_agree():
+    agreeing = plan_flows(_two_endpoint_cluster([]), [f"{OTHER}/client"], GIM, contract=None)
+    assert [f.destination_port for f in agreeing if f.probe.via == "service"] == [8080]
+
+    # kube-proxy may land on either endpoint: one allows, one blocks, so no verdict can be expected.
+    split = plan_flows(_two_endpoint_cluster([_isolate("closed")]), [f"{OTHER}/client"], GIM, contract=None)
+    assert not [f for f in split if f.probe.via == "service"]
+    assert {f.destination.name: f.expected.allowed for f in split if f.probe.via == "pod"} == {
+        "api-a": True,
+        "api-b": False,
+    }
+
+
+def test_host_network_pods_are_not_probed():
+    flows = plan_flows(_two_endpoint_cluster([]), [f"{OTHER}/client"], GIM, contract=None)
+    assert "on-host" not in {f.destination.name for f in flows}

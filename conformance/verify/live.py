@@ -29,9 +29,9 @@ from typing import Any
 
 from conformance.backends.base import BackendUnavailable, Observation, Outcome, Probe
 from conformance.errors import UserError
+from conformance.flows import plan_flows
 from conformance.model import Cluster, ContainerPort, K8sObject, Pod
 from conformance.probes import agnhost
-from conformance.simulator import Simulator
 from conformance.verdicts import observe, settled
 from conformance.verify.analysis import Analysis, ProbeRecord, analyse
 from conformance.verify.discovery import ClusterView, view_from_objects
@@ -234,42 +234,13 @@ def admission_advice(message: str, pod: str, namespace: str) -> str:
 
 
 def plan_probes(
-    cluster: Cluster, clients: Sequence[Pod], gim_namespace: str, timeout_s: float
+    cluster: Cluster, clients: Sequence[Pod], gim_namespace: str
 ) -> list[tuple[Probe, bool, str]]:
     """(probe, expected allowed, simulator reason) from each client to every GIM pod IP on every
     declared port, and to every GIM Service ClusterIP port whose endpoints all agree."""
-    sim = Simulator(
-        Cluster(cluster.namespaces, [*cluster.pods, *clients], cluster.services, cluster.policies)
-    )
-    gim_pods = [p for p in cluster.pods_in(gim_namespace) if p.ip and not p.host_network]
-    out: list[tuple[Probe, bool, str]] = []
-    for client in clients:
-        for pod in gim_pods:
-            for port in pod.ports:
-                if port.protocol == "UDP":
-                    continue  # agnhost connect proves nothing about UDP without a server that answers
-                verdict = sim.verdict(client, pod, port.port, port.protocol)
-                probe = Probe(client.key, pod.key, pod.ip, port.port, port.protocol, "pod")
-                out.append((probe, verdict.allowed, verdict.reason))
-        for svc in cluster.services:
-            if svc.namespace != gim_namespace or not svc.cluster_ip:
-                continue
-            endpoints = [p for p in gim_pods if svc.selects(p)]
-            for sp in svc.ports:
-                if sp.protocol == "UDP":
-                    continue
-                verdicts = []
-                for pod in endpoints:
-                    target = (
-                        sp.target_port if isinstance(sp.target_port, int) else pod.named_port(sp.target_port)
-                    )
-                    number = target.port if isinstance(target, ContainerPort) else target
-                    if number is not None:
-                        verdicts.append(sim.verdict(client, pod, number, sp.protocol))
-                if verdicts and len({v.allowed for v in verdicts}) == 1:
-                    probe = Probe(client.key, svc.key, svc.cluster_ip, sp.port, sp.protocol, "service")
-                    out.append((probe, verdicts[0].allowed, verdicts[0].reason))
-    return out
+    state = Cluster(cluster.namespaces, [*cluster.pods, *clients], cluster.services, cluster.policies)
+    flows = plan_flows(state, [c.key for c in clients], gim_namespace, contract=None)
+    return [(f.probe, f.expected.allowed, f.expected.reason) for f in flows]
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -418,7 +389,7 @@ def _run_probes(
     clients = [p for p in live.pods if RUN_LABEL in p.labels and p.namespace in client_namespaces]
     cluster = view.cluster
     cluster.add_namespace(live.namespaces[name])
-    planned = plan_probes(cluster, clients, analysis.gim_namespace, options.timeout_s)
+    planned = plan_probes(cluster, clients, analysis.gim_namespace)
     samples = observe(
         backend,
         [p for p, _, _ in planned],
