@@ -18,7 +18,7 @@ try:
     from benchmarks.synth import synthetic_cluster
 except ModuleNotFoundError:  # run as a script (python benchmarks/x.py): synth.py is next to it
     from synth import synthetic_cluster  # type: ignore[no-redef]
-from conformance.simulator import Simulator
+from conformance.netpol.simulator import Simulator
 
 PORTS = [(8080, "TCP"), (9090, "TCP")]
 

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from conformance.model import Cluster, ContainerPort, Namespace, Pod
+from conformance.netpol.model import Cluster, ContainerPort, Namespace, Pod
 
 K8sObject = dict[str, Any]
 TEAMS = [f"team-{i}" for i in range(12)]

@@ -1,5 +1,5 @@
-"""``python -m conformance``: the ``gim-netpol`` command."""
+"""``python -m conformance``: the ``gim-netpol`` command (see conformance.commands.cli)."""
 
-from conformance.cli import main
+from conformance.commands.cli import main
 
 raise SystemExit(main())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.contract import EXTRA_POLICIES, NOT_LISTED_BLOCKED, SAME_NAMESPACE, namespace_allowed
-from conformance.examples import SMTP_PORT, SMTP_RELAY, smtp_egress_policy
-from conformance.simulator import Simulator
-from conformance.topology import DNS_NAMESPACE
+from conformance.gim.contract import EXTRA_POLICIES, NOT_LISTED_BLOCKED, SAME_NAMESPACE, namespace_allowed
+from conformance.gim.examples import SMTP_PORT, SMTP_RELAY, smtp_egress_policy
+from conformance.netpol.simulator import Simulator
+from conformance.suite.topology import DNS_NAMESPACE
 
 pytestmark = pytest.mark.enforce
 

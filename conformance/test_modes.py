@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.contract import DRYRUN_BLOCKS_NOTHING, EXTRA_POLICIES, Contract
-from conformance.examples import smtp_egress_policy
-from conformance.model import policy_name
+from conformance.gim.contract import DRYRUN_BLOCKS_NOTHING, EXTRA_POLICIES, Contract
+from conformance.gim.examples import smtp_egress_policy
+from conformance.netpol.model import policy_name
 
 
 @pytest.mark.disabled

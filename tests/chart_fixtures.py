@@ -15,16 +15,16 @@ from pathlib import Path
 
 import yaml
 
-from conformance.contract import (
+from conformance.gim.contract import (
     DRYRUN_BLOCKS_NOTHING,
     EXTRA_POLICIES,
     NOT_LISTED_BLOCKED,
     SAME_NAMESPACE,
     namespace_allowed,
 )
-from conformance.model import K8sObject
-from conformance.snapshot import read_documents
-from conformance.values import load_values
+from conformance.gim.values import load_values
+from conformance.netpol.model import K8sObject
+from conformance.netpol.snapshot import read_documents
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chart"
 GIM_NAMESPACE = "gitguardian"  # what the fixtures were rendered for (helm template -n gitguardian)

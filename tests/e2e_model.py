@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.model import Cluster, ContainerPort, Namespace, Pod
-from conformance.simulator import Simulator
+from conformance.netpol.model import Cluster, ContainerPort, Namespace, Pod
+from conformance.netpol.simulator import Simulator
 
 NAMESPACES = ("x", "y", "z")
 NAMESPACE_LABEL_KEY = "kubernetes.io/metadata.name"

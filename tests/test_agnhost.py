@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.backends.base import Outcome
 from conformance.errors import UserError
-from conformance.model import ContainerPort, ServicePort
+from conformance.netpol.model import ContainerPort, ServicePort
+from conformance.netpol.probing import Outcome
 from conformance.probes import agnhost
 from conformance.probes.agnhost import RUN_LABEL, classify, client_pod, connect_command, server_pod, service
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.chart import HELM_MISSING, load_manifests, manifests_from_documents
 from conformance.errors import UserError
-from conformance.model import ContainerPort
+from conformance.gim.chart import HELM_MISSING, load_manifests, manifests_from_documents
+from conformance.netpol.model import ContainerPort
 from conformance.probes import agnhost
-from conformance.topology import COMPONENT_LABEL, GIM_CLIENT, PART_OF, Topology
+from conformance.suite.topology import COMPONENT_LABEL, GIM_CLIENT, PART_OF, Topology
 from tests.chart_fixtures import (
     DEFECTS,
     DRYRUN_ALLOW_ALL,
@@ -390,7 +390,7 @@ def fake_helm(tmp_path, monkeypatch):
 
 
 def test_helm_template_runs_helm_and_writes_its_output(fake_helm):
-    from conformance.chart import helm_template
+    from conformance.gim.chart import helm_template
 
     out = helm_template(
         "./charts/gitguardian",
@@ -421,7 +421,7 @@ def test_helm_template_runs_helm_and_writes_its_output(fake_helm):
 
 
 def test_helm_template_release_name(fake_helm):
-    from conformance.chart import helm_template
+    from conformance.gim.chart import helm_template
 
     helm_template("chart", [], [], "ns", release="gitguardian", out_dir=fake_helm)
     argv = yaml.safe_load((fake_helm / "argv.json").read_text())
@@ -429,7 +429,7 @@ def test_helm_template_release_name(fake_helm):
 
 
 def test_helm_failure_reports_its_last_error_line(fake_helm, monkeypatch):
-    from conformance.chart import helm_template
+    from conformance.gim.chart import helm_template
 
     monkeypatch.setenv("FAKE_HELM_FAIL", "1")
     with pytest.raises(UserError) as e:
@@ -441,7 +441,7 @@ def test_helm_failure_reports_its_last_error_line(fake_helm, monkeypatch):
 
 
 def test_no_helm_on_path_says_how_to_fix_it(tmp_path, monkeypatch):
-    from conformance.chart import helm_template
+    from conformance.gim.chart import helm_template
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(UserError) as e:

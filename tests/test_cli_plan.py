@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.cli import main
-from conformance.k8s_schema import validate_network_policy
+from conformance.commands.cli import main
+from conformance.gim.render import DRYRUN_ALLOW_ALL
+from conformance.netpol.k8s_schema import validate_network_policy
 from conformance.probes.agnhost import RUN_LABEL
-from conformance.render import DRYRUN_ALLOW_ALL
 
 ENFORCE = """\
 networkPolicy:

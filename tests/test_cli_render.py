@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.cli import main
-from conformance.k8s_schema import validate_network_policy
-from conformance.model import NAME_LABEL
+from conformance.commands.cli import main
+from conformance.netpol.k8s_schema import validate_network_policy
+from conformance.netpol.model import NAME_LABEL
 
 DRYRUN = """\
 networkPolicy:

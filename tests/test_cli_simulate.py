@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.cli import main
-from conformance.model import NAME_LABEL
+from conformance.commands.cli import main
+from conformance.netpol.model import NAME_LABEL
 
 NAMESPACES = ("x", "y", "z")
 PODS = ("a", "b", "c")
@@ -359,8 +359,8 @@ def test_json_output_of_many_probes_is_fast() -> None:
     import time
 
     from conformance.commands.simulate import format_json
-    from conformance.simulator import Simulator
-    from conformance.snapshot import cluster_from_objects
+    from conformance.netpol.simulator import Simulator
+    from conformance.netpol.snapshot import cluster_from_objects
 
     objects = [pod(f"ns-{i % 5}", f"p{i}", f"10.244.{i // 200}.{i % 200 + 1}") for i in range(350)]
     cluster = cluster_from_objects([("big.json", o) for o in [*objects, ALLOW_X_FROM_Y]])

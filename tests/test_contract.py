@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.contract import (
+from conformance.gim.contract import (
     DISABLED_BLOCKS_NOTHING,
     DRYRUN_BLOCKS_NOTHING,
     EXTRA_POLICIES,
@@ -16,11 +16,11 @@ from conformance.contract import (
     Promise,
     namespace_allowed,
 )
-from conformance.examples import SMTP_PORT, SMTP_RELAY, smtp_egress_policy
-from conformance.model import Cluster, ContainerPort, Namespace, Pod
-from conformance.render import render
-from conformance.simulator import Simulator
-from conformance.values import NetpolValues
+from conformance.gim.examples import SMTP_PORT, SMTP_RELAY, smtp_egress_policy
+from conformance.gim.render import render
+from conformance.gim.values import NetpolValues
+from conformance.netpol.model import Cluster, ContainerPort, Namespace, Pod
+from conformance.netpol.simulator import Simulator
 
 GIM = "gitguardian"
 LISTED = "ingress-nginx"

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from conformance.backends.base import Observation, Outcome, Probe
 from conformance.backends.model import ModelBackend
-from conformance.controls import NOT_ENFORCED, ControlFailed, run_controls
+from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.probes.agnhost import AGNHOST_IMAGE
-from conformance.scenario import Timing
+from conformance.suite.controls import NOT_ENFORCED, ControlFailed, run_controls
+from conformance.suite.scenario import Timing
 
 FAST = Timing(probe_timeout_s=0.1, converge_timeout_s=0.2, ready_timeout_s=1.0, retry_interval_s=0)
 

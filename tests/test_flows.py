@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from conformance.backends.model import ModelBackend
-from conformance.contract import Contract
-from conformance.flows import plan_flows, without_safety_net
-from conformance.model import Cluster, ContainerPort, Namespace, Pod, Service, ServicePort, policy_name
-from conformance.render import DRYRUN_ALLOW_ALL, render
-from conformance.simulator import Simulator
-from conformance.topology import DNS_NAMESPACE, Topology
-from conformance.values import NetpolValues
+from conformance.gim.contract import Contract
+from conformance.gim.render import DRYRUN_ALLOW_ALL, render
+from conformance.gim.values import NetpolValues
+from conformance.netpol.model import Cluster, ContainerPort, Namespace, Pod, Service, ServicePort, policy_name
+from conformance.netpol.simulator import Simulator
+from conformance.suite.flows import plan_flows, without_safety_net
+from conformance.suite.topology import DNS_NAMESPACE, Topology
 
 GIM = "gim"
 ALLOWED = "ingress-nginx"

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conformance.backends.base import Probe
+from conformance.netpol.probing import Probe
 from conformance.probes.held import HeldConnection, hold_command
 
 READ_TIMEOUT_S = 1.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.errors import UserError
-from conformance.helm_set import MAX_INDEX, apply_set
+from conformance.gim.helm_set import MAX_INDEX, apply_set
 
 
 def parse(expression: str, doc: dict | None = None) -> dict:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conformance.errors import UserError
-from conformance.k8s_schema import SCHEMA_VERSION, port_name_problem, validate_network_policy
+from conformance.netpol.k8s_schema import SCHEMA_VERSION, port_name_problem, validate_network_policy
 
 KEY = "networkPolicy.extraPolicies[0]"
 
@@ -271,7 +271,7 @@ def test_schema_version_is_pinned_and_shipped() -> None:
 def test_validation_is_cheap_after_the_first_call() -> None:
     # Relative timings, so that a loaded machine slows both alike: the first call loads and compiles the
     # 2 MB schema, later ones reuse it.
-    from conformance import k8s_schema
+    from conformance.netpol import k8s_schema
 
     k8s_schema._validator.cache_clear()
     policy = VALID[0]

@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client
 
 from conformance.backends import kube
-from conformance.backends.base import BackendUnavailable, Probe
+from conformance.backends.base import BackendUnavailable
 from conformance.backends.kube import (
     KubeBackend,
     as_object,
@@ -28,7 +28,8 @@ from conformance.backends.kube import (
     pod_problems,
     spec_hash,
 )
-from conformance.model import ContainerPort
+from conformance.netpol.model import ContainerPort
+from conformance.netpol.probing import Probe
 from conformance.probes.agnhost import RUN_LABEL, client_pod, server_pod, service
 
 RUN = "run-42"
@@ -89,7 +90,7 @@ def test_read_objects_convert_to_the_model():
         "Service",
         "v1",
     )
-    from conformance.snapshot import cluster_from_objects
+    from conformance.netpol.snapshot import cluster_from_objects
 
     cluster = cluster_from_objects([("test", obj), ("test", svc)])
     (p,) = cluster.pods

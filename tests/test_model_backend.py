@@ -6,15 +6,15 @@ import ipaddress
 
 import pytest
 
-from conformance.backends.base import Outcome, Probe
 from conformance.backends.model import POD_CIDR, SERVICE_CIDR, ModelBackend
 from conformance.errors import UserError
-from conformance.model import NAME_LABEL, ContainerPort, policy_name
+from conformance.gim.render import DRYRUN_ALLOW_ALL
+from conformance.gim.values import NetpolValues
+from conformance.netpol.model import NAME_LABEL, ContainerPort, policy_name
+from conformance.netpol.probing import Outcome, Probe
 from conformance.probes import agnhost
-from conformance.render import DRYRUN_ALLOW_ALL
-from conformance.scenario import Scenario, Timing
-from conformance.topology import Topology
-from conformance.values import NetpolValues
+from conformance.suite.scenario import Scenario, Timing
+from conformance.suite.topology import Topology
 
 NS, CLIENT_NS = "app", "client-ns"
 SERVER_LABELS = {"app": "web"}

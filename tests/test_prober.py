@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from kubernetes.client.rest import ApiException
 
-from conformance.backends.base import Outcome, Probe
+from conformance.netpol.probing import Outcome, Probe
 from conformance.probes.prober import exit_code_from_status, pod_events, run_probes
 
 SUCCESS = '{"metadata":{},"status":"Success"}'

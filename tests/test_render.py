@@ -10,10 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.errors import UserError
-from conformance.examples import smtp_egress_policy
-from conformance.k8s_schema import validate_network_policy
-from conformance.model import Cluster, ContainerPort, Namespace, Pod
-from conformance.render import (
+from conformance.gim.examples import smtp_egress_policy
+from conformance.gim.render import (
     ALLOWED_NAMESPACES,
     DEFAULT_DENY,
     DRYRUN_ALLOW_ALL,
@@ -21,8 +19,10 @@ from conformance.render import (
     SAME_NAMESPACE,
     render,
 )
-from conformance.simulator import Simulator
-from conformance.values import NetpolValues
+from conformance.gim.values import NetpolValues
+from conformance.netpol.k8s_schema import validate_network_policy
+from conformance.netpol.model import Cluster, ContainerPort, Namespace, Pod
+from conformance.netpol.simulator import Simulator
 
 GIM = "gitguardian"
 SMTP_POLICY = smtp_egress_policy()  # the documentation's extraPolicies example
@@ -215,7 +215,7 @@ def test_disabled_blocks_nothing() -> None:
 
 
 def test_documentation_yaml_examples_render_as_their_values(tmp_path) -> None:
-    from conformance.values import load_values
+    from conformance.gim.values import load_values
     from tests.test_values import DOC_DRYRUN as DRYRUN_YAML
     from tests.test_values import DOC_ENFORCE as ENFORCE_YAML
     from tests.test_values import DOC_SMTP as SMTP_YAML

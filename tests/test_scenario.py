@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conformance.backends.model import ModelBackend
-from conformance.scenario import Scenario
-from conformance.topology import Topology
-from conformance.values import NetpolValues
+from conformance.gim.values import NetpolValues
+from conformance.suite.scenario import Scenario
+from conformance.suite.topology import Topology
 
 VALUES = NetpolValues(enabled=True, mode="enforce", allowed_namespaces=("ingress-nginx",))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.errors import UserError
-from conformance.selectors import compile_selector, matches, selector_keys, validate_selector
+from conformance.netpol.selectors import compile_selector, matches, selector_keys, validate_selector
 
 LABELS = {"app": "api", "tier": "backend"}
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from conformance.errors import UserError
-from conformance.model import Cluster, ContainerPort, Namespace, Pod
-from conformance.simulator import Simulator
+from conformance.netpol.model import Cluster, ContainerPort, Namespace, Pod
+from conformance.netpol.simulator import Simulator
 
 OUTSIDE = "203.0.113.7"
 HTTP = ContainerPort(8080, "TCP", "http")

@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance.model import Cluster, ContainerPort, Namespace, Pod
-from conformance.simulator import Simulator
+from conformance.netpol.model import Cluster, ContainerPort, Namespace, Pod
+from conformance.netpol.simulator import Simulator
 
 NAMESPACES = ("n1", "n2", "n3")
 OUTSIDE = ("10.0.0.200", "192.168.1.1")

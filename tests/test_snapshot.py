@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from conformance.errors import UserError
-from conformance.model import NAME_LABEL, ContainerPort
-from conformance.snapshot import cluster_from_objects, load_cluster, load_snapshot, read_documents
+from conformance.netpol.model import NAME_LABEL, ContainerPort
+from conformance.netpol.snapshot import cluster_from_objects, load_cluster, load_snapshot, read_documents
 
 
 def namespace(name: str, **labels: str) -> dict[str, Any]:

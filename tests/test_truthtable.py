@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.truthtable import render_table
+from conformance.netpol.truthtable import render_table
 
 PODS = ["x/a", "x/b", "y/a"]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import UserError
-from conformance.helm_yaml import read_yaml_document
-from conformance.values import NetpolValues, load_values, merge_values, parse_values
+from conformance.gim.helm_yaml import read_yaml_document
+from conformance.gim.values import NetpolValues, load_values, merge_values, parse_values
 
 # The three examples of the product documentation (shared/seed/gim-network-policies.md).
 DOC_DRYRUN = """\

@@ -7,12 +7,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 
-from conformance.backends.base import Backend, Observation, Outcome, Probe
-from conformance.contract import Promise
-from conformance.flows import Flow
-from conformance.model import Cluster, Pod
-from conformance.simulator import DirectionVerdict, Verdict
-from conformance.verdicts import check, expected_tables
+from conformance.backends.base import Backend
+from conformance.gim.contract import Promise
+from conformance.netpol.model import Cluster, Pod
+from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.simulator import DirectionVerdict, Verdict
+from conformance.suite.flows import Flow
+from conformance.suite.verdicts import check, expected_tables
 
 C, B, R, E = Outcome.CONNECTED, Outcome.BLOCKED, Outcome.REFUSED, Outcome.ERROR
 DIAGNOSIS = "phase Pending; event: Failed to pull image agnhost: ImagePullBackOff"

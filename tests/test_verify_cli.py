@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.backends.base import Observation, Outcome, Probe
 from conformance.backends.model import ModelBackend
-from conformance.cli import main
 from conformance.commands.cleanup import leftovers
+from conformance.commands.cli import main
+from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.probes.agnhost import RUN_LABEL
-from conformance.verdicts import settled
+from conformance.suite.verdicts import settled
 from conformance.verify.analysis import analyse
 from conformance.verify.discovery import view_from_objects
 from conformance.verify.live import (

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from conformance.model import NAME_LABEL
+from conformance.netpol.model import NAME_LABEL
 from conformance.verify.discovery import view_from_objects
 from conformance.verify.inference import (
     ALLOWED_NAMESPACES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from conformance.model import NAME_LABEL
+from conformance.netpol.model import NAME_LABEL
 from conformance.verify.analysis import analyse
 from conformance.verify.discovery import view_from_objects
 from tests import verify_snapshots as snap

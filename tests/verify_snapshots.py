@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from conformance.examples import smtp_egress_policy
-from conformance.render import render
-from conformance.values import NetpolValues
+from conformance.gim.examples import smtp_egress_policy
+from conformance.gim.render import render
+from conformance.gim.values import NetpolValues
 
 GIM = "gitguardian"
 PART_OF = {"app.kubernetes.io/name": "gitguardian", "app.kubernetes.io/instance": "gim"}

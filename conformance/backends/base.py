@@ -7,45 +7,12 @@ labels, the policies in force) and answers probes. ``model`` answers them with t
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-from conformance.model import Cluster, K8sObject
-
-
-class Outcome(enum.StrEnum):
-    CONNECTED = "connected"
-    BLOCKED = "blocked"  # connect timed out: Calico drops denied packets
-    REFUSED = "refused"  # the packet got through but nothing listens there
-    ERROR = "error"  # the probe itself failed: never counted as blocked
-
-    @property
-    def reached(self) -> bool:
-        """Whether the packets reached the destination (a refusal proves they did)."""
-        return self in (Outcome.CONNECTED, Outcome.REFUSED)
-
-
-@dataclass(frozen=True, slots=True)
-class Probe:
-    """One connection attempt from a client pod to a host and port."""
-
-    client: str  # "namespace/pod" of the client pod
-    target: str  # "namespace/name" of the destination pod or Service, for tables and messages
-    host: str  # the IP to connect to
-    port: int
-    protocol: str = "TCP"
-    via: str = "pod"  # "pod" (pod IP) or "service" (ClusterIP)
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    probe: Probe
-    outcome: Outcome
-    detail: str = ""  # agnhost's stderr, the exec error, the pod's events...
-    latency_s: float = 0.0
+from conformance.netpol.model import Cluster, K8sObject
+from conformance.netpol.probing import Observation, Probe
 
 
 class HeldConnection(Protocol):

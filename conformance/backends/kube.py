@@ -5,7 +5,7 @@ Client usage follows the client's README and examples: ``config.load_kube_config
 context, client_configuration=...)``, typed APIs (CoreV1Api, NetworkingV1Api, AppsV1Api) whose
 bodies are the generated models (``V1Pod.from_dict`` of our manifests), ``ApiException.status``
 for errors, and ``ApiClient.sanitize_for_serialization`` to turn read objects back into the plain
-dicts (camelCase, as ``kubectl get -o json`` prints them) that conformance.snapshot reads.
+dicts (camelCase, as ``kubectl get -o json`` prints them) that conformance.netpol.snapshot reads.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from conformance.backends.base import Backend, BackendUnavailable, Observation, Probe
-from conformance.model import Cluster, K8sObject, object_key
+from conformance.backends.base import Backend, BackendUnavailable
+from conformance.netpol.model import Cluster, K8sObject, object_key
+from conformance.netpol.probing import Observation, Probe
+from conformance.netpol.snapshot import cluster_from_objects
 from conformance.probes.agnhost import RUN_LABEL, connect_command
 from conformance.probes.held import HeldConnection
 from conformance.probes.prober import pod_events, run_probes
-from conformance.snapshot import cluster_from_objects
 
 SPEC_HASH = "conformance.gitguardian.com/spec-hash"
 APPLY_ORDER = {"Namespace": 0, "NetworkPolicy": 1, "Service": 2, "Pod": 3}

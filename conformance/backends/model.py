@@ -13,11 +13,12 @@ import copy
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from conformance.backends.base import Backend, Observation, Outcome, Probe
+from conformance.backends.base import Backend
 from conformance.errors import UserError
-from conformance.model import Cluster, K8sObject, Pod
-from conformance.simulator import Simulator
-from conformance.snapshot import cluster_from_objects
+from conformance.netpol.model import Cluster, K8sObject, Pod
+from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.simulator import Simulator
+from conformance.netpol.snapshot import cluster_from_objects
 
 POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")

@@ -1,5 +1,7 @@
-"""The subcommands of ``gim-netpol``: each module exposes ``register(subparsers)``, which adds its parser
-and sets ``func(args) -> int`` on it. ``conformance.cli.COMMANDS`` lists them."""
+"""The CLI glue (``gim-netpol``, ``python -m conformance``): may import every layer, and nothing imports it.
+
+The subcommands of ``gim-netpol``: each module exposes ``register(subparsers)``, which adds its parser
+and sets ``func(args) -> int`` on it. ``conformance.commands.cli.COMMANDS`` lists them."""
 
 from __future__ import annotations
 

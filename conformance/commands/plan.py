@@ -11,10 +11,10 @@ import sys
 from typing import Any
 
 from conformance.commands.render import add_values_arguments, write_stream
-from conformance.examples import DOC_ALLOWED_NAMESPACES
+from conformance.gim.examples import DOC_ALLOWED_NAMESPACES
+from conformance.gim.values import NetpolValues, load_values
 from conformance.probes.agnhost import AGNHOST_IMAGE
-from conformance.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology
-from conformance.values import NetpolValues, load_values
+from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology
 
 PLAN_RUN_ID = "plan"
 
@@ -22,7 +22,7 @@ PLAN_RUN_ID = "plan"
 def build(args: argparse.Namespace):
     """The scenario a run would deploy for these arguments, on an in-memory backend."""
     from conformance.backends.model import ModelBackend
-    from conformance.scenario import Scenario
+    from conformance.suite.scenario import Scenario
 
     if args.manifests and not args.values:
         from conformance.errors import UserError
@@ -37,7 +37,7 @@ def build(args: argparse.Namespace):
         values = NetpolValues(enabled=True, mode="enforce", allowed_namespaces=DOC_ALLOWED_NAMESPACES)
     policies, workloads, gim_client = None, REFERENCE_WORKLOADS, GIM_CLIENT
     if args.manifests:
-        from conformance.chart import load_manifests
+        from conformance.gim.chart import load_manifests
 
         chart = load_manifests(args.manifests, args.gim_namespace)
         policies, workloads = chart.policies, (chart.workloads or REFERENCE_WORKLOADS)
@@ -56,7 +56,7 @@ def build(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from conformance.verdicts import expected_tables
+    from conformance.suite.verdicts import expected_tables
 
     scenario = build(args)
     if args.matrix:

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import yaml
 
-from conformance.model import K8sObject
+from conformance.netpol.model import K8sObject
 
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 DISABLED_COMMENT = "# networkPolicy.enabled is false: no NetworkPolicy is rendered\n"
@@ -28,8 +28,8 @@ def write_stream(documents: Sequence[K8sObject], out: IO[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from conformance.render import render
-    from conformance.values import load_values
+    from conformance.gim.render import render
+    from conformance.gim.values import load_values
 
     values = load_values(args.values, args.sets)
     write_stream(render(values, args.namespace), sys.stdout)

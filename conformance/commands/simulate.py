@@ -17,8 +17,8 @@ from typing import Any
 
 from conformance.commands import note
 from conformance.errors import UserError
-from conformance.model import PROTOCOLS, Pod
-from conformance.truthtable import render_table
+from conformance.netpol.model import PROTOCOLS, Pod
+from conformance.netpol.truthtable import render_table
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -224,8 +224,8 @@ def locate(error: UserError, origins: dict[str, str], snapshots: Sequence[str]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from conformance.simulator import Simulator
-    from conformance.snapshot import load_snapshot, source_name
+    from conformance.netpol.simulator import Simulator
+    from conformance.netpol.snapshot import load_snapshot, source_name
 
     specs = [parse_port_spec(p) for p in args.ports]
     from_filters = [parse_pod_filter(f, "--from") for f in args.sources]

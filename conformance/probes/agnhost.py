@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from conformance.backends.base import Outcome
 from conformance.errors import UserError
-from conformance.model import ContainerPort, K8sObject, ServicePort
+from conformance.netpol.model import ContainerPort, K8sObject, ServicePort
+from conformance.netpol.probing import Outcome
 
 # The agnhost tag of the kubernetes e2e image list (kubernetes/kubernetes test/utils/image/manifest.go,
 # `configs[Agnhost] = Config{list.PromoterE2eRegistry, "agnhost", "2.52"}`). Override with --probe-image

@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL
 
-from conformance.backends.base import Probe
+from conformance.netpol.probing import Probe
 
 # $1 host, $2 port, $3 read timeout in seconds. Prints one line per request: "ALIVE <status line>" or "DEAD"
 # ("CONNECT-FAILED" if the connection cannot be opened at all; bash says why on stderr). SIGPIPE is

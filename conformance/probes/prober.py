@@ -25,7 +25,7 @@ import yaml
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL
 
-from conformance.backends.base import Observation, Outcome, Probe
+from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.probes.agnhost import classify, connect_command
 
 # Time allowed, beyond agnhost's own timeout, for the exec round trip (API server -> kubelet -> runtime).

@@ -1,4 +1,5 @@
 """``gim-netpol verify``: check a customer's cluster (live or from a snapshot) against the GIM contract.
+May import ``netpol``, ``gim``, ``probes`` and ``suite``'s probe planning and retries; never ``commands``.
 
 discovery  what the cluster holds (the Cluster model plus the raw objects the model leaves out)
 inference  the GIM values the policies implement: mode, allowedNamespaces, extra policies

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from conformance.errors import UserError
-from conformance.model import Pod
-from conformance.simulator import Simulator
+from conformance.netpol.model import Pod
+from conformance.netpol.simulator import Simulator
 from conformance.verify.discovery import ClusterView
 from conformance.verify.expected import (
     ExpectedFlow,

@@ -1,6 +1,6 @@
 """What verify reads from a cluster: the Cluster model, plus the raw objects the model leaves out.
 
-The simulator needs only namespaces, pods, Services and NetworkPolicies (``conformance.snapshot``
+The simulator needs only namespaces, pods, Services and NetworkPolicies (``conformance.netpol.snapshot``
 builds those). The shadow diff also needs Ingresses, IngressClasses, the Prometheus-operator objects,
 pods' container args and Services' labels, so the raw documents are kept beside the model. A live run
 lists the same kinds from the API and goes through the same code (see ``conformance.verify.live``).
@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from conformance.errors import UserError
-from conformance.model import Cluster, K8sObject
-from conformance.snapshot import STDIN, cluster_from_objects, read_documents, source_name
+from conformance.netpol.model import Cluster, K8sObject
+from conformance.netpol.snapshot import STDIN, cluster_from_objects, read_documents, source_name
 
 MODEL_KINDS = frozenset({"Namespace", "Pod", "Service", "NetworkPolicy"})
 # Kinds the shadow diff reads from the raw documents.

@@ -5,7 +5,7 @@ on the policies the cluster holds. A namespace is represented by its own pods (t
 extra policies); a namespace with no pod by a client pod with no labels, named ``SYNTHETIC_CLIENT``
 (a new workload there). Host-network pods are left out: their traffic leaves from the node's IP.
 
-Each flow is also checked against the contract of the inferred values (``conformance.contract``),
+Each flow is also checked against the contract of the inferred values (``conformance.gim.contract``),
 and, outside enforce, decided again on the policies enforce would leave in place (the safety net
 removed; for a disabled install, the reference enforce policies with no allowed namespace).
 """
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance.contract import NOT_GIMS_POLICIES, Contract
-from conformance.model import Cluster, K8sObject, Pod, policy_key
-from conformance.render import render
-from conformance.simulator import Simulator, Verdict
-from conformance.values import NetpolValues
+from conformance.gim.contract import NOT_GIMS_POLICIES, Contract
+from conformance.gim.render import render
+from conformance.gim.values import NetpolValues
+from conformance.netpol.model import Cluster, K8sObject, Pod, policy_key
+from conformance.netpol.simulator import Simulator, Verdict
 from conformance.verify.inference import DRYRUN, ENFORCE, Inference
 
 SYNTHETIC_CLIENT = "verify-synthetic-client"

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.model import NAME_LABEL, Cluster, K8sObject, policy_key, policy_namespace
-from conformance.selectors import matches as selector_matches
+from conformance.netpol.model import NAME_LABEL, Cluster, K8sObject, policy_key, policy_namespace
+from conformance.netpol.selectors import matches as selector_matches
 
 DISABLED, DRYRUN, ENFORCE = "disabled", "dryrun", "enforce"
 

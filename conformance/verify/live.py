@@ -27,12 +27,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.backends.base import BackendUnavailable, Observation, Outcome, Probe
+from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
-from conformance.flows import plan_flows
-from conformance.model import Cluster, ContainerPort, K8sObject, Pod
+from conformance.netpol.model import Cluster, ContainerPort, K8sObject, Pod
+from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.probes import agnhost
-from conformance.verdicts import observe, settled
+from conformance.suite.flows import plan_flows
+from conformance.suite.verdicts import observe, settled
 from conformance.verify.analysis import Analysis, ProbeRecord, analyse
 from conformance.verify.discovery import ClusterView, view_from_objects
 from conformance.verify.rbac import MONITORING_GROUP, api_review, missing_permissions, required_permissions

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.model import K8sObject
+from conformance.netpol.model import K8sObject
 
 MONITORING_GROUP = "monitoring.coreos.com"
 

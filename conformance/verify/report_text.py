@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conformance.truthtable import render_table
+from conformance.netpol.truthtable import render_table
 from conformance.verify.analysis import Analysis
 from conformance.verify.inference import DRYRUN, ENFORCE
 from conformance.verify.matrix import SYMBOLS, grid

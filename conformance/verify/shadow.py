@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from conformance.model import Cluster, K8sObject, Pod, Service, object_key
-from conformance.selectors import matches as selector_matches
-from conformance.snapshot import FINISHED_PHASES
+from conformance.netpol.model import Cluster, K8sObject, Pod, Service, object_key
+from conformance.netpol.selectors import matches as selector_matches
+from conformance.netpol.snapshot import FINISHED_PHASES
 from conformance.verify.discovery import ClusterView
 
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"

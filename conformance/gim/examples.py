@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conformance.model import K8sObject
+from conformance.netpol.model import K8sObject
 
 DOC_ALLOWED_NAMESPACES = ("ingress-nginx", "monitoring")
 

@@ -19,16 +19,16 @@ from typing import Any
 
 import pytest
 
-from conformance import options as opts
 from conformance.backends.base import Backend, BackendUnavailable
-from conformance.controls import ControlFailed, ControlResults, run_controls
 from conformance.errors import UserError
-from conformance.scenario import Scenario, Timing
-from conformance.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology, Workload
-from conformance.values import NetpolValues, load_values
+from conformance.gim.values import NetpolValues, load_values
+from conformance.suite import options as opts
+from conformance.suite.controls import ControlFailed, ControlResults, run_controls
+from conformance.suite.scenario import Scenario, Timing
+from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology, Workload
 
 MODES = ("disabled", "dryrun", "enforce")
-SUITE_DIR = Path(__file__).parent
+SUITE_DIR = Path(__file__).resolve().parents[1]  # conformance/, where the test_*.py files live
 _SETTINGS_KEY = pytest.StashKey["Settings"]()
 
 
@@ -84,14 +84,14 @@ def load_settings(config: pytest.Config) -> Settings:
     gim_client = GIM_CLIENT
     manifests = o["manifests"]
     if o["chart"]:
-        from conformance.chart import helm_template
+        from conformance.gim.chart import helm_template
 
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # every xdist worker renders for itself
         out = Path(config.rootpath / ".pytest_cache" / "gim-netpol" / worker)
         out.mkdir(parents=True, exist_ok=True)
         manifests = str(helm_template(o["chart"], o["values"], o["set"], o["gim_namespace"], out_dir=out))
     if manifests:
-        from conformance.chart import load_manifests
+        from conformance.gim.chart import load_manifests
 
         chart = load_manifests(manifests, o["gim_namespace"])
         policies = chart.policies

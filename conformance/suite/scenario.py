@@ -13,15 +13,15 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from conformance.backends.base import Backend
-from conformance.contract import Contract
-from conformance.flows import Flow, plan_flows, without_safety_net
-from conformance.model import Cluster, K8sObject, Service, policy_key
+from conformance.gim.contract import Contract
+from conformance.gim.render import render
+from conformance.gim.values import NetpolValues
+from conformance.netpol.model import Cluster, K8sObject, Service, policy_key
+from conformance.netpol.simulator import Simulator
 from conformance.probes.agnhost import RUN_LABEL
-from conformance.render import render
-from conformance.simulator import Simulator
-from conformance.topology import DNS_NAMESPACE, DNS_SERVICE, Topology
-from conformance.values import NetpolValues
-from conformance.verdicts import CheckReport, check
+from conformance.suite.flows import Flow, plan_flows, without_safety_net
+from conformance.suite.topology import DNS_NAMESPACE, DNS_SERVICE, Topology
+from conformance.suite.verdicts import CheckReport, check
 
 
 @dataclass(frozen=True)

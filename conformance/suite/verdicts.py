@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from conformance.backends.base import Backend, Observation, Outcome, Probe
-from conformance.flows import Flow
-from conformance.truthtable import render_table
+from conformance.backends.base import Backend
+from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.truthtable import render_table
+from conformance.suite.flows import Flow
 
 OBSERVED_SYMBOLS = {".": "connected", "X": "blocked", "R": "refused", "E": "error", "-": "not probed"}
 DIFF_SYMBOLS = {".": "as expected", "!": "mismatch", "-": "not probed"}

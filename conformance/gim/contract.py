@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance.model import Cluster, Pod, policy_namespace
-from conformance.simulator import Simulator
-from conformance.values import NetpolValues
+from conformance.gim.values import NetpolValues
+from conformance.netpol.model import Cluster, Pod, policy_namespace
+from conformance.netpol.simulator import Simulator
 
 DISABLED_BLOCKS_NOTHING = "disabled: nothing is blocked"
 DRYRUN_BLOCKS_NOTHING = "dryrun blocks nothing"

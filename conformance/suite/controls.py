@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conformance.backends.base import Backend
-from conformance.flows import plan_flows
-from conformance.scenario import Timing
-from conformance.topology import REFERENCE_WORKLOADS, Topology
-from conformance.verdicts import CheckReport, check
+from conformance.suite.flows import plan_flows
+from conformance.suite.scenario import Timing
+from conformance.suite.topology import REFERENCE_WORKLOADS, Topology
+from conformance.suite.verdicts import CheckReport, check
 
 NOT_ENFORCED = "policies deployed but not enforced: this cluster's CNI does not enforce NetworkPolicy"
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from conformance.backends.base import Probe
-from conformance.contract import Contract, Promise
-from conformance.model import Cluster, Pod, Service
-from conformance.simulator import Simulator, Verdict
+from conformance.gim.contract import Contract, Promise
+from conformance.netpol.model import Cluster, Pod, Service
+from conformance.netpol.probing import Probe
+from conformance.netpol.simulator import Simulator, Verdict
 
 PROBED_PROTOCOLS = ("TCP", "SCTP")  # agnhost connect has no UDP mode
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from conformance.errors import UserError
-from conformance.model import (
+from conformance.netpol.model import (
     PROTOCOLS,
     Cluster,
     ContainerPort,

@@ -1,7 +1,7 @@
 """GIM's ``networkPolicy.*`` Helm values: read, merged and validated as Helm would take them.
 
 ``load_values`` follows ``helm install -f a.yaml -f b.yaml --set ...`` (Helm v3, pkg/cli/values/options.go
-``MergeValues``): files are read with Helm's YAML dialect (``conformance.helm_yaml``), merged in order,
+``MergeValues``): files are read with Helm's YAML dialect (``conformance.gim.helm_yaml``), merged in order,
 then the ``--set`` expressions are applied. A null removes a key, as it does when Helm coalesces user
 values with the chart's defaults, so the key takes its default. Validation happens before anything else
 and names the file and key path.
@@ -19,12 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import UserError
-from conformance.helm_set import apply_set
-from conformance.helm_yaml import read_yaml_document
-from conformance.k8s_schema import validate_network_policy
-from conformance.model import K8sObject
+from conformance.gim.helm_set import apply_set
+from conformance.gim.helm_yaml import read_yaml_document
+from conformance.netpol.k8s_schema import validate_network_policy
+from conformance.netpol.model import K8sObject
 
 ROOT_KEY = "networkPolicy"
+
+# The names of the policies the chart renders itself (render.py): extraPolicies may not take them.
+DEFAULT_DENY = "gim-netpol-default-deny"
+SAME_NAMESPACE = "gim-netpol-allow-same-namespace"
+ALLOWED_NAMESPACES = "gim-netpol-allow-namespaces"
+DRYRUN_ALLOW_ALL = "gim-netpol-dryrun-allow-all"
+BUILTIN_NAMES = frozenset({DEFAULT_DENY, SAME_NAMESPACE, ALLOWED_NAMESPACES, DRYRUN_ALLOW_ALL})
 MODES = ("dryrun", "enforce")
 KEYS = ("enabled", "mode", "allowedNamespaces", "extraPolicies")
 SET_SOURCE = "--set"
@@ -220,8 +227,6 @@ def _parse_extra_policies(value: Any, source: str) -> tuple[K8sObject, ...]:
         raise UserError(
             f"must be a list of NetworkPolicy objects, not {_describe(value)}", source=source, key=key
         )
-    from conformance.render import BUILTIN_NAMES  # render imports this module
-
     seen: dict[str, int] = {}
     for index, policy in enumerate(value):
         item_key = f"{key}[{index}]"

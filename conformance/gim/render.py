@@ -13,8 +13,15 @@ from __future__ import annotations
 import copy
 
 from conformance.errors import UserError
-from conformance.model import NAME_LABEL, K8sObject
-from conformance.values import NetpolValues, is_dns1123_label
+from conformance.gim.values import (
+    ALLOWED_NAMESPACES,
+    DEFAULT_DENY,
+    DRYRUN_ALLOW_ALL,
+    SAME_NAMESPACE,
+    NetpolValues,
+    is_dns1123_label,
+)
+from conformance.netpol.model import NAME_LABEL, K8sObject
 
 API_VERSION = "networking.k8s.io/v1"
 
@@ -23,12 +30,6 @@ LABELS: dict[str, str] = {
     "app.kubernetes.io/part-of": "gitguardian",
     "app.kubernetes.io/component": "network-policy",
 }
-
-DEFAULT_DENY = "gim-netpol-default-deny"
-SAME_NAMESPACE = "gim-netpol-allow-same-namespace"
-ALLOWED_NAMESPACES = "gim-netpol-allow-namespaces"
-DRYRUN_ALLOW_ALL = "gim-netpol-dryrun-allow-all"
-BUILTIN_NAMES = frozenset({DEFAULT_DENY, SAME_NAMESPACE, ALLOWED_NAMESPACES, DRYRUN_ALLOW_ALL})
 
 
 def render(values: NetpolValues, namespace: str) -> list[K8sObject]:

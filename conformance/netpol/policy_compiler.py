@@ -2,7 +2,7 @@
 
 Validation and defaults follow the networking.k8s.io/v1 API reference (Kubernetes 1.31, "NetworkPolicy v1",
 https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/network-policy-v1/); what the
-compiled rules mean is described in ``conformance.simulator``, which evaluates them.
+compiled rules mean is described in ``conformance.netpol.simulator``, which evaluates them.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.errors import UserError
-from conformance.model import PROTOCOLS, policy_key, policy_namespace
-from conformance.selectors import LabelMatcher, compile_selector, selector_keys, validate_selector
+from conformance.netpol.model import PROTOCOLS, policy_key, policy_namespace
+from conformance.netpol.selectors import LabelMatcher, compile_selector, selector_keys, validate_selector
 
 INGRESS = "ingress"
 EGRESS = "egress"

@@ -19,7 +19,7 @@ concept page (https://kubernetes.io/docs/concepts/services-networking/network-po
 
 The simulator reads the cluster once, when it is built: later changes to the Cluster are not seen.
 A string source or destination is an address outside the cluster, even if a pod has that IP.
-Policies are validated and compiled by ``conformance.policy_compiler``; this module evaluates them.
+Policies are validated and compiled by ``conformance.netpol.policy_compiler``; this module evaluates them.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from operator import itemgetter
 from typing import Any
 
 from conformance.errors import UserError
-from conformance.model import NAME_LABEL, PROTOCOLS, Cluster, Pod
-from conformance.policy_compiler import (
+from conformance.netpol.model import NAME_LABEL, PROTOCOLS, Cluster, Pod
+from conformance.netpol.policy_compiler import (
     DIRECTIONS,
     EGRESS,
     INGRESS,

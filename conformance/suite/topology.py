@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from conformance.model import ContainerPort, K8sObject
+from conformance.netpol.model import ContainerPort, K8sObject
 from conformance.probes import agnhost
 
 PART_OF = {"app.kubernetes.io/name": "gitguardian", "app.kubernetes.io/instance": "gim"}
