@@ -15,12 +15,14 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
 
 from conformance.netpol.probing import Probe
+from conformance.probes import held
 from conformance.probes.held import HeldConnection, hold_command
 
 READ_TIMEOUT_S = 1.0
@@ -245,10 +247,12 @@ class ExecApi:
         self.api_client = SimpleNamespace(configuration=SimpleNamespace(host="https://fake"), call_api=None)
         self.execs: list[ProcessExec] = []
         self.calls: list[tuple[str, str, dict]] = []
+        self.container_script: str | None = None  # what the "container" runs instead of the command
 
     def connect_get_namespaced_pod_exec(self, name, namespace, **kwargs):
         self.calls.append((namespace, name, kwargs))
-        ws = ProcessExec(kwargs["command"])
+        argv = ["bash", "-c", self.container_script] if self.container_script else kwargs["command"]
+        ws = ProcessExec(argv)
         self.execs.append(ws)
         return ws
 
@@ -302,6 +306,28 @@ def test_a_connection_that_cannot_be_opened_says_why(exec_api):
         port = s.getsockname()[1]
         with pytest.raises(RuntimeError, match=r"CONNECT-FAILED \(.*[Cc]onnection refused"):
             HeldConnection(exec_api, held_probe(port), READ_TIMEOUT_S)
+
+
+def test_the_reason_is_waited_for_when_the_exec_says_it_after_its_first_line(exec_api):
+    # A slow kubelet or API server: stderr and the exit status arrive well after CONNECT-FAILED.
+    exec_api.container_script = (
+        "echo CONNECT-FAILED; sleep 0.7; echo 'hold: connect: Connection refused' >&2; exit 3"
+    )
+    with pytest.raises(RuntimeError) as raised:
+        HeldConnection(exec_api, held_probe(9), READ_TIMEOUT_S)
+    message = str(raised.value)
+    assert "CONNECT-FAILED (hold: connect: Connection refused" in message
+    assert "NonZeroExitCode" in message  # the exit status came after stderr, and is still there
+
+
+def test_an_exec_that_never_ends_after_a_failed_first_line_is_not_waited_for_forever(exec_api, monkeypatch):
+    monkeypatch.setattr(held, "EXEC_END_WAIT_S", 0.5)
+    exec_api.container_script = "echo CONNECT-FAILED; echo 'still talking' >&2; exec sleep 30"
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"CONNECT-FAILED \(still talking\)$"):
+        HeldConnection(exec_api, held_probe(9), READ_TIMEOUT_S)
+    assert time.monotonic() - started < 10  # bounded: far below the exec's 30 s
+    assert exec_api.execs[0].proc.poll() is not None, "the exec is closed, not left running"
 
 
 def test_an_exec_that_ended_on_its_own_is_an_error_not_a_cut_connection(porter, exec_api):

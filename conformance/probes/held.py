@@ -22,6 +22,11 @@ from kubernetes.stream.ws_client import ERROR_CHANNEL
 
 from conformance.netpol.probing import Probe
 
+# After a first line that is not ALIVE the script exits at once; its stderr and exit status reach us in
+# later frames (stderr and stdout are separate channels, the status comes last, just before the close).
+# How long to wait for them before reporting without them.
+EXEC_END_WAIT_S = 5.0
+
 # $1 host, $2 port, $3 read timeout in seconds. Prints one line per request: "ALIVE <status line>" or "DEAD"
 # ("CONNECT-FAILED" if the connection cannot be opened at all; bash says why on stderr). SIGPIPE is
 # ignored so that writing to a connection the peer reset prints DEAD instead of killing bash silently.
@@ -70,6 +75,7 @@ class HeldConnection:
         )
         first = self._line(timeout_s + 5)
         if not first.startswith("ALIVE"):
+            self._wait_for_exec_end(EXEC_END_WAIT_S)
             why = self._exec_output()
             self.close()
             raise RuntimeError(
@@ -85,6 +91,13 @@ class HeldConnection:
                 self._buffer += self._resp.read_stdout()
         line, _, self._buffer = self._buffer.partition("\n")
         return line.strip() or f"DEAD (no answer within {timeout_s:g}s)"
+
+    def _wait_for_exec_end(self, timeout_s: float) -> None:
+        """Reads frames until the exec has closed its stream (stderr and status included) or time is up."""
+        deadline = time.monotonic() + timeout_s
+        with contextlib.suppress(Exception):  # a broken stream shows as closed
+            while self._resp.is_open() and time.monotonic() < deadline:
+                self._resp.update(timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
 
     def _exec_output(self) -> str:
         """What the exec said besides stdout: bash's stderr and, once it ended, its status."""
