@@ -36,6 +36,7 @@ from filelock import FileLock
 
 from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
+from conformance.netpol import yaml_guard
 
 # Latest release confirmed in Calico's versioned docs (tigera/docs calico_versioned_docs/version-3.31
 # releases.json: v3.31.2, tigera-operator v1.40.2).
@@ -106,7 +107,7 @@ def read_kind_config(path: str | Path) -> dict:
     """The kind Cluster config, checked for what the suite relies on (no kindnet, a pod subnet)."""
     source = str(path)
     try:
-        config = yaml.safe_load(Path(path).read_text())
+        config = yaml_guard.load_first(Path(path).read_text(), source)
     except OSError as exc:
         raise UserError(f"cannot read the kind config ({exc.strerror})", source=source) from None
     except yaml.YAMLError as exc:

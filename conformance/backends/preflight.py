@@ -15,6 +15,8 @@ from pathlib import Path
 import yaml
 
 from conformance.backends.base import BackendUnavailable
+from conformance.errors import UserError
+from conformance.netpol import yaml_guard
 
 KIND_INSTALL = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
 DOCKER_INSTALL = "https://docs.docker.com/engine/install/"
@@ -123,7 +125,9 @@ def check_existing(kubeconfig: str | None, context: str | None) -> KubeTarget:
     current = ""
     for path in present:  # merged as kubectl does: the first file to set a value wins
         try:
-            doc = yaml.safe_load(Path(path).read_text()) or {}
+            doc = yaml_guard.load_first(Path(path).read_text(), path) or {}
+        except UserError as exc:
+            raise unavailable(f"kubeconfig {path} is unreadable ({exc.message})") from None
         except (OSError, yaml.YAMLError) as exc:
             raise unavailable(f"kubeconfig {path} is unreadable ({_first_line(str(exc))})") from None
         if not isinstance(doc, dict):

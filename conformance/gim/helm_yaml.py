@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from conformance.errors import UserError
+from conformance.netpol import yaml_guard
 
 _YamlBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -77,7 +78,7 @@ HelmYamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 def read_yaml_document(text: str, source: str) -> Any:
     """The first document of ``text`` as Helm reads a values file (later documents are ignored)."""
     try:
-        documents = yaml.load_all(text, Loader=HelmYamlLoader)
+        documents = yaml_guard.load_all(text, HelmYamlLoader, source)
         document = next(documents, None)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from conformance.errors import UserError
+from conformance.netpol import yaml_guard
 from conformance.netpol.model import (
     PROTOCOLS,
     Cluster,
@@ -89,7 +90,7 @@ def _parse_json(text: str, source: str) -> list[Any]:
 
 def _parse_yaml(text: str, source: str) -> list[Any]:
     try:
-        return list(yaml.load_all(text, Loader=YAML_LOADER))
+        return list(yaml_guard.load_all(text, YAML_LOADER, source))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
