@@ -267,7 +267,9 @@ def test_bad_snapshots_name_the_file_and_object(tmp_path: Path, capsys: pytest.C
     )
 
 
-def test_a_pod_without_ip_where_an_ipblock_needs_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_pod_without_ip_is_left_out_with_a_note_even_where_an_ipblock_needs_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     cidr_policy = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -275,17 +277,70 @@ def test_a_pod_without_ip_where_an_ipblock_needs_it(tmp_path: Path, capsys: pyte
         "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]},
     }
     policies = write(tmp_path, "policies.yaml", yaml.safe_dump(cidr_policy))
-    pods = write(
-        tmp_path, "pods.yaml", yaml.safe_dump(kubectl_list(pod("x", "a", "10.1.0.1"), pod("z", "c", None)))
+    pending = pod("z", "c", None)
+    objects = [pod("x", "a", "10.1.0.1"), pod("y", "b", "192.168.0.1"), pod("z", "d", "10.2.0.1"), pending]
+    pods = write(tmp_path, "pods.yaml", yaml.safe_dump(kubectl_list(*objects)))
+    code, out, err = simulate(capsys, policies, pods, "--port", "80", "-o", "json")
+    assert code == 0, err
+    assert err.strip() == (
+        "gim-netpol: note: 1 pod has no IP yet (Pending), so neither sends nor receives pod-IP traffic;"
+        " left out of the probes: z/c"
     )
-    code, out, err = simulate(capsys, policies, pods, "--port", "80")
-    message = one_line_error(code, err)
-    assert message.startswith(f"{pods}: z/c has no IP"), message
-    assert "x/from-cidr" in message
-    assert out == ""
-    # without a policy that needs it, a pending pod is simulated like any other
-    code, out, _ = simulate(capsys, pods, "--port", "80", "-o", "json")
-    assert code == 0 and all(p["allowed"] for p in probes_of(out))
+    verdicts = {(p["from"], p["to"]): p["allowed"] for p in probes_of(out)}
+    assert not any("z/c" in pair for pair in verdicts)
+    assert len(verdicts) == 3 * 2
+    # the ipBlock still decides for the pods that have an IP
+    assert verdicts[("z/d", "x/a")] is True and verdicts[("y/b", "x/a")] is False
+    # without a policy that needs it, a pending pod is left out too: it takes no traffic at all
+    code, out, err = simulate(capsys, pods, "--port", "80", "-o", "json", "--to", "z")
+    assert code == 0 and "z/c" in err
+    assert {p["to"] for p in probes_of(out)} == {"z/d"}
+
+
+def test_jsonl_is_the_json_probes_one_a_line(snapshot: str, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = simulate(capsys, snapshot, "-o", "json")
+    assert code == 0
+    code, lines, _ = simulate(capsys, snapshot, "-o", "jsonl")
+    assert code == 0
+    assert lines.endswith("\n") and not lines.startswith('{"probes"')
+    assert [json.loads(line) for line in lines.splitlines()] == probes_of(out)
+    assert len(lines.splitlines()) == 9 * 8 * 2
+    code, empty, _ = simulate(capsys, snapshot, "-o", "jsonl", "--port", "nope-name")
+    assert code == 2 and empty == ""
+
+
+def counted(results: Any, seen: list[int]) -> Any:
+    for result in results:
+        seen[0] += 1
+        yield result
+
+
+@pytest.mark.parametrize("output", ["json", "jsonl"])
+def test_json_is_written_while_the_probes_are_decided(output: str) -> None:
+    """All pairs of 1,000 pods are 3 million probes: the output must not wait for, or hold, all of them."""
+    from conformance.commands.simulate import WRITE_BATCH, write_json, write_jsonl
+    from conformance.netpol.simulator import Simulator
+    from conformance.netpol.snapshot import cluster_from_objects
+
+    objects = [pod(f"ns-{i % 5}", f"p{i}", f"10.244.{i // 200}.{i % 200 + 1}") for i in range(120)]
+    cluster = cluster_from_objects([("big.json", o) for o in [*objects, ALLOW_X_FROM_Y]])
+    total = 120 * 119 * 2
+    decided = [0]
+    written_after: list[int] = []
+    lines_per_write: list[int] = []
+
+    def write(text: str) -> None:
+        written_after.append(decided[0])
+        lines_per_write.append(text.count("\n"))
+
+    results = counted(
+        Simulator(cluster).matrix(cluster.pods, cluster.pods, [(80, "TCP"), (81, "UDP")]), decided
+    )
+    (write_json if output == "json" else write_jsonl)(results, write)
+    assert decided[0] == total
+    assert written_after[0] <= WRITE_BATCH + 1 < total
+    assert max(lines_per_write) <= WRITE_BATCH + 1
+    assert sum(lines_per_write) == total + (2 if output == "json" else 0)
 
 
 def test_an_invalid_policy_names_its_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,18 +1,21 @@
-"""``gim-netpol simulate SNAPSHOT... [--port SPEC]... [--from NS[/POD]] [--to NS[/POD]] [-o table|json]``.
+"""``gim-netpol simulate SNAPSHOT... [--port SPEC]... [--from NS[/POD]] [--to NS[/POD]] [-o FORMAT]``.
 
 Every ordered pair of distinct pods of the snapshot that passes the filters is probed, on every port,
-by the simulator: no cluster is touched.
+by the simulator: no cluster is touched. A pod without an IP (Pending) is left out, with a note. The
+probes are written as they are decided (all pairs of 1,000 pods are 3 million probes).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from conformance.commands import note
@@ -25,6 +28,9 @@ DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
 # IANA_SVC_NAME, as container port names are validated: at most 15 characters, at least one letter.
 PORT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DIGITS = re.compile(r"(\d+)")
+WRITE_BATCH = 4096  # probes per write: few system calls, little memory
+ALLOWED, BLOCKED = ord("."), ord("X")
+NAMED_IN_NOTE = 5
 
 
 def natural_key(pod_key: str) -> tuple[tuple[str | int, ...], ...]:
@@ -152,16 +158,14 @@ def run_probes(
         yield from simulator.matrix(sources, group, declared)
 
 
-def format_json(results: Iterable[Result]) -> str:
-    """``{"probes": [...]}``, one probe a line.
+def probe_lines(results: Iterable[Result]) -> Iterator[str]:
+    """One JSON object per probe, as text: ``{"from", "to", "port", "protocol", "allowed", "reason"}``.
 
-    Written by hand rather than with json.dump of 450,000 dicts: pod keys and reasons repeat, so each
-    is encoded once."""
+    Written by hand rather than with json.dumps of one dict per probe: pod keys and reasons repeat, so
+    each is encoded once."""
     encode = json.dumps
     heads: dict[int, str] = {}  # '{"from": "ns/pod", "to": ' per source
     tails: dict[tuple[bool, str], str] = {}  # '"allowed": true, "reason": "..."}' per verdict
-    lines: list[str] = []
-    append = lines.append
     column: tuple[Any, int, str] | None = None
     middle = ""  # '"ns/pod", "port": 80, "protocol": "TCP", ' of the current column
     for src, dst, port, protocol, verdict in results:
@@ -177,30 +181,90 @@ def format_json(results: Iterable[Result]) -> str:
             tail = tails[(verdict.allowed, verdict.reason)] = (
                 f'"allowed": {allowed}, "reason": {encode(verdict.reason)}}}'
             )
-        append(head + middle + tail)
-    return '{"probes": [\n' + ",\n".join(lines) + "\n]}\n" if lines else '{"probes": []}\n'
+        yield head + middle + tail
+
+
+def _batches(lines: Iterator[str]) -> Iterator[list[str]]:
+    while batch := list(islice(lines, WRITE_BATCH)):
+        yield batch
+
+
+def write_json(results: Iterable[Result], write: Callable[[str], Any]) -> None:
+    """``{"probes": [...]}``, one probe a line, written as the probes come: memory does not grow with them."""
+    lines = probe_lines(results)
+    first = next(lines, None)
+    if first is None:
+        write('{"probes": []}\n')
+        return
+    write('{"probes": [\n' + first)
+    for batch in _batches(lines):
+        write(",\n" + ",\n".join(batch))
+    write("\n]}\n")
+
+
+def write_jsonl(results: Iterable[Result], write: Callable[[str], Any]) -> None:
+    """One probe a line (JSON Lines), nothing else."""
+    for batch in _batches(probe_lines(results)):
+        write("\n".join(batch) + "\n")
+
+
+def format_json(results: Iterable[Result]) -> str:
+    out = io.StringIO()
+    write_json(results, out.write)
+    return out.getvalue()
+
+
+def write_tables(results: Iterable[Result], sources: Sequence[Pod], write: Callable[[str], Any]) -> None:
+    """One truth table per port and protocol: ``sources`` as rows (in their order), probed destinations
+    as columns (in natural order). A table needs all its cells before its first line, so the cells are
+    kept, one byte each, and each table is written as soon as it is rendered."""
+    rows = list(dict.fromkeys(p.key for p in sources))
+    row_of = {key: i for i, key in enumerate(rows)}
+    not_probed = b"-" * len(rows)
+    tables: dict[tuple[int, str], dict[str, bytearray]] = defaultdict(dict)
+    column: tuple[Any, int, str] | None = None
+    cells = bytearray()
+    for src, dst, port, protocol, verdict in results:
+        if column is None or column[0] is not dst or column[1] != port or column[2] != protocol:
+            column = (dst, port, protocol)
+            table = tables[(port, protocol)]
+            cells = table.get(dst.key) or table.setdefault(dst.key, bytearray(not_probed))
+        cells[row_of[src.key]] = ALLOWED if verdict.allowed else BLOCKED
+    if not tables:
+        write("no probe: no destination pod declares a port\n")
+        return
+    for n, (port, protocol) in enumerate(sorted(tables)):
+        table = tables.pop((port, protocol))
+
+        def cell(src: str, dst: str, table: dict[str, bytearray] = table) -> str:
+            return chr(table[dst][row_of[src]])
+
+        cols = sorted(table, key=natural_key)
+        text = render_table(rows, cols, cell, title=f"port {port}/{protocol}")
+        write(("\n\n" if n else "") + text)
+    write("\n")
 
 
 def format_tables(results: Iterable[Result], sources: Sequence[Pod]) -> str:
-    """One truth table per port and protocol: ``sources`` as rows (in their order), probed destinations
-    as columns (in natural order)."""
-    tables: dict[tuple[int, str], dict[tuple[str, str], bool]] = defaultdict(dict)
-    columns: dict[tuple[int, str], dict[str, None]] = defaultdict(dict)
-    for src, dst, port, protocol, verdict in results:
-        tables[(port, protocol)][(src.key, dst.key)] = verdict.allowed
-        columns[(port, protocol)][dst.key] = None
-    rows = list(dict.fromkeys(p.key for p in sources))
-    blocks = []
-    for port, protocol in sorted(tables):
-        cells = tables[(port, protocol)]
+    out = io.StringIO()
+    write_tables(results, sources, out.write)
+    return out.getvalue()
 
-        def cell(src: str, dst: str, cells: dict[tuple[str, str], bool] = cells) -> str:
-            allowed = cells.get((src, dst))
-            return "-" if allowed is None else "." if allowed else "X"
 
-        cols = sorted(columns[(port, protocol)], key=natural_key)
-        blocks.append(render_table(rows, cols, cell, title=f"port {port}/{protocol}"))
-    return "\n\n".join(blocks) + "\n" if blocks else "no probe: no destination pod declares a port\n"
+def without_ip(pods: Sequence[Pod]) -> tuple[list[Pod], list[Pod]]:
+    """The pods that can take part in pod-IP traffic, and those that cannot: no IP yet (Pending)."""
+    probed = [p for p in pods if p.ip]
+    return probed, [p for p in pods if not p.ip]
+
+
+def ip_less_note(pods: Sequence[Pod]) -> str:
+    names = ", ".join(p.key for p in pods[:NAMED_IN_NOTE])
+    more = f" and {len(pods) - NAMED_IN_NOTE} more" if len(pods) > NAMED_IN_NOTE else ""
+    which = "pod has" if len(pods) == 1 else "pods have"
+    return (
+        f"{len(pods)} {which} no IP yet (Pending), so neither sends nor receives pod-IP traffic;"
+        f" left out of the probes: {names}{more}"
+    )
 
 
 OBJECT_NAMED = re.compile(r"(NetworkPolicy )?\b([a-z0-9][-a-z0-9.]*/[a-z0-9][-a-z0-9.]*)")
@@ -236,16 +300,25 @@ def run(args: argparse.Namespace) -> int:
     sources = select_pods(pods, from_filters, "--from")
     destinations = select_pods(pods, to_filters, "--to")
     ports = resolve_ports(specs, destinations)
+    (sources, no_ip), (destinations, no_ip_dst) = without_ip(sources), without_ip(destinations)
+    if no_ip or no_ip_dst:
+        notes.append(ip_less_note(list({id(p): p for p in [*no_ip, *no_ip_dst]}.values())))
     snapshots = [source_name(s) for s in args.snapshots]
+    write = sys.stdout.write
     try:
         simulator = Simulator(cluster)
         results = run_probes(simulator, sources, destinations, ports)
-        text = format_json(results) if args.output == "json" else format_tables(results, sources)
+        if args.output == "json":
+            write_json(results, write)
+        elif args.output == "jsonl":
+            write_jsonl(results, write)
+        else:
+            write_tables(results, sources, write)
     except UserError as e:
         raise locate(e, origins, snapshots) from None
+    sys.stdout.flush()
     for message in notes:
         note(message)
-    sys.stdout.write(text)
     return 0
 
 
@@ -288,8 +361,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-o",
         "--output",
-        choices=("table", "json"),
+        choices=("table", "json", "jsonl"),
         default="table",
-        help="one truth table per port and protocol (default), or one JSON object",
+        help="one truth table per port and protocol (default), one JSON object, or JSON Lines (one probe"
+        " a line); json and jsonl are written as the probes are decided, in constant memory",
     )
     parser.set_defaults(func=run)
