@@ -100,6 +100,17 @@ def test_a_snapshot_with_an_alias_bomb_is_refused_by_verify(
     one_error_line(capsys, path)
 
 
+def test_a_bomb_in_json_like_flow_style_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # {"k":*a}: every alias right after a colon, as JSON writes it
+    levels = ['"a":&a {' + ",".join(f'"k{i}":"ns"' for i in range(9)) + "}"]
+    for previous, level in zip(LEVELS, LEVELS[1:], strict=False):
+        levels.append(f'"{level}":&{level} {{' + ",".join(f'"k{i}":*{previous}' for i in range(9)) + "}")
+    text = '{"x":{' + ",".join(levels) + '},"networkPolicy":{"extraPolicies":*h}}\n'
+    path = write(tmp_path, "values.yaml", text)
+    assert main(["render", "--values", path, "--namespace", "gim"]) == 2
+    one_error_line(capsys, path)
+
+
 def test_a_bomb_in_a_later_document_of_a_stream_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

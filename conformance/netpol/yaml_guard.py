@@ -29,9 +29,10 @@ RATIO_RANGE_HIGH = 4_000_000
 MIN_DECODES = 1000
 MIN_ALIASED = 100
 
-# Where an alias can start: the start of a line, or after a space, '[', '{' or ',' (a flow collection).
-# A string like "a *b" matches too and only costs the walk.
-ALIAS = re.compile(r"(?:^|[\s\[{,])\*[^\s\]},]", re.M)
+# Where an alias can start: the start of a line, after a space, or after an indicator ('[', '{', ',', and
+# ':' in JSON-like flow mappings: {"k":*a}; '?' and '-' for good measure). A string like "a *b" matches
+# too and only costs the walk.
+ALIAS = re.compile(r"(?:^|[\s\[{,:?-])\*[^\s\]},]", re.M)
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
