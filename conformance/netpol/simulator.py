@@ -101,6 +101,8 @@ class _Place:
     egress: _Profile
 
 
+COLUMNS_KEPT = 256  # columns of verdicts per source class that matrix() keeps for reuse
+
 _NOT_ISOLATED = {
     (INGRESS, "pod"): "ingress not isolated",
     (EGRESS, "pod"): "egress not isolated",
@@ -225,7 +227,10 @@ class Simulator:
         ingress_answers = _Answers(self, INGRESS, src_peers.items)
         egress_answers = _Answers(self, EGRESS, dst_peers.items)
         egress_vectors: dict[tuple, list[int]] = {}
-        columns: dict[tuple, Sequence[Verdict]] = {}
+        # One verdict per source class, not per source, and at most COLUMNS_KEPT of them: all pairs of
+        # 5,000 pods have thousands of distinct columns, and keeping them all expanded (5,000 references
+        # each) took hundreds of MiB. Destinations come namespace by namespace, so the recent ones hit.
+        columns: dict[tuple, list[Verdict]] = {}
         for port, protocol in ports:
             for dst, place in zip(destinations, dst_places, strict=True):
                 resolved = self._resolve_port(dst, port, protocol, strict=False)
@@ -234,8 +239,8 @@ class Simulator:
                 number, proto = resolved
                 ctx = (number, proto, _names_at(dst, place, number, proto))
                 ckey = (place.ingress.index, place.peer.index, ctx)
-                column = columns.get(ckey)
-                if column is None:
+                by_class = columns.get(ckey)
+                if by_class is None:
                     ingress = ingress_answers.codes(place.ingress, ctx)
                     ekey = (place.peer.index, ctx)
                     egress = egress_vectors.get(ekey)
@@ -244,7 +249,10 @@ class Simulator:
                         egress = egress_vectors[ekey] = [
                             egress_answers.codes(profile, ctx)[at] for profile in src_profiles.items
                         ]
-                    column = columns[ckey] = expand(self._column(ingress, egress, class_pairs))
+                    if len(columns) >= COLUMNS_KEPT:
+                        columns.clear()
+                    by_class = columns[ckey] = self._column(ingress, egress, class_pairs)
+                column = expand(by_class)
                 skip = positions.get(id(dst))
                 if skip is None:
                     yield zip(sources, repeat(dst), repeat(number), repeat(proto), column)
