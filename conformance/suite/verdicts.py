@@ -9,11 +9,10 @@ problem and is reported as such.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import RetryError, Retrying, retry_if_result, wait_fixed
 
 from conformance.backends.base import Backend
 from conformance.netpol.probing import Observation, Outcome, Probe
@@ -62,10 +61,13 @@ def observe(
                 samples[i].append(o)
         return [i for i, s in enumerate(samples) if not settled(expected_allowed[i], s)]
 
+    clock = backend.clock
+    start = clock.now()
     retrying = Retrying(
-        stop=stop_after_delay(deadline_s),
+        stop=lambda _state: clock.now() - start >= deadline_s,  # on the backend's clock, not tenacity's
         wait=wait_fixed(retry_interval_s),
         retry=retry_if_result(bool),
+        sleep=clock.sleep,
         reraise=False,
     )
     with contextlib.suppress(RetryError):  # what has not settled is the caller's to report
@@ -279,7 +281,7 @@ def check(
     retry_interval_s: float = 1.0,
 ) -> CheckReport:
     """Probe every flow, then retry only the unsettled ones until all settle or the deadline passes."""
-    start = time.monotonic()
+    start = backend.clock.now()
     samples = observe(
         backend,
         [f.probe for f in flows],
@@ -289,7 +291,7 @@ def check(
         retry_interval_s=retry_interval_s,
     )
     results = [FlowResult(f, s) for f, s in zip(flows, samples, strict=True)]
-    report = CheckReport(label, backend.name, results, time.monotonic() - start, probe_timeout_s)
+    report = CheckReport(label, backend.name, results, backend.clock.now() - start, probe_timeout_s)
     for r in report.mismatches:
         report.repro[id(r)] = backend.repro(r.flow.probe, probe_timeout_s)
         if r.infrastructure_error and r.flow.probe.client not in report.diagnostics:

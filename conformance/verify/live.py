@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import signal
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -285,16 +284,17 @@ def _key(obj: K8sObject) -> str:
 
 
 def _wait_for_ips(backend: Any, namespaces: list[str], keys: list[str], timeout_s: float) -> Cluster:
-    deadline = time.monotonic() + timeout_s
+    clock = backend.clock
+    deadline = clock.now() + timeout_s
     while True:
         state = backend.state(namespaces)
         ips = {p.key: p.ip for p in state.pods}
         waiting = [k for k in keys if not ips.get(k)]
         if not waiting:
             return state
-        if time.monotonic() >= deadline:
+        if clock.now() >= deadline:
             raise RuntimeError(f"probe pods without an IP after {timeout_s:g}s: {', '.join(waiting)}")
-        time.sleep(2.0)
+        clock.sleep(2.0)
 
 
 def verify_live(gim_namespace: str, options: LiveOptions) -> Analysis:
@@ -360,8 +360,8 @@ def _run_probes(
     if baseline.outcome is Outcome.CONNECTED:
         _apply(backend, [deny])
         # a policy takes a moment to be programmed; blocked must hold on two samples in a row
-        deadline = time.monotonic() + options.deadline_s
-        while time.monotonic() < deadline:
+        deadline = backend.clock.now() + options.deadline_s
+        while backend.clock.now() < deadline:
             denied += backend.probe([probe], options.timeout_s)
             if len(denied) >= 2 and all(o.outcome is Outcome.BLOCKED for o in denied[-2:]):
                 denied = denied[-2:]
