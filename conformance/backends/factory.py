@@ -49,45 +49,59 @@ def leftovers_path(shared_dir: Path, run_id: str) -> Path:
 
 @contextlib.contextmanager
 def run_lifetime(
-    backend: Backend, run_id: str, shared_dir: Path, options: dict[str, Any]
+    backend: Backend,
+    run_id: str,
+    shared_dir: Path,
+    options: dict[str, Any],
+    leftovers_dir: Path | None = None,
 ) -> Iterator[Backend]:
     """One xdist worker's (or the only process's) use of a cluster during a run.
 
-    On exit the worker deletes the namespaces it created itself; the last worker of the run to leave
-    then deletes whatever else carries the run's label (a crashed worker's). A worker never deletes
-    namespaces another worker may still be testing (all workers share one run id). What could not be
-    deleted is recorded in ``shared_dir`` for the session's last line (see ``leftovers_path``).
+    On exit the worker deletes the namespaces it created itself and has not deleted yet; the last
+    worker of the run to leave then deletes whatever else carries the run's label (a crashed worker's).
+    A worker never deletes namespaces another worker may still be testing (all workers share one run
+    id). What could not be deleted is recorded in ``leftovers_dir`` for the session's last line.
     """
     shared = Path(shared_dir)
     shared.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(shared / f"gim-netpol-run-{run_id}.lock"))
     users = shared / f"gim-netpol-run-{run_id}.users"
     with lock:
-        users.write_text(str(int(users.read_text() or 0) + 1 if users.exists() else 1))
+        users.write_text(str(_count(users) + 1))
     try:
         yield backend
     finally:
         problems: list[str] = []
-        mine = [n for n in getattr(backend, "created_namespaces", []) if n]
+        mine = list(getattr(backend, "created_namespaces", []))
         try:
-            phases = backend.namespace_phases()
-            backend.delete([_namespace(n) for n in mine if phases.get(n) == "Active"])
+            if mine:
+                backend.delete([_namespace(n) for n in mine])
         except Exception as exc:
             problems.append(" ".join(str(exc).split()))
         with lock:
-            count = max(0, int(users.read_text() or 1) - 1)
+            count = max(0, _count(users) - 1)
             users.write_text(str(count))
-            if count == 0:
+            if count == 0 and not problems:
                 try:
-                    backend.delete_run(run_id)
+                    backend.delete_run(run_id)  # type: ignore[attr-defined]
                 except Exception as exc:
                     problems.append(" ".join(str(exc).split()))
             if problems:
+                where = Path(leftovers_dir) if leftovers_dir is not None else shared
+                where.mkdir(parents=True, exist_ok=True)
+                left = list(getattr(backend, "created_namespaces", mine))
                 _record_leftovers(
-                    leftovers_path(shared, run_id), mine, problems, cleanup_command(run_id, options)
+                    leftovers_path(where, run_id), left, problems, cleanup_command(run_id, options)
                 )
         with contextlib.suppress(Exception):
             backend.close()
+
+
+def _count(path: Path) -> int:
+    try:
+        return int(path.read_text() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _record_leftovers(path: Path, namespaces: list[str], problems: list[str], command: str) -> None:
@@ -116,7 +130,9 @@ def _namespace(name: str) -> dict:
 
 
 @contextlib.contextmanager
-def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iterator[Backend]:
+def open_backend(
+    options: dict[str, Any], run_id: str, shared_dir: Path, leftovers_dir: Path | None = None
+) -> Iterator[Backend]:
     """The backend for ``options``, its API calls retried for --api-retry-timeout. On exit each worker
     deletes what it created and the last one the run's leftovers; a kind cluster the run created is
     deleted (once, by the last xdist worker to leave) unless --keep-cluster."""
@@ -124,7 +140,7 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
     retry_s = options.get("api_retry_timeout") or 60.0
     if name == "model":
         backend = RetryingBackend(model_backend(options), retry_s)
-        with run_lifetime(backend, run_id, shared_dir, options) as live:
+        with run_lifetime(backend, run_id, shared_dir, options, leftovers_dir) as live:
             yield live
         return
 
@@ -134,7 +150,7 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
     workers = options["probe_workers"]
     if name == "existing":
         kube = KubeBackend(options["kubeconfig"], options["context"], name="existing", probe_workers=workers)
-        with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options) as live:
+        with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options, leftovers_dir) as live:
             yield live
         return
 
@@ -151,5 +167,5 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
     )
     with shared_cluster(cluster, shared_dir):
         kube = KubeBackend(str(cluster.kubeconfig_path), cluster.context, name="kind", probe_workers=workers)
-        with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options) as live:
+        with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options, leftovers_dir) as live:
             yield live

@@ -315,8 +315,8 @@ class KubeBackend(Backend):
                 elif kind == "NetworkPolicy":
                     self.networking.delete_namespaced_network_policy(name, ns)
                 else:
-                    self.core.delete_namespace(name)
                     namespaces.append(name)
+                    self.core.delete_namespace(name)
             except ApiException as exc:
                 if transient_reason(exc):
                     raise
@@ -325,6 +325,7 @@ class KubeBackend(Backend):
                 # pkg/registry/core/namespace/storage/storage.go, v1.28): it is on its way out.
                 if exc.status != 404 and not (kind == "Namespace" and exc.status == 409):
                     raise RuntimeError(f"cannot delete {object_key(obj)}: {_api_error(exc)}") from None
+        self.created_namespaces = [n for n in self.created_namespaces if n not in namespaces]
         if wait:
             deadline = self.clock.now() + timeout_s
             for name in namespaces:

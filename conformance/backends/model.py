@@ -323,6 +323,8 @@ class ModelBackend(Backend):
     def delete(self, objects: Sequence[K8sObject]) -> None:
         self.cluster.api()
         self.cluster.delete(objects)
+        gone = {o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace"}
+        self.created_namespaces = [n for n in self.created_namespaces if n not in gone]
 
     def wait_gone(self, objects: Sequence[K8sObject], timeout_s: float) -> None:
         self.delete(objects)

@@ -30,6 +30,9 @@ from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology
 MODES = ("disabled", "dryrun", "enforce")
 SUITE_DIR = Path(__file__).resolve().parents[1]  # conformance/, where the test_*.py files live
 _SETTINGS_KEY = pytest.StashKey["Settings"]()
+_CLOCK_KEY = pytest.StashKey[Any]()
+INFRASTRUCTURE = "gim-netpol-infrastructure-error"
+CLOCK = "gim-netpol-clock"
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,15 @@ def values_mode(values: NetpolValues) -> str:
     return values.mode if values.enabled else "disabled"
 
 
-def _run_id() -> str:
-    shared = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # one id for every xdist worker of a run
-    return (shared or uuid.uuid4().hex)[:8]
+def _run_id(config: pytest.Config) -> str:
+    """One id for the whole run: xdist's testrunuid, which the controller hands to every worker (set
+    here, before xdist starts them, so that the controller knows it too)."""
+    shared = os.environ.get("PYTEST_XDIST_TESTRUNUID") or getattr(config.option, "testrunuid", None)
+    if not shared:
+        shared = uuid.uuid4().hex
+        if hasattr(config.option, "testrunuid"):
+            config.option.testrunuid = shared
+    return shared[:8]
 
 
 def load_settings(config: pytest.Config) -> Settings:
@@ -98,7 +107,7 @@ def load_settings(config: pytest.Config) -> Settings:
         workloads = tuple(chart.workloads) or REFERENCE_WORKLOADS
         notes += list(chart.notes)
         gim_client = chart.client_workload or GIM_CLIENT
-    return Settings(o, _run_id(), timing, values, policies, workloads, tuple(notes), gim_client)
+    return Settings(o, _run_id(config), timing, values, policies, workloads, tuple(notes), gim_client)
 
 
 # -- hooks ---------------------------------------------------------------------------------------------
@@ -197,6 +206,47 @@ def _runs_suite(config: pytest.Config) -> bool:
     return False
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """An unreachable API server ends the test as an infrastructure ERROR with one line (never a FAILED
+    verdict, never a traceback), marked in the report so that a gate tells a broken cluster from a
+    broken chart. Each report also carries the backend's clock (the model's simulated live time)."""
+    from conformance.api_errors import ApiUnreachable
+
+    outcome = yield
+    report = outcome.get_result()
+    clock = item.config.stash.get(_CLOCK_KEY, None)
+    if clock is not None and call.when == "teardown":
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        report.user_properties.append((CLOCK, json.dumps({"worker": worker, "now": clock.now()})))
+    if call.excinfo is not None and isinstance(call.excinfo.value, ApiUnreachable):
+        message = f"INFRASTRUCTURE ERROR: {call.excinfo.value}"
+        report.outcome = "failed"
+        report.longrepr = message
+        item.user_properties.append((INFRASTRUCTURE, message))
+        report.user_properties.append((INFRASTRUCTURE, message))
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple | None:
+    if report.failed and any(name == INFRASTRUCTURE for name, _ in report.user_properties):
+        return "error", "E", "ERROR"
+    return None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's last line, when the run could not clean up: what was left and the command."""
+    settings = config.stash.get(_SETTINGS_KEY, None)
+    if settings is None or hasattr(config, "workerinput"):
+        return
+    from conformance.backends.factory import leftovers_line, leftovers_path
+
+    line = leftovers_line(_leftovers_dir(config), settings.run_id)
+    if line:
+        leftovers_path(_leftovers_dir(config), settings.run_id).unlink(missing_ok=True)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 # -- fixtures ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def netpol_settings(pytestconfig: pytest.Config) -> Settings:
@@ -204,16 +254,26 @@ def netpol_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def netpol_backend(netpol_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+def netpol_backend(
+    netpol_settings: Settings, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Backend]:
     """One backend per session (per xdist worker); a kind cluster is shared by all workers."""
     from conformance.backends.factory import open_backend
 
     shared_dir = tmp_path_factory.getbasetemp().parent  # the same for every xdist worker of a run
     try:
-        with open_backend(netpol_settings.options, netpol_settings.run_id, shared_dir) as backend:
+        with open_backend(
+            netpol_settings.options, netpol_settings.run_id, shared_dir, _leftovers_dir(pytestconfig)
+        ) as backend:
+            pytestconfig.stash[_CLOCK_KEY] = backend.clock
             yield backend
     except BackendUnavailable as e:
         pytest.fail(f"gim-netpol: cannot start backend {netpol_settings.backend}: {e}", pytrace=False)
+
+
+def _leftovers_dir(config: pytest.Config) -> Path:
+    """Where workers record what they could not delete, for the controller's last line."""
+    return config.rootpath / ".pytest_cache" / "gim-netpol"
 
 
 @pytest.fixture(scope="session")
@@ -324,10 +384,19 @@ def scenario(
         return sc
 
     yield make
+    from conformance.api_errors import ApiUnreachable
+
     for sc in made:
         _record(request, sc)
         if not s.options["keep_namespaces"]:
-            sc.teardown()
+            try:
+                sc.teardown()
+            except ApiUnreachable as e:
+                # Said once, at the test that met the outage; what is left is deleted (or named, with
+                # the command that removes it) at the end of the session.
+                request.node.user_properties.append(
+                    ("gim-netpol-note", f"teardown postponed to the end of the session: {e}")
+                )
 
 
 def _record(request: pytest.FixtureRequest, sc: Scenario) -> None:
@@ -354,8 +423,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not rows or settings is None:
         return
     terminalreporter.section(f"gim-netpol conformance ({settings.backend} backend)")
+    clocks: dict[str, float] = {}
     for nodeid, name, value in rows:
-        if name == "gim-netpol-check":
+        if name == CLOCK:
+            d = json.loads(value)
+            clocks[d["worker"]] = max(clocks.get(d["worker"], 0.0), d["now"])
+        elif name == INFRASTRUCTURE:
+            terminalreporter.write_line(f"{value}  [{nodeid}]")
+        elif name == "gim-netpol-check":
             d = json.loads(value)
             terminalreporter.write_line(
                 f"{d['label']}: {d['probes']} probes, {d['mismatches']} mismatches,"
@@ -364,6 +439,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             )
         else:
             terminalreporter.write_line(f"note: {value}  [{nodeid}]")
+    if clocks and settings.backend == "model":
+        # Workers run side by side: the run takes as long as its longest worker.
+        per_worker = ", ".join(f"{w} {t:.0f} s" for w, t in sorted(clocks.items()))
+        terminalreporter.write_line(
+            f"simulated live time: {max(clocks.values()):.0f} s"
+            + (f" (workers: {per_worker})" if len(clocks) > 1 else "")
+        )
     report_dir = settings.options["report_dir"]
     if report_dir:
         path = Path(report_dir)
@@ -371,11 +453,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         out = path / "gim-netpol-checks.json"
         out.write_text(
             json.dumps(
-                [
-                    {"test": n, "kind": k, **(json.loads(v) if k == "gim-netpol-check" else {"note": v})}
-                    for n, k, v in rows
-                ],
+                [{"test": n, "kind": k, **_entry(k, v)} for n, k, v in rows if k != CLOCK],
                 indent=2,
             )
         )
         terminalreporter.write_line(f"report: {out}")
+
+
+def _entry(kind: str, value: str) -> dict:
+    if kind == "gim-netpol-check":
+        return json.loads(value)
+    if kind == INFRASTRUCTURE:
+        return {"infrastructure_error": True, "error": value}
+    return {"note": value}
