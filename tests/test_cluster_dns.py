@@ -10,10 +10,9 @@ import pytest
 
 from conformance.backends.model import CLUSTER_DNS_IP, ModelBackend
 from conformance.backends.model_faults import parse_faults
-from conformance.gim.values import NetpolValues
 from conformance.suite.dns import nameserver
-from conformance.suite.scenario import Scenario, Timing
-from conformance.suite.topology import Topology
+from conformance.suite.scenario import Scenario
+from tests.model_scenarios import enforce_scenario
 from tests.test_suite_plugin import run_suite
 
 EGRESS_53_ONLY = {
@@ -29,15 +28,7 @@ EGRESS_53_ONLY = {
 
 
 def _scenario(faults: str = "", *extra: dict) -> Scenario:
-    backend = ModelBackend(faults=parse_faults(faults))
-    topology = Topology("run3", "gim", ("ingress-nginx",), ("not-allowed",))
-    values = NetpolValues(
-        enabled=True, mode="enforce", allowed_namespaces=("ingress-nginx",), extra_policies=extra
-    )
-    sc = Scenario(backend, topology, values, Timing())
-    sc.setup()
-    sc.deploy()
-    return sc
+    return enforce_scenario(ModelBackend(faults=parse_faults(faults)), *extra)
 
 
 def test_the_nameserver_is_the_first_of_resolv_conf():

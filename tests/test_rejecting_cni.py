@@ -15,27 +15,19 @@ import pytest
 from conformance.backends.cni_profiles import parse_profile
 from conformance.backends.model import ModelBackend
 from conformance.gim.examples import smtp_egress_policy
-from conformance.gim.values import NetpolValues
 from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.probes.agnhost import AGNHOST_IMAGE
 from conformance.suite.controls import run_controls
 from conformance.suite.scenario import Scenario, Timing
-from conformance.suite.topology import Topology
 from conformance.suite.verdicts import OBSERVED_SYMBOLS
+from tests.model_scenarios import enforce_scenario
 from tests.test_suite_plugin import run_suite
 
 REJECTS = parse_profile("rejects")
 
 
 def _scenario(backend: ModelBackend, *extra: dict) -> Scenario:
-    topology = Topology("run7", "gim", ("ingress-nginx",), ("not-allowed",))
-    values = NetpolValues(
-        enabled=True, mode="enforce", allowed_namespaces=("ingress-nginx",), extra_policies=extra
-    )
-    sc = Scenario(backend, topology, values, Timing())
-    sc.setup()
-    sc.deploy()
-    return sc
+    return enforce_scenario(backend, *extra)
 
 
 def test_the_canary_holds_on_a_cni_that_rejects():
