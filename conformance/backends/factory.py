@@ -80,7 +80,10 @@ def run_lifetime(
             problems.append(" ".join(str(exc).split()))
         with lock:
             count = max(0, _count(users) - 1)
-            users.write_text(str(count))
+            if count:
+                users.write_text(str(count))
+            else:
+                users.unlink(missing_ok=True)
             if count == 0 and not problems:
                 try:
                     backend.delete_run(run_id)  # type: ignore[attr-defined]

@@ -122,6 +122,7 @@ class ModelCluster:
         self._service_ips = (str(ip) for ip in list(SERVICE_CIDR.hosts())[10:])
         self._scheduled = 0
         self._generation = 0
+        self._draws: dict[str, int] = {}
         self._cache: dict[tuple[int, int], tuple[Cluster, Simulator]] = {}
         self._state: tuple[int, Cluster] | None = None
         self.apply(_dns_objects(self.faults.dns), ready=True)
@@ -147,6 +148,12 @@ class ModelCluster:
                 if pod is not None:
                     pod["status"].update(_ready_status())
                     self._changed()
+
+    def _draw(self, span: tuple[float, float], what: str) -> float:
+        """The duration of the n-th event of its kind in this cluster: the same sequence every run,
+        whatever the objects are called (their names carry the random run id)."""
+        self._draws[what] = n = self._draws.get(what, 0) + 1
+        return self.latencies.draw(span, what, n)
 
     def _changed(self) -> None:
         self._generation += 1
@@ -213,11 +220,11 @@ class ModelCluster:
             self._ready_at.pop(key, None)
         else:
             status.update({"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]})
-            self._ready_at[key] = self.clock.now() + self.latencies.draw(self.latencies.pod_ready_s, *key)
+            self._ready_at[key] = self.clock.now() + self._draw(self.latencies.pod_ready_s, "pod")
 
     def _program(self, key: Key, policy: K8sObject | None) -> None:
         """The CNI programs policy changes in order, each after its programming delay."""
-        delay = self.latencies.draw(self.latencies.enforcement_delay_s, *key, len(self._policy_log))
+        delay = self._draw(self.latencies.enforcement_delay_s, "policy")
         after = self._policy_log[-1][0] if self._policy_log else 0.0
         self._policy_log.append((max(self.clock.now() + delay, after), key, policy))
 
@@ -227,7 +234,7 @@ class ModelCluster:
             kind, ns, name = key = _key(obj)
             if kind == "Namespace":
                 if key in self.objects and name not in self._gone_at:
-                    delay = self.latencies.draw(self.latencies.namespace_terminating_s, name, now)
+                    delay = self._draw(self.latencies.namespace_terminating_s, "namespace")
                     self._gone_at[name] = now + delay
                     for k in [k for k in self.objects if k[1] == name]:
                         self._remove(k)

@@ -35,8 +35,7 @@ class Latencies:
         return cls((0.0, 0.0), (0.0, 0.0), (0.0, 0.0), 0.0)
 
     def draw(self, span: tuple[float, float], *key: object) -> float:
-        """A duration within ``span``, the same every run for the same key (no shared random state:
-        the figures do not depend on which xdist worker ran which test first)."""
+        """A duration within ``span``, the same every run for the same key (a hash, no random state)."""
         low, high = span
         unit = zlib.crc32(repr(key).encode()) / 0xFFFFFFFF
         return low + (high - low) * unit
