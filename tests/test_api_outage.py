@@ -72,7 +72,7 @@ def test_what_counts_as_transient():
 
 
 def test_a_short_outage_is_retried_and_the_run_passes():
-    run = run_suite("--backend", "model", "--model-faults", "api-down@40+30", timeout=120)
+    run = run_suite("--backend", "model", "-k", "test_modes", "--model-faults", "api-down@40+30", timeout=120)
     assert run.returncode == 0, run.output
 
 
@@ -82,6 +82,8 @@ def test_a_long_outage_is_an_infrastructure_error_in_one_line_and_the_last_line_
     run = run_suite(
         "--backend",
         "model",
+        "-k",
+        "test_modes",
         "--model-faults",
         "api-down@40+100000",
         "--api-retry-timeout",
@@ -110,7 +112,17 @@ def test_a_long_outage_is_an_infrastructure_error_in_one_line_and_the_last_line_
 
 
 def test_under_xdist_the_controller_prints_the_workers_leftovers():
-    run = run_suite("--backend", "model", "-n", "2", "--model-faults", "api-down@40+100000", timeout=120)
+    run = run_suite(
+        "--backend",
+        "model",
+        "-n",
+        "2",
+        "-k",
+        "test_modes",
+        "--model-faults",
+        "api-down@15+100000",
+        timeout=120,
+    )
     assert run.returncode == 1, run.output
     run_id = re.search(r"gim-netpol: backend model, run (\w+)", run.output).group(1)
     assert run.stdout.strip().splitlines()[-1].endswith(f"gim-netpol cleanup --run-id {run_id}")
