@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conformance.backends.cni_profiles import parse_profile
 from conformance.backends.model import ModelBackend
 from conformance.commands.cleanup import leftovers
 from conformance.commands.cli import main
@@ -340,8 +341,9 @@ class ModelCluster(ModelBackend):
         return [Observation(o.probe, Outcome.CONNECTED, "no policy enforcement") for o in observed]
 
 
-def _live_run(objects, *, enforcing=True, allowed_probes=False):
+def _live_run(objects, *, enforcing=True, allowed_probes=False, cni="drops"):
     backend = ModelCluster(enforcing)
+    backend.cluster.cni = parse_profile(cni)
     backend.apply(objects)
     view = view_from_objects(
         [
@@ -377,6 +379,20 @@ def test_live_run_on_an_enforcing_cluster_probes_and_cleans_up():
     assert all(p.repro.startswith("kubectl exec") for p in result.probes)
     root = ET.fromstring(to_junit(result))
     assert len(root.findall("testsuite")[-1].findall("testcase")) == len(result.probes)
+
+
+def test_live_run_on_a_cni_that_rejects_trusts_the_canary_and_reports_refusals_as_unknown():
+    """kube-router answers a denied connection with a refusal. The canary server is known to listen (the
+    baseline connected), so its refusal is a reject; whether GIM's own pods listen is not known, so a
+    refused probe is reported 'unknown', never allowed and never a failure of the chart."""
+    result, left = _live_run(snap.cluster("enforce", ["ingress-nginx", "monitoring"]), cni="rejects")
+    assert left == []
+    assert not any("not enforced" in p for p in result.problems), result.problems
+    blocked = [p for p in result.probes if not p.expected_allowed]
+    assert blocked and {p.outcome for p in blocked} == {"unknown"}
+    assert all("unknown: refused" in p.detail for p in blocked)
+    assert any("refused, not checked" in n for n in result.notes)
+    assert result.problems == [] and result.exit_status == 0
 
 
 def test_live_run_on_a_cluster_that_does_not_enforce_fails_on_the_canary():
