@@ -393,6 +393,9 @@ def test_live_run_on_a_cni_that_rejects_trusts_the_canary_and_reports_refusals_a
     assert all("unknown: refused" in p.detail for p in blocked)
     assert any("refused, not checked" in n for n in result.notes)
     assert result.problems == [] and result.exit_status == 0
+    cases = ET.fromstring(to_junit(result)).findall("testsuite")[-1].findall("testcase")
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    assert len(skipped) == len(blocked) and not [c for c in cases if c.find("failure") is not None]
 
 
 def test_live_run_on_a_cluster_that_does_not_enforce_fails_on_the_canary():
