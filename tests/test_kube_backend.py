@@ -560,25 +560,25 @@ def test_probe_through_the_real_client_reports_a_failed_exec_as_an_error(api):
 # --- issue 8: asynchronous deletion, transient errors, what a worker created ---------------------------
 
 
-def test_deleting_a_namespace_already_terminating_is_not_an_error(api):
-    server, backend = api
-    server.objects[("namespaces", "", "going")] = {
+def _existing_namespace(server, name: str, phase: str = "Active") -> None:
+    server.objects[("namespaces", "", name)] = {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": "going", "resourceVersion": "1"},
-        "status": {"phase": "Terminating"},
+        "metadata": {"name": name, "resourceVersion": "1"},
+        "status": {"phase": phase},
     }
+
+
+def test_deleting_a_namespace_already_terminating_is_not_an_error(api):
+    server, backend = api
+    _existing_namespace(server, "going", "Terminating")
     backend.delete([ns_obj("going")])
     assert backend.namespace_phases()["going"] == "Terminating"
 
 
 def test_the_backend_remembers_the_namespaces_it_created_until_it_deletes_them(api):
     server, backend = api
-    server.objects[("namespaces", "", "ingress-nginx")] = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": "ingress-nginx", "resourceVersion": "1"},
-    }
+    _existing_namespace(server, "ingress-nginx")
     backend.apply(gim_objects())
     assert backend.created_namespaces == ["gim"], "a namespace that existed before is not the run's"
     backend.delete([ns_obj("gim")])
