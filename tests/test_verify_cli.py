@@ -192,7 +192,7 @@ def test_rbac_manifest_grants_exactly_what_verify_checks_for():
     docs = list(yaml.safe_load_all(RBAC.read_text()))
     role = cluster_role(docs)
     granted = granted_by_rules(role["rules"])
-    required = {p.key for p in required_permissions(probing=True, monitoring=True)}
+    required = {p.key for p in required_permissions(probing=True)}
     assert granted == required
     assert not any("*" in part for key in granted for part in key)
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
@@ -225,7 +225,7 @@ def test_missing_permissions_are_listed_from_access_reviews():
         attrs = body["spec"]["resourceAttributes"]
         return attrs["resource"] != "ingressclasses" and attrs.get("subresource") != "exec"
 
-    missing = missing_permissions(review, required_permissions(probing=True, monitoring=False))
+    missing = missing_permissions(review, required_permissions(probing=True, groups=set()))
     assert [str(p).split(" (")[0] for p in missing] == [
         "get ingressclasses.networking.k8s.io",
         "list ingressclasses.networking.k8s.io",

@@ -10,8 +10,10 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
 from conformance.verify.analysis import Analysis, analyse
 from conformance.verify.discovery import load_view
@@ -52,6 +54,19 @@ def write_reports(analysis: Analysis, directory: str) -> list[Path]:
     return paths
 
 
+def judged(verify: Callable[[], Analysis]) -> Analysis:
+    """``verify()``, with any error it did not foresee turned into one line and exit 2: exit 1 means
+    "does not conform", which an unexpected error must never claim."""
+    try:
+        return verify()
+    except (UserError, BackendUnavailable, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 (the one place every other failure is turned into a line)
+        raise BackendUnavailable(
+            f"verify stopped on an unexpected error, nothing was judged: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     namespace = args.gim_namespace
     if not DNS_LABEL.fullmatch(namespace):
@@ -62,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"--{flag} applies to a live cluster, not to --snapshot", source=f"--{flag}")
         if args.probe_allowed_namespaces:
             raise UserError("probes need a live cluster, not a snapshot", source="--probe-allowed-namespaces")
-        analysis = analyse(load_view(args.snapshot), namespace)
+        analysis = judged(lambda: analyse(load_view(args.snapshot), namespace))
     else:
         from conformance.verify.live import LiveOptions, verify_live  # the kubernetes client loads slowly
 
@@ -74,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             image=args.probe_image,
             deadline_s=args.deadline,
         )
-        analysis = verify_live(namespace, options)
+        analysis = judged(lambda: verify_live(namespace, options))
     if args.report_dir:
         for path in write_reports(analysis, args.report_dir):
             print(f"gim-netpol: wrote {path}", file=sys.stderr)
