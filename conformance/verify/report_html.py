@@ -115,18 +115,20 @@ def _configuration(analysis: Analysis) -> str:
         ("mode", mode),
         ("allowedNamespaces", ", ".join(inf.allowed_namespaces) or "(none)"),
         ("extraPolicies", ", ".join(inf.extra_policies) or "(none)"),
+        ("Helm release", ", ".join(inf.releases) or "(none recorded)"),
     ]
     head = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     policies = "".join(
         f"<tr><td>{escape(p.key)}</td><td>{escape(', '.join(p.roles))}</td>"
-        f"<td>{'yes' if p.managed_by_chart else 'no'}</td><td>{escape(p.detail)}</td></tr>"
+        f"<td>{escape(str(p.owner) if p.owner else 'no: not installed by Helm')}</td>"
+        f"<td>{escape(p.detail)}</td></tr>"
         for p in inf.policies
     )
     table = f"<table>{head}</table>"
     if policies:
         table += (
             "<h3>Policies in the GIM namespace</h3><table><tr><th>policy</th><th>role</th>"
-            "<th>chart labels</th><th>what it does</th></tr>"
+            "<th>installed by</th><th>what it does</th></tr>"
             f"{policies}</table>"
         )
     return table

@@ -84,8 +84,15 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "allowedNamespaces": list(inference.allowed_namespaces),
         "safetyNet": inference.safety_nets,
         "safetyNetCoversEgress": inference.safety_net_egress,
+        "helmReleases": inference.releases,
         "policies": [
-            {"name": p.key, "roles": list(p.roles), "managedByChart": p.managed_by_chart, "detail": p.detail}
+            {
+                "name": p.key,
+                "roles": list(p.roles),
+                "managedByChart": p.managed_by_chart,
+                "helmRelease": p.release,
+                "detail": p.detail,
+            }
             for p in inference.policies
         ],
         "extraPolicies": inference.extra_policies,

@@ -19,12 +19,13 @@ def _configuration(analysis: Analysis) -> list[str]:
     lines.append(f"  mode:              {mode}")
     lines.append(f"  allowedNamespaces: {', '.join(inf.allowed_namespaces) or '(none)'}")
     lines.append(f"  extraPolicies:     {', '.join(inf.extra_policies) or '(none)'}")
+    lines.append(f"  Helm release:      {', '.join(inf.releases) or '(none recorded on the policies)'}")
     if inf.policies:
         lines.append("  policies:")
         width = max(len(p.key) for p in inf.policies)
         for p in inf.policies:
-            chart = "chart" if p.managed_by_chart else "no chart labels"
-            lines.append(f"    {p.key:<{width}}  {'+'.join(p.roles):<20} {chart:<16} {p.detail}")
+            owner = f"release {p.release}" if p.release else ("Helm" if p.owner else "not Helm")
+            lines.append(f"    {p.key:<{width}}  {'+'.join(p.roles):<20} {owner:<16} {p.detail}")
     return lines
 
 
