@@ -170,8 +170,13 @@ def analyse(view: ClusterView, gim_namespace: str) -> Analysis:
         )
         analysis.warnings.append(
             f"host-network pods {pods} need GIM (evidence in the shadow diff): their traffic comes from"
-            f" the node's IP, which allowedNamespaces never matches; {fate}. Admit the node CIDRs with an"
-            " extraPolicy ipBlock or run the controller without hostNetwork"
+            f" the node's IP, which allowedNamespaces never matches; {fate}. "
+            + (
+                "; ".join(need.advice)
+                if need.advice
+                else "Admit the node CIDRs with an extraPolicy ipBlock"
+                " or run the controller without hostNetwork"
+            )
         )
     analysis.warnings.extend(f"could not place: {u}" for u in found.unresolved)
     analysis.warnings.extend(inference.notes)
