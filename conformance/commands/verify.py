@@ -17,6 +17,7 @@ from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
 from conformance.verify.analysis import Analysis, analyse
 from conformance.verify.discovery import load_view
+from conformance.verify.flowlogs import FORMATS, read_flow_logs
 from conformance.verify.report_html import to_html
 from conformance.verify.report_json import dumps
 from conformance.verify.report_junit import to_junit
@@ -71,13 +72,18 @@ def run(args: argparse.Namespace) -> int:
     namespace = args.gim_namespace
     if not DNS_LABEL.fullmatch(namespace):
         raise UserError(f"{namespace!r} is not a namespace name (DNS-1123 label)", source="--gim-namespace")
+    if args.flows_format and not args.flows:
+        raise UserError(
+            "names the format of --flows files, but no --flows was given", source="--flows-format"
+        )
+    flow_logs = read_flow_logs(args.flows or (), args.flows_format)  # bad input: before any cluster call
     if args.snapshot:
         for flag in ("kubeconfig", "context"):
             if getattr(args, flag):
                 raise UserError(f"--{flag} applies to a live cluster, not to --snapshot", source=f"--{flag}")
         if args.probe_allowed_namespaces:
             raise UserError("probes need a live cluster, not a snapshot", source="--probe-allowed-namespaces")
-        analysis = judged(lambda: analyse(load_view(args.snapshot), namespace))
+        analysis = judged(lambda: analyse(load_view(args.snapshot), namespace, flow_logs))
     else:
         from conformance.verify.live import LiveOptions, verify_live  # the kubernetes client loads slowly
 
@@ -89,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             image=args.probe_image,
             deadline_s=args.deadline,
         )
-        analysis = judged(lambda: verify_live(namespace, options))
+        analysis = judged(lambda: verify_live(namespace, options, flow_logs))
     if args.report_dir:
         for path in write_reports(analysis, args.report_dir):
             print(f"gim-netpol: wrote {path}", file=sys.stderr)
@@ -116,6 +122,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--kubeconfig", metavar="FILE", help="kubeconfig of the live cluster (default: $KUBECONFIG)"
     )
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context of the live cluster")
+    parser.add_argument(
+        "--flows",
+        action="append",
+        metavar="FILE",
+        help="observed traffic as evidence: `hubble observe -o jsonpb` output, Calico flow logs (JSON lines)"
+        " or CSV src_namespace,src_pod,dst_namespace,dst_pod,dst_port,protocol (repeatable)",
+    )
+    parser.add_argument(
+        "--flows-format",
+        choices=FORMATS,
+        help="the format of every --flows file (default: detected per file)",
+    )
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
     parser.add_argument("--report-dir", metavar="DIR", help="write JSON, JUnit XML and HTML reports there")
     parser.add_argument(

@@ -3,8 +3,8 @@ pods, container flags, and the ``add`` callback by which a source records a need
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from conformance.netpol.model import Cluster, K8sObject, Pod, Service
 from conformance.netpol.snapshot import FINISHED_PHASES
@@ -20,9 +20,21 @@ class Target:
     protocol: str = "TCP"
 
 
-# add(source namespace, evidence, source pod keys (empty: any pod of it), targets, advice): advice is
-# what to do when the sources turn out to use the host network.
-Add = Callable[[str, str, list[str], list[Target], str], None]
+class Add(Protocol):
+    """How a source records a need: the source namespace, one line of evidence, the source pod keys
+    (empty: any pod of the namespace), the GIM targets, ``advice`` (what to do when the sources use
+    the host network) and ``observed`` (the evidence is observed traffic, not an API object)."""
+
+    def __call__(
+        self,
+        namespace: str,
+        evidence: str,
+        sources: list[str],
+        targets: list[Target],
+        advice: str = "",
+        *,
+        observed: bool = False,
+    ) -> None: ...
 
 
 def pod_key(pod: K8sObject) -> str:

@@ -254,8 +254,7 @@ def infer(cluster: Cluster, gim_namespace: str) -> Inference:
         # An allow-all-egress policy is a dryrun safety net only beside an ingress one; otherwise it is
         # the user's own rule.
         roles = [
-            PolicyRole(r.key, (EXTRA,), r.owner, r.detail) if SAFETY_NET in r.roles else r
-            for r in roles
+            PolicyRole(r.key, (EXTRA,), r.owner, r.detail) if SAFETY_NET in r.roles else r for r in roles
         ]
     core = [r for r in roles if not r.is_extra]
     safety = [r for r in roles if SAFETY_NET in r.roles]
@@ -282,9 +281,7 @@ def infer(cluster: Cluster, gim_namespace: str) -> Inference:
         )
     releases = sorted({r.release for r in core if r.release})
     if len(releases) > 1:
-        notes.append(
-            "GIM's default policies come from more than one Helm release: " + ", ".join(releases)
-        )
+        notes.append("GIM's default policies come from more than one Helm release: " + ", ".join(releases))
     safety_egress = bool(safety) and any(_covers_egress(cluster, r.key) for r in safety)
     if safety and not safety_egress and any(_restricts_egress(cluster, k) for k in _keys(roles, extra=True)):
         notes.append(

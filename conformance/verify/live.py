@@ -38,6 +38,7 @@ from conformance.suite.verdicts import observe, settled
 from conformance.verify import kinds
 from conformance.verify.analysis import Analysis, ProbeRecord, analyse
 from conformance.verify.discovery import ClusterView, view_from_objects
+from conformance.verify.flowlogs import FlowLog
 from conformance.verify.rbac import api_review, missing_permissions, required_permissions
 
 RUN_LABEL = agnhost.RUN_LABEL
@@ -209,9 +210,7 @@ def check_permissions(api: Any, served: dict[str, list[str]], *, probing: bool) 
     """UserError listing the missing permissions verify cannot do without (the optional kinds' only
     for the groups the cluster serves)."""
     with reading("SelfSubjectAccessReviews"):
-        missing = missing_permissions(
-            api_review(api), required_permissions(probing=probing, groups=served)
-        )
+        missing = missing_permissions(api_review(api), required_permissions(probing=probing, groups=served))
     if missing:
         listed = "; ".join(str(p) for p in missing)
         raise UserError(
@@ -367,8 +366,9 @@ def _wait_for_ips(backend: Any, namespaces: list[str], keys: list[str], timeout_
         time.sleep(2.0)
 
 
-def verify_live(gim_namespace: str, options: LiveOptions) -> Analysis:
-    """Permissions, discovery, analysis, canary and probes against the cluster of ``options``."""
+def verify_live(gim_namespace: str, options: LiveOptions, flow_logs: Sequence[FlowLog] = ()) -> Analysis:
+    """Permissions, discovery, analysis (with the observed traffic of ``flow_logs``), canary and probes
+    against the cluster of ``options``."""
     from conformance.backends.kube import KubeBackend
 
     try:
@@ -384,7 +384,7 @@ def verify_live(gim_namespace: str, options: LiveOptions) -> Analysis:
         check_permissions(backend.api_client, served, probing=True)
         source = f"cluster {options.context or '(current context)'}"
         view = discover(backend.api_client, source, served)
-        analysis = analyse(view, gim_namespace)
+        analysis = analyse(view, gim_namespace, flow_logs)
         probe_cluster(backend, analysis, view, options, new_run_id())
         return analysis
     finally:

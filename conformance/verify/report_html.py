@@ -136,7 +136,8 @@ def _configuration(analysis: Analysis) -> str:
 
 def _shadow(analysis: Analysis) -> str:
     inf = analysis.inference
-    if not analysis.shadow.needs and not analysis.shadow.host_network:
+    found = analysis.shadow
+    if not found.needs and not found.host_network and not found.observed_only:
         return "<p>Nothing in the input shows another namespace reaching GIM.</p>"
     rows = []
     for need in analysis.shadow.needs:
@@ -144,7 +145,7 @@ def _shadow(analysis: Analysis) -> str:
         word = ("blocked" if inf.mode == ENFORCE else "would be blocked") if blocked else "allowed"
         tag = f'<span class="tag {"blocked" if blocked else "allowed"}">{word}</span>'
         listed = "yes" if need.namespace in inf.allowed_namespaces else "no"
-        evidence = "".join(f"<li>{escape(e)}</li>" for e in need.evidence)
+        evidence = "".join(f"<li>{escape(e)}</li>" for e in [*need.evidence, *need.observed])
         why = "".join(
             f"<li>{escape(b.source)} &rarr; {escape(b.target)}: {escape(b.reason)}</li>"
             for b in analysis.would_block.get(need.namespace, [])[:5]
@@ -153,8 +154,16 @@ def _shadow(analysis: Analysis) -> str:
             f"<tr><td>{escape(need.namespace)}</td><td>{tag}</td><td>{listed}</td>"
             f"<td><ul>{evidence}</ul>{_blocked_list(why)}</td></tr>"
         )
-    for need in analysis.shadow.host_network:
-        evidence = "".join(f"<li>{escape(e)}</li>" for e in need.evidence)
+    for need in found.observed_only:
+        blocked = need.namespace in analysis.observed_blocked
+        word = "observed, no API evidence" + (": enforce would block it" if blocked else "")
+        evidence = "".join(f"<li>{escape(e)}</li>" for e in need.observed)
+        rows.append(
+            f"<tr><td>{escape(need.namespace)}</td><td><span class='tag mixed'>{escape(word)}</span></td>"
+            f"<td>no</td><td><ul>{evidence}</ul></td></tr>"
+        )
+    for need in found.host_network:
+        evidence = "".join(f"<li>{escape(e)}</li>" for e in [*need.evidence, *need.observed])
         rows.append(
             f"<tr><td>{escape(need.namespace)}</td><td><span class='tag mixed'>host network</span></td>"
             f"<td>n/a</td><td><ul>{evidence}</ul></td></tr>"

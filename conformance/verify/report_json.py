@@ -26,6 +26,10 @@ def values_snippet(analysis: Analysis) -> str:
         for s in analysis.suggested:
             lines.extend(f"    # {reason}" for reason in s.reasons)
             lines.append(f"    - {s.namespace}")
+    observed = analysis.shadow.observed_only
+    if observed:
+        lines.append("    # observed in flow logs, no API evidence: uncomment the ones that are legitimate")
+        lines.extend(f"    # - {n.namespace}" for n in observed)
     if analysis.inference.extra_policies:
         lines.append(
             "  # extraPolicies: keep the entries you have ("
@@ -100,11 +104,21 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
             {
                 "namespace": n.namespace,
                 "evidence": list(n.evidence),
+                "observed": list(n.observed),
                 "sources": list(n.sources),
                 "targets": [f"{t.pod}:{t.port}/{t.protocol}" for t in n.targets],
                 "allowed": n.namespace in inference.allowed_namespaces,
             }
             for n in analysis.shadow.needs
+        ],
+        "observedOnly": [
+            {
+                "namespace": n.namespace,
+                "observed": list(n.observed),
+                "targets": [f"{t.pod}:{t.port}/{t.protocol}" for t in n.targets],
+                "blockedUnderEnforce": n.namespace in analysis.observed_blocked,
+            }
+            for n in analysis.shadow.observed_only
         ],
         "wouldBlock": sorted(analysis.would_block),
         "wouldBlockFlows": {

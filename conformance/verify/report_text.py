@@ -37,7 +37,8 @@ def _table(analysis: Analysis, *, under_enforce: bool, title: str) -> str:
 def _shadow(analysis: Analysis) -> list[str]:
     inf = analysis.inference
     lines = ["Who needs to reach GIM (shadow diff)"]
-    if not analysis.shadow.needs and not analysis.shadow.host_network:
+    found = analysis.shadow
+    if not found.needs and not found.host_network and not found.observed_only:
         lines.append("  nothing in the input shows another namespace reaching GIM")
     for need in analysis.shadow.needs:
         if need.namespace in analysis.would_block:
@@ -47,11 +48,20 @@ def _shadow(analysis: Analysis) -> list[str]:
         listed = "listed" if need.namespace in inf.allowed_namespaces else "not in allowedNamespaces"
         lines.append(f"  {need.namespace}: {status} ({listed})")
         lines.extend(f"    evidence: {e}" for e in need.evidence)
+        lines.extend(f"    observed: {e}" for e in need.observed)
         for b in analysis.would_block.get(need.namespace, [])[:3]:
             lines.append(f"    blocked: {b.source} -> {b.target}: {b.reason}")
-    for need in analysis.shadow.host_network:
+    for need in found.host_network:
         lines.append(f"  {need.namespace}: host network ({', '.join(need.sources)})")
         lines.extend(f"    evidence: {e}" for e in need.evidence)
+        lines.extend(f"    observed: {e}" for e in need.observed)
+    if found.observed_only:
+        lines.append("  Observed in flow logs, no API evidence (judge whether they need GIM):")
+    for need in found.observed_only:
+        blocked = analysis.observed_blocked.get(need.namespace, [])
+        status = "WOULD BE BLOCKED under enforce" if blocked else "allowed under enforce"
+        lines.append(f"  {need.namespace}: {status} (observed, no API evidence)")
+        lines.extend(f"    observed: {e}" for e in need.observed)
     return lines
 
 

@@ -341,7 +341,7 @@ def istio_needs(view: ClusterView, gim: str, add: Add, unresolved: list[str], no
             for pod in pods:
                 via = f"via Istio Gateway {gateway_ns}/{name} (selector {shown})"
                 evidence = f"{what} {via}; gateway pod {pod_key(pod)}"
-                add(_ns(pod), evidence, [pod_key(pod)], targets, "")
+                add(_ns(pod), evidence, [pod_key(pod)], targets)
     _sidecar_note(view, gim, notes)
 
 
@@ -475,9 +475,7 @@ def traefik_needs(view: ClusterView, gim: str, add: Add, unresolved: list[str], 
             )
             continue
         for pod, how in serving:
-            add(
-                _ns(pod), f"{what}; served by Traefik pod {pod_key(pod)} ({how})", [pod_key(pod)], targets, ""
-            )
+            add(_ns(pod), f"{what}; served by Traefik pod {pod_key(pod)} ({how})", [pod_key(pod)], targets)
 
 
 SOURCES: tuple[Callable[[ClusterView, str, Add, list[str], list[str]], None], ...] = (

@@ -104,7 +104,7 @@ def annotation_needs(view: ClusterView, gim: str, add: Add, unresolved: list[str
         return
     for pod in servers:
         evidence = f"{what}; Prometheus server pod {pod_key(pod)} (prometheus-community chart labels)"
-        add(_meta(pod).get("namespace") or "default", evidence, [pod_key(pod)], targets, "")
+        add(_meta(pod).get("namespace") or "default", evidence, [pod_key(pod)], targets)
 
 
 def _pod_monitoring_targets(view: ClusterView, monitoring: K8sObject, gim: str) -> list[Target]:
@@ -150,7 +150,6 @@ def gmp_needs(view: ClusterView, gim: str, add: Add, unresolved: list[str], note
             f"{what}; scraped by the GMP collectors {shown}",
             [pod_key(p) for p in collectors],
             targets,
-            "",
         )
 
 

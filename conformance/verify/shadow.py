@@ -18,7 +18,7 @@ which no namespaceSelector matches: they are reported apart, with a warning.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from conformance.netpol.model import K8sObject, object_key
@@ -57,12 +57,21 @@ class Need:
     targets: list[Target] = field(default_factory=list)
 
     advice: list[str] = field(default_factory=list)  # what to do if these sources use the host network
+    observed: list[str] = field(default_factory=list)  # evidence from flow logs (traffic seen, not API)
 
-    def merge(self, evidence: str, sources: list[str], targets: list[Target], advice: str = "") -> None:
+    def merge(
+        self,
+        evidence: str,
+        sources: list[str],
+        targets: list[Target],
+        advice: str = "",
+        observed: bool = False,
+    ) -> None:
         if advice and advice not in self.advice:
             self.advice.append(advice)
-        if evidence not in self.evidence:
-            self.evidence.append(evidence)
+        listed = self.observed if observed else self.evidence
+        if evidence not in listed:
+            listed.append(evidence)
         self.sources.extend(s for s in sources if s not in self.sources)
         self.targets.extend(t for t in targets if t not in self.targets)
 
@@ -73,6 +82,7 @@ class Shadow:
     host_network: list[Need]  # sources that use the node's network: namespace rules do not apply
     unresolved: list[str]  # evidence of a need whose source namespace the API does not show
     notes: list[str]
+    observed_only: list[Need] = field(default_factory=list)  # seen in flow logs, no API evidence
 
     def need(self, namespace: str) -> Need | None:
         return next((n for n in self.needs if n.namespace == namespace), None)
@@ -175,7 +185,7 @@ def ingress_needs(view: ClusterView, gim: str, add: Add, unresolved: list[str], 
             meta = pod["metadata"]
             key = f"{meta.get('namespace') or 'default'}/{meta['name']}"
             evidence = f"{what} ({label}); served by pod {key} ({flag})"
-            add(meta.get("namespace") or "default", evidence, [key], targets, "")
+            add(meta.get("namespace") or "default", evidence, [key], targets)
 
 
 def _prometheus_selects(view: ClusterView, prom: K8sObject, monitor: K8sObject, kind: str) -> bool:
@@ -276,39 +286,49 @@ def monitoring_needs(view: ClusterView, gim: str, add: Add, unresolved: list[str
                 if any(p.labels.get(label) == name for label in PROMETHEUS_POD_LABELS)
             ]
             shown = f"pods {', '.join(pods)}" if pods else "no pod of it in the input"
-            add(ns, f"{what}; scraped by {object_key(prom)} ({shown})", pods, targets, "")
+            add(ns, f"{what}; scraped by {object_key(prom)} ({shown})", pods, targets)
 
 
 def _sources() -> tuple[Source, ...]:
     return (ingress_needs, monitoring_needs, *routes.SOURCES, *scrapes.SOURCES)
 
 
-def shadow(view: ClusterView, gim_namespace: str) -> Shadow:
-    """The namespaces that need to reach ``gim_namespace``, with their evidence."""
+def shadow(view: ClusterView, gim_namespace: str, extra_sources: Sequence[Source] = ()) -> Shadow:
+    """The namespaces that need to reach ``gim_namespace``, with their evidence; ``extra_sources`` add
+    evidence from outside the API (flow logs)."""
     needs: dict[str, Need] = {}
     host: dict[str, Need] = {}
     unresolved: list[str] = []
     notes: list[str] = []
     pods = {p.key: p for p in view.cluster.pods}
 
-    def add(namespace: str, evidence: str, sources: list[str], targets: list[Target], advice: str) -> None:
+    def add(
+        namespace: str,
+        evidence: str,
+        sources: list[str],
+        targets: list[Target],
+        advice: str = "",
+        *,
+        observed: bool = False,
+    ) -> None:
         if namespace == gim_namespace:
             return
         on_host = [s for s in sources if s in pods and pods[s].host_network]
         others = [s for s in sources if s not in on_host]
         if on_host:
-            host.setdefault(namespace, Need(namespace)).merge(evidence, on_host, targets, advice)
+            host.setdefault(namespace, Need(namespace)).merge(evidence, on_host, targets, advice, observed)
         if others or not sources:
-            needs.setdefault(namespace, Need(namespace)).merge(evidence, others, targets)
+            needs.setdefault(namespace, Need(namespace)).merge(evidence, others, targets, "", observed)
 
-    for source in _sources():
+    for source in (*_sources(), *extra_sources):
         source(view, gim_namespace, add, unresolved, notes)
     if not view.has_kind("Ingress"):
         notes.append(
             "no Ingress in the input: Ingress controllers were not checked (add ingress,ingressclass)"
         )
     return Shadow(
-        needs=[needs[k] for k in sorted(needs)],
+        needs=[needs[k] for k in sorted(needs) if needs[k].evidence],
+        observed_only=[needs[k] for k in sorted(needs) if not needs[k].evidence],
         host_network=[host[k] for k in sorted(host)],
         unresolved=unresolved,
         notes=notes,
