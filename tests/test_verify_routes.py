@@ -347,3 +347,11 @@ def test_a_pod_monitoring_in_another_namespace_does_not_select_gim():
     )
     result = analysis(snap.gmp_collectors(), [monitoring])
     assert "gmp-system" not in needs(result)
+
+
+def test_istio_and_gateway_api_gateways_of_the_same_name_are_told_apart_by_api_group():
+    # an Istio Gateway named like the route's parent is not the Gateway API Gateway it names
+    route = snap.gateway_route("HTTPRoute", GIM, "gim", [("nginx", 443)], ("edge", "public"))
+    istio_namesake = snap.istio_gateway("edge", "public", {"istio": "ingressgateway"})
+    result = analysis([snap.namespace("edge"), istio_namesake], [route])
+    assert any("through Gateway edge/public, which is not in the input" in w for w in result.warnings)

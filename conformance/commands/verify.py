@@ -29,13 +29,27 @@ REPORT_FILES = ("verify-report.json", "verify-junit.xml", "verify-report.html")
 EPILOG = """\
 exit status:
   0  the cluster conforms: the policies implement the documented contract of the values they encode,
-     no namespace that needs GIM (Ingress controllers, Prometheus) would be blocked under enforce,
+     no namespace that the API shows needing GIM (the evidence below) would be blocked under enforce,
      and (live) every probe observed the expected verdict and the CNI canary blocked
   1  it does not: the reasons are printed (and in the reports)
-  2  usage, input or permission error: nothing was judged
+  2  usage, input, permission or API error (one line): nothing was judged
 
-snapshot: kubectl get ns,pods,svc,netpol,ingress,ingressclass -A -o yaml > snap.yaml
-  (add servicemonitors,podmonitors,prometheuses if you run prometheus-operator)
+evidence of who needs GIM (each optional; live, a kind the cluster does not serve is a note):
+  Ingress -> IngressClass controller pods     kubectl get ns,pods,svc,netpol,ingress,ingressclass -A -o yaml
+  ServiceMonitor/PodMonitor -> Prometheus     kubectl get servicemonitors,podmonitors,prometheuses -A -o yaml
+  Gateway API route -> Gateway -> data plane  kubectl get httproutes,grpcroutes,tlsroutes,tcproutes,
+                                                gateways.gateway.networking.k8s.io,gatewayclasses -A -o yaml
+  Istio VirtualService -> Gateway selector    kubectl get virtualservices,gateways.networking.istio.io
+                                                -A -o yaml
+  OpenShift Route -> openshift-ingress router kubectl get routes.route.openshift.io -A -o yaml
+  Traefik IngressRoute -> Traefik pods        kubectl get ingressroutes.traefik.io -A -o yaml
+  prometheus.io/scrape -> Prometheus server   (the pods and Services above)
+  GMP PodMonitoring -> gmp-system collectors  kubectl get podmonitorings,clusterpodmonitorings -A -o yaml
+  observed traffic (--flows)                  hubble observe --to-namespace NS -o jsonpb > flows.jsonpb;
+                                                Calico flow logs (JSON lines); CSV src_namespace,src_pod,
+                                                dst_namespace,dst_pod,dst_port,protocol
+  Give each kubectl export its own file (kubectl stops at a type the server does not serve) and pass
+  them all with --snapshot. A namespace seen only in flows is listed apart ("observed, no API evidence").
 """
 
 
