@@ -194,3 +194,36 @@ def test_an_answer_verify_did_not_foresee_is_exit_2_not_a_verdict(partly_install
     status, out, err = _verify(capsys, _kubeconfig(tmp_path, partly_installed.url))
     assert status == 2 and out == "" and err.count("\n") == 1
     assert "unexpected error, nothing was judged" in err
+
+
+def test_every_served_route_kind_is_listed_and_traced_live():
+    route = snap.gateway_route("HTTPRoute", snap.GIM, "gim", [("nginx", 443)], ("edge", "public"))
+    vs = snap.virtual_service(snap.GIM, "gim", "nginx", 443, ["edge/public"])
+    objects = [
+        *snap.cluster("enforce", []),
+        snap.namespace("edge"),
+        snap.gateway_class("public-class", "example.com/gateway"),
+        snap.gateway("edge", "public", "public-class"),
+        snap.istio_gateway("edge", "public", {"istio": "ingressgateway"}),
+        snap.pod("edge", "gw-0", {"gateway.networking.k8s.io/gateway-name": "public"}, [(8443, "https")]),
+        snap.pod("edge", "istio-gw-0", {"istio": "ingressgateway"}, [(8443, "https")]),
+        route,
+        vs,
+    ]
+    for obj in objects:  # this cluster serves Istio at v1beta1 only (Istio before 1.22)
+        if obj["apiVersion"].startswith("networking.istio.io/"):
+            obj["apiVersion"] = "networking.istio.io/v1beta1"
+    groups = {"gateway.networking.k8s.io": ["v1", "v1beta1"], "networking.istio.io": ["v1beta1", "v1alpha3"]}
+    server = DiscoveryApiServer(objects, groups)
+    try:
+        api = _api_client(server.url)
+        view = discover(api, "fake", served_versions(api))
+    finally:
+        server.close()
+    assert [g["metadata"]["name"] for g in view.objects("Gateway")] == ["public"]
+    assert [g["apiVersion"] for g in view.objects("IstioGateway")] == ["networking.istio.io/v1beta1"]
+    assert not any("HTTPRoutes" in n or "VirtualServices" in n for n in view.notes)
+    assert any("TLSRoutes" in n and "TCPRoutes" in n for n in view.notes)  # experimental channel absent
+    found = {n.namespace: n.evidence for n in analyse(view, snap.GIM).shadow.needs}["edge"]
+    assert any("HTTPRoute/gitguardian/gim" in e and "edge/gw-0" in e for e in found)
+    assert any("VirtualService gitguardian/gim" in e and "edge/istio-gw-0" in e for e in found)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from conformance.errors import UserError
 from conformance.netpol.model import Cluster, K8sObject
 from conformance.netpol.snapshot import STDIN, cluster_from_objects, read_documents, source_name
-from conformance.verify.kinds import file_key
+from conformance.verify.kinds import OPTIONAL, file_key
 
 MODEL_KINDS = frozenset({"Namespace", "Pod", "Service", "NetworkPolicy"})
 
@@ -77,6 +77,12 @@ def load_view(paths: Sequence[str]) -> ClusterView:
         raise UserError("stdin ('-') can be read only once", source="--snapshot")
     pairs = [(source_name(path), obj) for path in paths for obj in read_documents(path)]
     view = view_from_objects(pairs, source=", ".join(source_name(p) for p in paths))
+    absent = sorted({k.shown for k in OPTIONAL if not view.has_kind(k.file_key)})
+    if absent:
+        view.notes.append(
+            "not in the input, so not checked: " + ", ".join(absent) + " (if your cluster has them, export"
+            " each API group with its own kubectl get: see gim-netpol verify --help)"
+        )
     if not view.objects("Namespace"):
         view.notes.append(
             "the snapshot has no Namespace objects: namespaces are known only from the objects in them,"

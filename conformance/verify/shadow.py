@@ -258,12 +258,6 @@ def _monitor_targets(view: ClusterView, monitor: K8sObject, kind: str, gim: str)
 
 def monitoring_needs(view: ClusterView, gim: str, add: Add, unresolved: list[str], notes: list[str]) -> None:
     monitors = [(k, m) for k in ("ServiceMonitor", "PodMonitor") for m in view.objects(k)]
-    if not view.has_kind("ServiceMonitor") and not view.has_kind("PodMonitor"):
-        notes.append(
-            "no ServiceMonitor or PodMonitor in the input: monitoring needs were not checked"
-            " (add servicemonitors,podmonitors,prometheuses to the kubectl get command"
-            " if you run prometheus-operator)"
-        )
     prometheuses = view.objects("Prometheus")
     for kind, monitor in monitors:
         any_ns, names = _monitor_namespaces(monitor)
