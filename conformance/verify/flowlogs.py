@@ -22,8 +22,10 @@ csv     ``src_namespace,src_pod,dst_namespace,dst_pod,dst_port,protocol`` with a
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -87,13 +89,12 @@ class FlowLog:
 
 
 def _time(value: object) -> datetime | None:
-    """An RFC 3339 time (nanoseconds cut to microseconds) or UNIX seconds, as UTC."""
+    """An RFC 3339 time or UNIX seconds, as UTC."""
     if value is None or value == "":
         return None
     if isinstance(value, int | float) or (isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value)):
         return datetime.fromtimestamp(float(value), tz=UTC)
-    text = re.sub(r"(\.\d{6})\d+", r"\1", str(value)).replace("Z", "+00:00")
-    parsed = datetime.fromisoformat(text)
+    parsed = datetime.fromisoformat(str(value))  # 3.11+: RFC 3339, Z, nanoseconds cut to microseconds
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -110,9 +111,12 @@ def _protocol(value: object) -> str:
 
 
 def _ip(value: object) -> str | None:
-    if not value:
-        return None
-    return str(ipaddress.ip_address(str(value)))
+    return _canonical_ip(str(value)) if value else None
+
+
+@functools.lru_cache(maxsize=65536)  # a log names few IPs many times; validating each costs most
+def _canonical_ip(text: str) -> str:
+    return str(ipaddress.ip_address(text))
 
 
 # -- Hubble -------------------------------------------------------------------------------------------
@@ -260,29 +264,36 @@ def detect(first: str) -> str | None:
     return None
 
 
-def parse_flow_log(text: str, path: str, format_name: str | None = None) -> FlowLog:
-    """The flows of one log. Malformed lines are counted; the log is refused (UserError naming the
-    file) only when it has lines and none parses."""
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    if not lines:
+def parse_flow_log(text: str | Iterable[str], path: str, format_name: str | None = None) -> FlowLog:
+    """The flows of one log (its text, or its lines as a file yields them: a day of flows is read one
+    line at a time). Malformed lines are counted; the log is refused (UserError naming the file) only
+    when it has lines and none parses."""
+    numbered = (
+        (n, line)
+        for n, line in enumerate(text.splitlines() if isinstance(text, str) else text, start=1)
+        if line.strip()
+    )
+    first = next(numbered, None)
+    if first is None:
         return FlowLog(path, format_name or "empty")
-    fmt = format_name or detect(lines[0][1])
+    lines = itertools.chain([first], numbered)
+    fmt = format_name or detect(first[1])
     if fmt is None:
         raise UserError(
-            f"cannot tell the flow log format from line {lines[0][0]}: name it with --flows-format"
+            f"cannot tell the flow log format from line {first[0]}: name it with --flows-format"
             f" {'|'.join(FORMATS)}",
             source=path,
         )
     log = FlowLog(path, fmt)
     if fmt == CSV:
-        first = next(csv.reader(io.StringIO(lines[0][1])), [])
-        has_header = [c.strip().lower() for c in first[: len(CSV_COLUMNS)]] == list(CSV_COLUMNS)
+        row = next(csv.reader(io.StringIO(first[1])), [])
+        has_header = [c.strip().lower() for c in row[: len(CSV_COLUMNS)]] == list(CSV_COLUMNS)
         try:
-            parser = csv_parser(first if has_header else None)
+            parser = csv_parser(row if has_header else None)
         except ValueError as exc:
-            raise UserError(f"line {lines[0][0]}: {exc}", source=path) from None
+            raise UserError(f"line {first[0]}: {exc}", source=path) from None
         if has_header:
-            lines = lines[1:]
+            next(lines)
     else:
         parser = parse_hubble if fmt == HUBBLE else parse_calico
     for number, line in lines:
@@ -309,9 +320,8 @@ def read_flow_logs(paths: Iterable[str], format_name: str | None = None) -> list
     for path in paths:
         try:
             with open(path, encoding="utf-8") as f:
-                text = f.read()
+                logs.append(parse_flow_log(f, path, format_name))
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise UserError(f"cannot read the flow log: {reason}", source=path) from None
-        logs.append(parse_flow_log(text, path, format_name))
     return logs
