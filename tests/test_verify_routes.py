@@ -355,3 +355,28 @@ def test_istio_and_gateway_api_gateways_of_the_same_name_are_told_apart_by_api_g
     istio_namesake = snap.istio_gateway("edge", "public", {"istio": "ingressgateway"})
     result = analysis([snap.namespace("edge"), istio_namesake], [route])
     assert any("through Gateway edge/public, which is not in the input" in w for w in result.warnings)
+
+
+def test_a_route_its_gateway_refused_carries_no_traffic():
+    route = snap.gateway_route("HTTPRoute", GIM, "gim", [("nginx", 443)], ("edge", "public"))
+    route["status"] = {
+        "parents": [
+            {
+                "parentRef": {"name": "public", "namespace": "edge"},
+                "controllerName": ENVOY_GATEWAY[0],
+                "conditions": [
+                    {"type": "Accepted", "status": "False", "reason": "NotAllowedByListeners"},
+                    {"type": "ResolvedRefs", "status": "True", "reason": "ResolvedRefs"},
+                ],
+            }
+        ]
+    }
+    result = analysis(gateway_setup(*ENVOY_GATEWAY), [route])
+    assert "envoy-gateway-system" not in needs(result)
+    assert any("has not accepted it (NotAllowedByListeners)" in n for n in result.notes)
+    route["status"]["parents"][0]["conditions"][0] = {
+        "type": "Accepted",
+        "status": "True",
+        "reason": "Accepted",
+    }
+    assert "envoy-gateway-system" in needs(analysis(gateway_setup(*ENVOY_GATEWAY), [route]))

@@ -151,15 +151,28 @@ def gateway_api_needs(view: ClusterView, gim: str, add: Add, unresolved: list[st
             if not parents:
                 unresolved.append(f"{what}, but has no parent Gateway")
             for parent in parents:
-                _gateway_chain(
-                    view,
-                    what,
-                    parent.get("namespace") or obj_ns(route),
-                    parent.get("name"),
-                    targets,
-                    add,
-                    unresolved,
-                )
+                gateway_ns, gateway_name = parent.get("namespace") or obj_ns(route), parent.get("name")
+                refused = not_accepted(route, gateway_ns, gateway_name)
+                if refused:
+                    notes.append(
+                        f"{what}: Gateway {gateway_ns}/{gateway_name} has not accepted it ({refused}),"
+                        " so it carries no traffic: not taken as evidence"
+                    )
+                    continue
+                _gateway_chain(view, what, gateway_ns, gateway_name, targets, add, unresolved)
+
+
+def not_accepted(route: K8sObject, gateway_ns: str, gateway_name: str | None) -> str | None:
+    """The reason a Gateway reports in the route's ``status.parents[]`` for refusing it (condition
+    Accepted=False, Gateway API RouteParentStatus), or None: accepted, or no status recorded."""
+    for parent in (route.get("status") or {}).get("parents") or []:
+        ref = parent.get("parentRef") or {}
+        if ref.get("name") != gateway_name or (ref.get("namespace") or obj_ns(route)) != gateway_ns:
+            continue
+        for condition in parent.get("conditions") or []:
+            if condition.get("type") == "Accepted" and condition.get("status") == "False":
+                return str(condition.get("reason") or condition.get("message") or "Accepted=False")
+    return None
 
 
 def _gateway_chain(
