@@ -304,8 +304,12 @@ def parse_flow_log(text: str | Iterable[str], path: str, format_name: str | None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.malformed += 1
             if not log.first_error:
-                reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-                what = f"missing {reason}" if isinstance(exc, KeyError) else str(reason)
+                if isinstance(exc, json.JSONDecodeError):
+                    what = f"invalid JSON at character {exc.pos + 1}: {exc.msg}"
+                elif isinstance(exc, KeyError):
+                    what = f"missing {exc.args[0] if exc.args else exc}"
+                else:
+                    what = str(exc)
                 log.first_error = f"line {number}: {' '.join(what.split())[:120]}"
     if log.malformed and not log.flows:
         raise UserError(
