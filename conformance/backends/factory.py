@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
         kubectl_bin=found.kubectl,
     )
     with shared_cluster(cluster, shared_dir, run_id):
+        for note in cluster.notes:  # e.g. a cluster left by a killed run was replaced
+            warnings.warn(f"gim-netpol: {note}", stacklevel=1)
         backend = KubeBackend(
             str(cluster.kubeconfig_path), cluster.context, name="kind", probe_workers=workers
         )
