@@ -42,7 +42,7 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -156,3 +156,37 @@ def test_tools_on_path_are_used_when_recent_enough_and_replaced_when_older(serve
         tools.resolve(no_download=True)
     assert tools.resolve(no_download=False).kind == str(tools.download(tools.KIND))
     assert os.access(tools.resolve(no_download=False).kind, os.X_OK)
+
+
+def test_preflight_of_a_laptop_with_docker_only_fetches_both_tools(tmp_path, monkeypatch):
+    """The first command's path: docker answers, neither kind nor kubectl is installed."""
+    from conformance.backends.factory import preflight
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake_tool(bindir, "docker", "27.3.1")
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setenv(tools.CACHE_ENV, str(tmp_path / "cache"))
+    osname, arch = tools.platform_pair()
+    kubectl = b"#!/bin/sh\necho kubectl\n"
+    kubectl_path = f"/{tools.KUBECTL_VERSION}/bin/{osname}/{arch}/kubectl"
+    server = Server(
+        {
+            kind_asset_path(): FAKE_BINARY,
+            kind_asset_path() + ".sha256sum": published().encode(),
+            kubectl_path: kubectl,
+            kubectl_path + ".sha256": hashlib.sha256(kubectl).hexdigest().encode(),  # bare, as dl.k8s.io
+        }
+    )
+    monkeypatch.setenv(tools.KIND_URL_ENV, server.url)
+    monkeypatch.setenv(tools.KUBECTL_URL_ENV, server.url)
+    options = {"backend": "kind", "kubeconfig": None, "context": None, "no_download": False}
+    try:
+        preflight(options)
+        found = tools.resolve(no_download=False)
+        assert Path(found.kind).read_bytes() == FAKE_BINARY
+        assert Path(found.kubectl).read_bytes() == kubectl
+        with pytest.raises(BackendUnavailable, match="--no-download forbids"):
+            preflight({**options, "no_download": True})
+    finally:
+        server.close()

@@ -13,8 +13,11 @@ from conformance.backends.base import Backend
 
 
 def preflight(options: dict[str, Any]) -> None:
-    """Fast checks (no cluster call) that a live backend can start; raises BackendUnavailable."""
+    """Checks (no cluster call) that a live backend can start; raises BackendUnavailable. For kind, the
+    pinned kind/kubectl are fetched here when missing, so that a failed download stops the run before
+    any test, and the xdist workers find them in the cache."""
     from conformance.backends import preflight as checks
+    from conformance.backends import tools
 
     checks.preflight(
         options["backend"],
@@ -22,6 +25,8 @@ def preflight(options: dict[str, Any]) -> None:
         context=options["context"],
         no_download=options["no_download"],
     )
+    if options["backend"] == "kind":
+        tools.resolve(no_download=options["no_download"])
 
 
 def run_state_dir(basetemp: Path, run_id: str) -> Path:
@@ -69,7 +74,7 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
     from conformance.backends import tools
     from conformance.backends.kind import REPO_CONFIG, KindCluster, RunOwner, shared_cluster
 
-    found = tools.resolve(no_download=options["no_download"])
+    found = tools.resolve(no_download=options["no_download"])  # cached by preflight: no download here
     cluster = KindCluster(
         options["cluster_name"],
         REPO_CONFIG,

@@ -196,6 +196,7 @@ def download(tool: Tool, *, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
             return exe
         expected = published_sha256(tool, osname, arch, timeout_s)
         url = tool.url(osname, arch)
+        sys.stderr.write(f"gim-netpol: fetching {tool.name} {tool.version} from {url} into {folder}\n")
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{tool.name}-")
         tmp = Path(tmp_name)
         try:
