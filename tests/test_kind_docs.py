@@ -73,3 +73,5 @@ def test_readme_names_the_tested_combination():
     for pinned in (tools.KIND_VERSION, kind.NODE_IMAGE, kind.CALICO_VERSION, tools.KUBECTL_VERSION):
         assert pinned in head
     assert "docker" in head and "nothing else" in head
+    for env in (tools.KIND_URL_ENV, tools.KUBECTL_URL_ENV, tools.CACHE_ENV):
+        assert env in README
