@@ -193,7 +193,7 @@ def test_rbac_manifest_grants_exactly_what_verify_checks_for():
     docs = list(yaml.safe_load_all(RBAC.read_text()))
     role = cluster_role(docs)
     granted = granted_by_rules(role["rules"])
-    required = {p.key for p in required_permissions(probing=True, monitoring=True)}
+    required = {p.key for p in required_permissions(probing=True)}
     assert granted == required
     assert not any("*" in part for key in granted for part in key)
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
@@ -226,7 +226,7 @@ def test_missing_permissions_are_listed_from_access_reviews():
         attrs = body["spec"]["resourceAttributes"]
         return attrs["resource"] != "ingressclasses" and attrs.get("subresource") != "exec"
 
-    missing = missing_permissions(review, required_permissions(probing=True, monitoring=False))
+    missing = missing_permissions(review, required_permissions(probing=True, groups=set()))
     assert [str(p).split(" (")[0] for p in missing] == [
         "get ingressclasses.networking.k8s.io",
         "list ingressclasses.networking.k8s.io",
@@ -411,3 +411,17 @@ def test_live_run_without_a_usable_kubeconfig_exits_2_pointing_at_snapshots(tmp_
     status, out, err = verify(capsys, "--kubeconfig", str(tmp_path / "nope"), "--deadline", "5")
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and "cannot load kubeconfig" in err and "--snapshot" in err
+
+
+def test_help_and_readme_name_every_evidence_source_with_its_export_command(capsys):
+    from conformance.verify.kinds import OPTIONAL
+
+    assert main(["verify", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for text in (help_text, readme):
+        for kind in OPTIONAL:
+            plural = kind.plural if kind.kind != "Gateway" else f"gateways.{kind.group}"
+            assert plural in text, f"{kind.shown} is read by verify but its export is not documented"
+        assert "hubble observe" in text and "--to-namespace" in text
+        assert "src_namespace,src_pod" in text.replace("\n", "").replace(" ", "")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,30 @@ from conformance.backends.base import Backend
 
 
 def preflight(options: dict[str, Any]) -> None:
-    """Fast checks (no cluster call) that a live backend can start; raises BackendUnavailable."""
+    """Checks (no cluster call) that a live backend can start; raises BackendUnavailable. For kind, the
+    pinned kind/kubectl are fetched here when missing, so that a failed download stops the run before
+    any test, and the xdist workers find them in the cache."""
     from conformance.backends import preflight as checks
+    from conformance.backends import tools
 
-    checks.preflight(options["backend"], kubeconfig=options["kubeconfig"], context=options["context"])
+    checks.preflight(
+        options["backend"],
+        kubeconfig=options["kubeconfig"],
+        context=options["context"],
+        no_download=options["no_download"],
+    )
+    if options["backend"] == "kind":
+        tools.resolve(no_download=options["no_download"])
+
+
+def run_state_dir(basetemp: Path, run_id: str) -> Path:
+    """Where the xdist workers of ONE run share the kind cluster's state: new for every run, so a run
+    that failed or was killed leaves nothing the next one replays.
+
+    ``basetemp`` is pytest's: per run without xdist; per worker under xdist, inside the run's own
+    basetemp (its parent). The run id (xdist's testrun uid, shared by the workers) names the folder."""
+    base = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    return base / f"gim-netpol-run-{run_id}"
 
 
 def model_backend(options: dict[str, Any]) -> Backend:
@@ -157,8 +179,10 @@ def open_backend(
             yield live
         return
 
-    from conformance.backends.kind import REPO_CONFIG, KindCluster, shared_cluster
+    from conformance.backends import tools
+    from conformance.backends.kind import REPO_CONFIG, KindCluster, RunOwner, shared_cluster
 
+    found = tools.resolve(no_download=options["no_download"])  # cached by preflight: no download here
     cluster = KindCluster(
         options["cluster_name"],
         REPO_CONFIG,
@@ -167,8 +191,13 @@ def open_backend(
         kubeconfig_path=shared_dir / f"kubeconfig-{options['cluster_name']}",
         reuse=options["reuse_cluster"],
         keep=options["keep_cluster"],
+        owner=RunOwner.this_run(run_id, options["keep_cluster"]),
+        kind_bin=found.kind,
+        kubectl_bin=found.kubectl,
     )
-    with shared_cluster(cluster, shared_dir):
+    with shared_cluster(cluster, shared_dir, run_id):
+        for note in cluster.notes:  # e.g. a cluster left by a killed run was replaced
+            warnings.warn(f"gim-netpol: {note}", stacklevel=1)
         kube = KubeBackend(str(cluster.kubeconfig_path), cluster.context, name="kind", probe_workers=workers)
         with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options, leftovers_dir) as live:
             yield live

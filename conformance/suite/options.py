@@ -60,14 +60,24 @@ def options() -> tuple[Option, ...]:
         Option("--cluster-name", "kind cluster name", "gim-netpol"),
         Option(
             "--reuse-cluster",
-            "use an existing kind cluster of that name instead of creating one (it is never deleted)",
+            "use the kind cluster of that name if it exists (it is then left in place); "
+            "if it does not, one is created and deleted at the end unless --keep-cluster",
             False,
             "flag",
         ),
         Option("--keep-cluster", "do not delete the kind cluster the run created", False, "flag"),
         Option("--calico-version", "Calico release installed on kind", d["calico"]),
         Option(
-            "--calico-manifests", "folder holding tigera-operator.yaml and custom-resources.yaml (air-gapped)"
+            "--calico-manifests",
+            "folder holding operator-crds.yaml (Calico >= v3.30), tigera-operator.yaml and "
+            "custom-resources.yaml (air-gapped)",
+        ),
+        Option(
+            "--no-download",
+            "never fetch kind/kubectl: a missing or too old one is an error saying what to install "
+            "(air-gapped)",
+            False,
+            "flag",
         ),
         Option("--probe-image", "agnhost image of the probe pods (for mirrors)", d["image"]),
         Option("--probe-timeout", "seconds before a connect counts as blocked", 2.0, "float"),

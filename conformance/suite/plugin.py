@@ -258,9 +258,9 @@ def netpol_backend(
     netpol_settings: Settings, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[Backend]:
     """One backend per session (per xdist worker); a kind cluster is shared by all workers."""
-    from conformance.backends.factory import open_backend
+    from conformance.backends.factory import open_backend, run_state_dir
 
-    shared_dir = tmp_path_factory.getbasetemp().parent  # the same for every xdist worker of a run
+    shared_dir = run_state_dir(tmp_path_factory.getbasetemp(), netpol_settings.run_id)
     try:
         with open_backend(
             netpol_settings.options, netpol_settings.run_id, shared_dir, _leftovers_dir(pytestconfig)

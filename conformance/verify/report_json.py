@@ -26,6 +26,10 @@ def values_snippet(analysis: Analysis) -> str:
         for s in analysis.suggested:
             lines.extend(f"    # {reason}" for reason in s.reasons)
             lines.append(f"    - {s.namespace}")
+    observed = analysis.shadow.observed_only
+    if observed:
+        lines.append("    # observed in flow logs, no API evidence: uncomment the ones that are legitimate")
+        lines.extend(f"    # - {n.namespace}" for n in observed)
     if analysis.inference.extra_policies:
         lines.append(
             "  # extraPolicies: keep the entries you have ("
@@ -84,8 +88,15 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "allowedNamespaces": list(inference.allowed_namespaces),
         "safetyNet": inference.safety_nets,
         "safetyNetCoversEgress": inference.safety_net_egress,
+        "helmReleases": inference.releases,
         "policies": [
-            {"name": p.key, "roles": list(p.roles), "managedByChart": p.managed_by_chart, "detail": p.detail}
+            {
+                "name": p.key,
+                "roles": list(p.roles),
+                "managedByChart": p.managed_by_chart,
+                "helmRelease": p.release,
+                "detail": p.detail,
+            }
             for p in inference.policies
         ],
         "extraPolicies": inference.extra_policies,
@@ -93,11 +104,21 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
             {
                 "namespace": n.namespace,
                 "evidence": list(n.evidence),
+                "observed": list(n.observed),
                 "sources": list(n.sources),
                 "targets": [f"{t.pod}:{t.port}/{t.protocol}" for t in n.targets],
                 "allowed": n.namespace in inference.allowed_namespaces,
             }
             for n in analysis.shadow.needs
+        ],
+        "observedOnly": [
+            {
+                "namespace": n.namespace,
+                "observed": list(n.observed),
+                "targets": [f"{t.pod}:{t.port}/{t.protocol}" for t in n.targets],
+                "blockedUnderEnforce": n.namespace in analysis.observed_blocked,
+            }
+            for n in analysis.shadow.observed_only
         ],
         "wouldBlock": sorted(analysis.would_block),
         "wouldBlockFlows": {

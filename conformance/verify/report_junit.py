@@ -56,6 +56,8 @@ def to_junit(analysis: Analysis) -> str:
                 f"{b.source} -> {b.target}: {b.reason}" for b in blocked
             )
         props = {"namespace": need.namespace, "evidence": "; ".join(need.evidence), "mode": "enforce"}
+        if need.observed:
+            props["observed"] = "; ".join(need.observed)
         failed += _case(
             needs, "verify.needsAccess", f"{need.namespace} reaches GIM [enforce]", props, failure
         )
