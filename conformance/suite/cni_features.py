@@ -19,13 +19,13 @@ between its own pods, so one feature ignored shows in its canary alone.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.backends.base import Backend
-from conformance.netpol.features import FEATURES, FeatureUse, features_used
-from conformance.netpol.model import Cluster, K8sObject
+from conformance.netpol.features import FEATURES, FeatureUse, features_used, policy_features
+from conformance.netpol.model import Cluster, K8sObject, policy_key
 from conformance.netpol.probing import Probe
 from conformance.netpol.simulator import Simulator
 from conformance.probes import agnhost
@@ -375,3 +375,85 @@ def plan_objects(layout: Layout, canaries: Sequence[Canary], image: str, backend
     backend.apply(objects)
     state = backend.state([n for c in canaries for n in layout.namespaces(c)] + [DNS_NAMESPACE])
     return objects + [p for c in canaries for p in layout.policies(c, state)]
+
+
+# -- what the policies under test need, and what a mismatch may owe to the CNI -------------------------
+def policies_under_test(
+    values: Any, manifests_policies: Sequence[K8sObject] | None, gim_namespace: str
+) -> list[K8sObject]:
+    """The policies a run deploys: the chart's (--manifests), the reference rendering of --values, or,
+    without values, the reference rendering of what the suite's own tests deploy (the documentation's
+    enforce example with its SMTP egress extraPolicy)."""
+    from conformance.gim.examples import DOC_ALLOWED_NAMESPACES, smtp_egress_policy
+    from conformance.gim.render import render
+    from conformance.gim.values import NetpolValues
+
+    if manifests_policies is not None:
+        return list(manifests_policies)
+    if values is None:
+        values = NetpolValues(
+            enabled=True,
+            mode="enforce",
+            allowed_namespaces=DOC_ALLOWED_NAMESPACES,
+            extra_policies=(smtp_egress_policy(),),
+        )
+    return render(values, gim_namespace)
+
+
+def _canary_word(cni: CniFeatureReport | None, feature: str) -> str:
+    if cni is None or feature not in cni.results:
+        return f"CNI canary {feature} not run (--cni-features all runs every canary)"
+    result = cni.results[feature]
+    word = result.status.upper() if result.status == NOT_ENFORCED else result.status
+    return f"CNI canary {feature}: {word}" + (f" ({result.reason})" if result.reason else "")
+
+
+def feature_hints(
+    policies: Sequence[K8sObject], cni: CniFeatureReport | None, *, limit: int = 6
+) -> Callable[[FlowResult], list[str]]:
+    """For a mismatching flow: the features of the rules that should have allowed it (expected
+    connected), or of the policies that should have isolated it (expected blocked), each with its
+    canary's result; features the CNI was seen not to enforce come first."""
+    by_key = {policy_key(p): p for p in policies}
+    sim = Simulator(Cluster({}, [], [], list(policies)))
+
+    def uses_for(r: FlowResult) -> list[FeatureUse]:
+        flow, verdict = r.flow, r.flow.expected
+        found: list[FeatureUse] = []
+        if verdict.allowed:
+            for direction, d in (("ingress", verdict.ingress), ("egress", verdict.egress)):
+                if d.isolated and d.policy in by_key and d.rule is not None:
+                    uses = policy_features(by_key[d.policy])
+                    found += [u for u in uses if u.direction == direction and u.rule == d.rule]
+                    found += [u for u in uses if u.rule is not None and u not in found]  # the rest of it
+        else:
+            for direction, d, pod in (
+                ("ingress", verdict.ingress, flow.destination),
+                ("egress", verdict.egress, flow.source),
+            ):
+                if not d.allowed:
+                    for key in sim.isolating(pod, direction):
+                        found += policy_features(by_key[key])
+        if flow.probe.via != "service":
+            found = [u for u in found if u.feature != "service-ip"]
+        return list(dict.fromkeys(found))
+
+    def hints(r: FlowResult) -> list[str]:
+        uses = uses_for(r)
+        uses.sort(key=lambda u: cni is None or cni.status(u.feature) != NOT_ENFORCED)
+        lines = [f"{u.describe()}: {_canary_word(cni, u.feature)}" for u in uses[:limit]]
+        if len(uses) > limit:
+            lines.append(f"... and {len(uses) - limit} more features of these policies")
+        return lines
+
+    return hints
+
+
+def cni_summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """The terminal summary of a CniFeatureReport's JSON (as carried from xdist workers)."""
+    canaries = report["canaries"]
+    lines = [f"CNI features: {len(canaries)} canaries, {report['probes']} probes, {report['seconds']:.1f}s"]
+    for c in canaries:
+        lines.append(f"  {c['feature']}: {c['status']}" + (f" ({c['reason']})" if c["reason"] else ""))
+        lines.extend(f"      {m}" for m in c["mismatches"])
+    return lines
