@@ -202,7 +202,7 @@ class NotCheckable(Exception):
     """A canary that cannot run on this cluster; the message says why."""
 
 
-def _flows(layout: Layout, canary: Canary, state: Cluster, policies: Sequence[K8sObject]) -> list[Flow]:
+def canary_flows(layout: Layout, canary: Canary, state: Cluster, policies: Sequence[K8sObject]) -> list[Flow]:
     """The canary's probes with the simulator's verdicts on ``state`` plus ``policies``."""
     world = Cluster(state.namespaces, state.pods, state.services, list(policies))
     sim = Simulator(world)
@@ -308,7 +308,7 @@ def run_canaries(
         for c in live:
             try:
                 policies = layout.policies(c, state)
-                planned[c.feature] = (_flows(layout, c, state, policies), policies)
+                planned[c.feature] = (canary_flows(layout, c, state, policies), policies)
             except (NotCheckable, StopIteration, KeyError, ValueError) as exc:
                 why = str(exc) or f"no {DNS_NAMESPACE}/{DNS_SERVICE} Service in this cluster"
                 results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, why)
@@ -327,7 +327,8 @@ def run_canaries(
 
         # Baseline: no policy yet, every probe must connect, else the feature cannot be judged here.
         baseline_flows = {
-            f: _flows(layout, BY_FEATURE[f], state, []) if flows else [] for f, (flows, _) in planned.items()
+            f: canary_flows(layout, BY_FEATURE[f], state, []) if flows else []
+            for f, (flows, _) in planned.items()
         }
         baseline = run([x for fl in baseline_flows.values() for x in fl], "CNI feature canaries: baseline")
         for feature in list(planned):
