@@ -141,12 +141,15 @@ class Layout:
     suffix: str = ""
     host_network: bool = True  # False: node-traffic is not checked (verify's namespaces are 'restricted')
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    prefix: str = ""  # default: cf-<run id>
 
     def names(self, canary: Canary) -> Names:
+        prefix = self.prefix or f"cf-{self.run_id[:6]}{self.suffix}"
+
         def name(role: str) -> str:
             if role == DNS_NAMESPACE:
                 return role
-            return f"cf-{self.run_id[:6]}{self.suffix}-{canary.feature}-{role}"[:63].rstrip("-")
+            return f"{prefix}-{canary.feature}-{role}"[:63].rstrip("-")
 
         return name
 

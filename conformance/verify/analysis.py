@@ -13,6 +13,7 @@ but do not change the status: they need a person's judgement.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from conformance.errors import UserError
 from conformance.netpol.model import Pod
@@ -84,6 +85,7 @@ class Analysis:
     problems: list[str] = field(default_factory=list)  # why the cluster does not conform
     probes: list[ProbeRecord] = field(default_factory=list)  # live runs only
     live: bool = False
+    cni_features: Any = None  # live: the CNI feature canaries (a suite.cni_features.CniFeatureReport)
 
     @property
     def violations(self) -> list[ExpectedFlow]:
