@@ -220,3 +220,11 @@ def test_plan_needed_lists_the_canaries_of_the_values_extra_policies(tmp_path, c
     assert "# canary named-port:" in out and "# canary end-port:" not in out
     assert "# needed: ingress rule 0 of gitguardian/allow-web uses a named port (http)" in out
     assert "canary named-port, expected: via pod IP" in out
+
+
+def test_readme_tables_every_canary():
+    from pathlib import Path
+
+    from conformance.suite.cni_canaries import markdown_table
+
+    assert markdown_table() in (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -62,6 +62,7 @@ class Canary:
     policies: PolicyBuilder
     checks: tuple[Check, ...]
     unavailable: str = ""  # what a baseline that does not connect usually means
+    needs: str = ""  # what the cluster must offer beyond ordinary pods, for the README
 
 
 def _policy(namespace: str, name: str, spec: dict) -> K8sObject:
@@ -311,6 +312,7 @@ CANARIES: tuple[Canary, ...] = (
         ),
         unavailable="SCTP is not available: the nodes need the sctp kernel module (modprobe sctp) and a CNI"
         " that carries SCTP",
+        needs="the sctp kernel module on the nodes",
     ),
     Canary(
         "ip-block",
@@ -346,6 +348,7 @@ CANARIES: tuple[Canary, ...] = (
             Check("cli/client", f"{DNS_NAMESPACE}/{DNS_SERVICE}", 53, via="service"),
             Check("cli/client", "srv/server", 8080),
         ),
+        needs=f"a {DNS_NAMESPACE}/{DNS_SERVICE} Service (OpenShift's DNS is elsewhere: not checked there)",
     ),
     Canary(
         "node-traffic",
@@ -360,7 +363,17 @@ CANARIES: tuple[Canary, ...] = (
             Check("host/client", "srv/b", 8080),
             Check("host/client", "srv/open", 8080),
         ),
+        needs="a host-network client pod (a privileged namespace: verify's are 'restricted', so verify never"
+        " checks it) on another node than a server",
     ),
 )
 BY_FEATURE = {c.feature: c for c in CANARIES}
 assert set(BY_FEATURE) == set(FEATURES), "one canary per feature"
+
+
+def markdown_table() -> str:
+    """The canaries as a Markdown table, for the README."""
+    rows = ["| feature | a policy uses it with | the canary | needs |", "|---|---|---|---|"]
+    for c in CANARIES:
+        rows.append(f"| `{c.feature}` | {FEATURES[c.feature]} | {c.does} | {c.needs or 'pods only'} |")
+    return "\n".join(rows)

@@ -26,7 +26,7 @@ from typing import Any
 from conformance.backends.base import Backend
 from conformance.netpol.features import FEATURES, FeatureUse, features_used, policy_features
 from conformance.netpol.model import Cluster, K8sObject, policy_key
-from conformance.netpol.probing import Probe
+from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.netpol.simulator import Simulator
 from conformance.probes import agnhost
 from conformance.suite.cni_canaries import BY_FEATURE, CANARIES, Canary, Names
@@ -75,6 +75,7 @@ class CniFeatureReport:
     needed: dict[str, list[FeatureUse]]
     probes: int = 0
     seconds: float = 0.0  # on the model backend, simulated time (its clock)
+    notes: list[str] = field(default_factory=list)
 
     def status(self, feature: str) -> str:
         result = self.results.get(feature)
@@ -102,7 +103,7 @@ class CniFeatureReport:
             who = f"; used by {', '.join(dict.fromkeys(u.policy for u in used))}" if used else ""
             out.append(result.line() + who)
             out += [f"    {m}" for m in result.mismatches]
-        return out
+        return out + [f"note: {n}" for n in self.notes]
 
     def cost(self) -> str:
         return f"{len(self.results)} canaries, {self.probes} probes, {self.seconds:.1f}s"
@@ -114,6 +115,7 @@ class CniFeatureReport:
             "failures": self.failures(),
             "probes": self.probes,
             "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
         }
 
 
@@ -264,6 +266,28 @@ class _Clock:
         return time.monotonic()
 
 
+class _Rejections:
+    """The canaries' backend once their policies are in: every probed port answered in the baseline,
+    so a refusal now is the CNI rejecting the connection (kube-router's iptables REJECT answers a denied
+    connect with an ICMP port-unreachable), which is a block, not a packet that got through."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.seen = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
+        out = []
+        for o in self._backend.probe(probes, timeout_s):
+            if o.outcome is Outcome.REFUSED:
+                self.seen += 1
+                o = Observation(o.probe, Outcome.BLOCKED, f"rejected by the CNI: {o.detail}", o.latency_s)
+            out.append(o)
+        return out
+
+
 def run_canaries(
     backend: Backend,
     canaries: Sequence[Canary],
@@ -316,9 +340,9 @@ def run_canaries(
                 why = str(exc) or f"no {DNS_NAMESPACE}/{DNS_SERVICE} Service in this cluster"
                 results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, why)
 
-        def run(flows: list[Flow], label: str) -> CheckReport:
+        def run(flows: list[Flow], label: str, on: Any = backend) -> CheckReport:
             r = check(
-                backend,
+                on,
                 flows,
                 label=label,
                 probe_timeout_s=probe_timeout_s,
@@ -347,7 +371,14 @@ def run_canaries(
                 )
                 del planned[feature]
         backend.apply([p for _, policies in planned.values() for p in policies])
-        after = run([x for flows, _ in planned.values() for x in flows], "CNI feature canaries")
+        rejections = _Rejections(backend)
+        after = run([x for flows, _ in planned.values() for x in flows], "CNI feature canaries", rejections)
+        if rejections.seen:
+            report.notes.append(
+                f"{rejections.seen} denied connections were refused at once: this CNI rejects denied"
+                " connections instead of dropping them (counted as blocked: the port answered before the"
+                " policy)"
+            )
         for feature, (flows, _) in planned.items():
             keys = {id(x) for x in flows}
             mine = [r for r in after.results if id(r.flow) in keys]
