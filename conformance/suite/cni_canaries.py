@@ -84,10 +84,6 @@ def _team(value: str) -> dict:
     return {TEAM: value}
 
 
-def _ports_only(ports: list[dict]) -> PolicyBuilder:
-    return _ingress("srv", [{"ports": ports}])
-
-
 def _ip_block(ns: Names, state: Cluster) -> list[K8sObject]:
     """Egress to everything except server b's pod IP: known only once the pods run."""
     b_ip = ipaddress.ip_address(state.pod(f"{ns('srv')}/b").ip or "")
@@ -118,6 +114,28 @@ def _egress_dns(ns: Names, state: Cluster) -> list[K8sObject]:
 def _egress_deny(ns: Names, state: Cluster) -> list[K8sObject]:
     spec = {"podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"]}
     return [_policy(ns("cli"), "canary", spec)]
+
+
+def _port_canary(
+    feature: str,
+    does: str,
+    ports: tuple[ContainerPort, ...],
+    allowed: dict,
+    probes: tuple[tuple[int, str], ...],
+    **more: str,
+) -> Canary:
+    """A server listening on ``ports``, ingress allowed on the ``allowed`` port entry only, probed from a
+    client of another namespace on each of ``probes``."""
+    return Canary(
+        feature,
+        does,
+        _SRV_CLI,
+        (Server("srv/server", SERVER, ports),),
+        _ONE_CLIENT,
+        _ingress("srv", [{"ports": [allowed]}]),
+        tuple(Check("cli/client", "srv/server", port, protocol) for port, protocol in probes),
+        **more,
+    )
 
 
 _TWO_TEAMS = {"srv": {}, "team": _team("allowed"), "other": _team("other")}
@@ -254,62 +272,40 @@ CANARIES: tuple[Canary, ...] = (
             Check("other/client", "srv/open", 8080),
         ),
     ),
-    Canary(
+    _port_canary(
         "numbered-port",
         "ingress allowed on port 8080 only: 8080 connects, 8081 does not",
-        _SRV_CLI,
-        (Server("srv/server", SERVER, (P(8080), P(8081))),),
-        _ONE_CLIENT,
-        _ports_only([{"protocol": "TCP", "port": 8080}]),
-        (Check("cli/client", "srv/server", 8080), Check("cli/client", "srv/server", 8081)),
+        (P(8080), P(8081)),
+        {"protocol": "TCP", "port": 8080},
+        ((8080, "TCP"), (8081, "TCP")),
     ),
-    Canary(
+    _port_canary(
         "named-port",
         "ingress allowed on port name http (8080): 8080 connects, 8081 (named metrics) does not",
-        _SRV_CLI,
-        (Server("srv/server", SERVER, (P(8080, "TCP", "http"), P(8081, "TCP", "metrics"))),),
-        _ONE_CLIENT,
-        _ports_only([{"protocol": "TCP", "port": "http"}]),
-        (Check("cli/client", "srv/server", 8080), Check("cli/client", "srv/server", 8081)),
+        (P(8080, "TCP", "http"), P(8081, "TCP", "metrics")),
+        {"protocol": "TCP", "port": "http"},
+        ((8080, "TCP"), (8081, "TCP")),
     ),
-    Canary(
+    _port_canary(
         "end-port",
         "ingress allowed on 8000-8080 (endPort): 8000 and 8080 connect, 8081 does not",
-        _SRV_CLI,
-        (Server("srv/server", SERVER, (P(8000), P(8080), P(8081))),),
-        _ONE_CLIENT,
-        _ports_only([{"protocol": "TCP", "port": 8000, "endPort": 8080}]),
-        (
-            Check("cli/client", "srv/server", 8000),
-            Check("cli/client", "srv/server", 8080),
-            Check("cli/client", "srv/server", 8081),
-        ),
+        (P(8000), P(8080), P(8081)),
+        {"protocol": "TCP", "port": 8000, "endPort": 8080},
+        ((8000, "TCP"), (8080, "TCP"), (8081, "TCP")),
     ),
-    Canary(
+    _port_canary(
         "udp",
         "ingress allowed on UDP 8081 only: UDP 8081 answers, UDP 8082 and TCP 8080 do not",
-        _SRV_CLI,
-        (Server("srv/server", SERVER, (P(8080), P(8081, "UDP"), P(8082, "UDP"))),),
-        _ONE_CLIENT,
-        _ports_only([{"protocol": "UDP", "port": 8081}]),
-        (
-            Check("cli/client", "srv/server", 8081, "UDP"),
-            Check("cli/client", "srv/server", 8082, "UDP"),
-            Check("cli/client", "srv/server", 8080),
-        ),
+        (P(8080), P(8081, "UDP"), P(8082, "UDP")),
+        {"protocol": "UDP", "port": 8081},
+        ((8081, "UDP"), (8082, "UDP"), (8080, "TCP")),
     ),
-    Canary(
+    _port_canary(
         "sctp",
         "ingress allowed on SCTP 8081 only: SCTP 8081 connects, SCTP 8082 and TCP 8080 do not",
-        _SRV_CLI,
-        (Server("srv/server", SERVER, (P(8080), P(8081, "SCTP"), P(8082, "SCTP"))),),
-        _ONE_CLIENT,
-        _ports_only([{"protocol": "SCTP", "port": 8081}]),
-        (
-            Check("cli/client", "srv/server", 8081, "SCTP"),
-            Check("cli/client", "srv/server", 8082, "SCTP"),
-            Check("cli/client", "srv/server", 8080),
-        ),
+        (P(8080), P(8081, "SCTP"), P(8082, "SCTP")),
+        {"protocol": "SCTP", "port": 8081},
+        ((8081, "SCTP"), (8082, "SCTP"), (8080, "TCP")),
         unavailable="SCTP is not available: the nodes need the sctp kernel module (modprobe sctp) and a CNI"
         " that carries SCTP",
         needs="the sctp kernel module on the nodes",
