@@ -8,20 +8,24 @@ enforce is a problem (exit status 1). The report modules render the section with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
 from conformance.backends.base import Backend
-from conformance.netpol.model import Cluster
+from conformance.netpol.model import Cluster, Pod
 from conformance.suite.cni_features import (
     NOT_CHECKED,
     NOT_ENFORCED,
     CniFeatureReport,
     Layout,
     chosen,
+    feature_hints,
     needed_features,
     run_canaries,
 )
+from conformance.suite.flows import plan_flows
+from conformance.suite.verdicts import FlowResult
 
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
@@ -57,6 +61,30 @@ def check_cni_features(
         needed=needed,
     )
     return report, report.failures()
+
+
+def explain_probes(analysis: Any, cluster: Cluster, clients: Sequence[Pod]) -> None:
+    """Each problem of a disagreeing probe gains the features of the rules involved and their canary's
+    result (``ingress rule 0 of gitguardian/allow-web uses a named port (http): CNI canary named-port:
+    NOT ENFORCED``)."""
+    wrong = [p for p in analysis.probes if not p.agrees]
+    if not wrong:
+        return
+    state = Cluster(cluster.namespaces, [*cluster.pods, *clients], cluster.services, cluster.policies)
+    flows = plan_flows(state, [c.key for c in clients], analysis.gim_namespace, contract=None)
+    by_probe = {
+        (f.probe.client, f.probe.target, f.probe.port, f.probe.protocol, f.probe.via): f for f in flows
+    }
+    hints = feature_hints(state.policies, analysis.cni_features, limit=3)
+    for record in wrong:
+        flow = by_probe.get((record.client, record.target, record.port, record.protocol, record.via))
+        if flow is None:
+            continue
+        said = "; ".join(hints(FlowResult(flow)))
+        prefix = f"probe {record.client} -> {record.target}:{record.port}/{record.protocol} via {record.via}:"
+        for i, problem in enumerate(analysis.problems):
+            if said and problem.startswith(prefix):
+                analysis.problems[i] = f"{problem}; {said}"
 
 
 # -- the reports' section ------------------------------------------------------------------------------

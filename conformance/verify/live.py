@@ -35,7 +35,7 @@ from conformance.probes import agnhost
 from conformance.suite.flows import plan_flows
 from conformance.suite.verdicts import observe, settled
 from conformance.verify.analysis import Analysis, ProbeRecord, analyse
-from conformance.verify.cni_features import check_cni_features
+from conformance.verify.cni_features import check_cni_features, explain_probes
 from conformance.verify.discovery import ClusterView, view_from_objects
 from conformance.verify.rbac import MONITORING_GROUP, api_review, missing_permissions, required_permissions
 
@@ -442,3 +442,4 @@ def _run_probes(
                 f"probe {probe.client} -> {probe.target}:{probe.port}/{probe.protocol} via {probe.via}:"
                 f" expected {expected_word}, observed {last.outcome} ({reason})"
             )
+    explain_probes(analysis, cluster, clients)
