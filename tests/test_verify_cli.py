@@ -356,9 +356,10 @@ def _live_run(objects, *, enforcing=True, allowed_probes=False):
         backend,
         result,
         view,
-        LiveOptions(probe_allowed_namespaces=allowed_probes, timeout_s=1, deadline_s=0.5),
+        LiveOptions(probe_allowed_namespaces=allowed_probes, timeout_s=1, deadline_s=30),
         "run1",
     )
+    backend.clock.sleep(30)  # namespace deletion is asynchronous: Terminating for 10-20 s
     leftovers_after = [o for o in backend.objects() if RUN_LABEL in (o["metadata"].get("labels") or {})]
     return result, leftovers_after
 

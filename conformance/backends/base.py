@@ -11,8 +11,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from conformance.backends.clock import RealClock
 from conformance.netpol.model import Cluster, K8sObject
 from conformance.netpol.probing import Observation, Probe
+
+
+class Clock(Protocol):
+    """Where time comes from: every wait, retry and timing of the suite reads ``backend.clock``."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 
 class HeldConnection(Protocol):
@@ -25,10 +34,19 @@ class BackendUnavailable(Exception):
     """The backend cannot start (no docker, no kind, no kubeconfig...): the message says how to fix it."""
 
 
+class ApiError(RuntimeError):
+    """The API server answered a request with an error (403 Forbidden, 404 Not Found...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class Backend(ABC):
     """A place where objects are applied and connectivity is observed."""
 
     name: str = "?"
+    clock: Clock = RealClock()
 
     @abstractmethod
     def apply(self, objects: Sequence[K8sObject]) -> None:
@@ -49,6 +67,10 @@ class Backend(ABC):
     def state(self, namespaces: Iterable[str]) -> Cluster:
         """What the backend holds now: every namespace of the cluster with its labels, and the pods,
         Services and NetworkPolicies of ``namespaces``."""
+
+    def namespace_phases(self) -> dict[str, str]:
+        """Every namespace of the cluster with its phase (``Active`` or ``Terminating``)."""
+        return {name: "Active" for name in self.state([]).namespaces}
 
     @abstractmethod
     def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:

@@ -79,6 +79,31 @@ def options() -> tuple[Option, ...]:
         ),
         Option("--ready-timeout", "seconds to wait for probe pods to be Ready", 180.0, "float"),
         Option("--probe-workers", "probes run at once", 16, "int"),
+        Option(
+            "--api-retry-timeout",
+            "seconds to retry transient API errors (refused, reset, 429, 5xx) before an infrastructure error",
+            60.0,
+            "float",
+        ),
+        Option(
+            "--model-cni",
+            "CNI quirks of the model backend, comma-separated: drops (Calico), rejects (kube-router), "
+            "ignores-named-ports, ignores-endport, node-unfiltered, weave-npc (the three weave-npc quirks)",
+            "drops",
+        ),
+        Option(
+            "--model-faults",
+            "faults of the model backend, comma-separated: api-down@START+SECONDS, not-served=KIND, no-dns, "
+            "openshift-dns",
+            "",
+        ),
+        Option(
+            "--model-latencies",
+            "latencies of the model backend on its virtual clock: realistic (namespace Terminating 10-20 s, "
+            "pod Ready 2-5 s, policy enforced 1-2 s after its change) or instant",
+            "realistic",
+            choices=("realistic", "instant"),
+        ),
         Option("--values", "GIM values file to test (repeatable; later files win, as helm -f)", [], "list"),
         Option("--set", "value override in helm --set syntax (repeatable)", [], "list"),
         Option(
@@ -151,6 +176,14 @@ def _typed(opt: Option, value: Any, source: str) -> Any:
         raise UserError(f"expected a positive number, got {value!r}", source=source) from None
     if opt.choices and value not in opt.choices:
         raise UserError(f"expected one of {', '.join(opt.choices)}, got {value!r}", source=source)
+    if opt.flag == "--model-cni":
+        from conformance.backends.cni_profiles import parse_profile
+
+        parse_profile(value, source)
+    elif opt.flag == "--model-faults":
+        from conformance.backends.model_faults import parse_faults
+
+        parse_faults(value, source)
     return value
 
 
@@ -172,6 +205,6 @@ def markdown_table() -> str:
     """The options as a Markdown table, for the README."""
     rows = ["| option | environment | default | meaning |", "|---|---|---|---|"]
     for opt in options():
-        default = "" if opt.default in (None, [], False) else f"`{opt.default}`"
+        default = "" if opt.default in (None, [], False, "") else f"`{opt.default}`"
         rows.append(f"| `{opt.flag}` | `{opt.env}` | {default} | {opt.help} |")
     return "\n".join(rows)

@@ -69,7 +69,7 @@ def load_settings(config: pytest.Config) -> Settings:
         probe_timeout_s=o["probe_timeout"],
         converge_timeout_s=o["converge_timeout"],
         ready_timeout_s=o["ready_timeout"],
-        retry_interval_s=0.0 if o["backend"] == "model" else 1.0,
+        retry_interval_s=1.0,
     )
     if (o["manifests"] or o["chart"]) and not o["values"]:
         raise UserError(

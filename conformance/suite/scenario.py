@@ -6,7 +6,6 @@ runs on the model backend and on a live cluster.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -52,7 +51,7 @@ class Scenario:
         """Create the namespaces, stand-ins and clients. A client namespace that already exists (the
         values name real namespaces) gets only its client pod; a GIM namespace that already exists is
         refused: the suite deploys policies there and deletes it at the end."""
-        present = self.backend.state([]).namespaces
+        present = self._wait_out_terminating()
         gim = self.topology.gim_namespace
         if gim in present:
             pytest.fail(
@@ -66,6 +65,20 @@ class Scenario:
         self.created = [o for o in objects if o["kind"] != "Namespace"]
         self.backend.apply(objects)
         self.backend.wait_ready(self.topology.namespaces, self.timing.ready_timeout_s)
+
+    def _wait_out_terminating(self) -> dict[str, str]:
+        """The cluster's namespaces, once those of the topology still being deleted are gone.
+
+        Namespace deletion is asynchronous (Terminating for 10-20 s on a real cluster) and a
+        terminating namespace takes no new objects (403 "is being terminated"): a previous test's GIM
+        namespace, or a client namespace this run created, is waited out, never refused nor borrowed.
+        """
+        phases = self.backend.namespace_phases()
+        terminating = [ns for ns in self.topology.namespaces if phases.get(ns) == "Terminating"]
+        if terminating:
+            self.backend.wait_gone(self.topology.namespace_objects(terminating), self.timing.ready_timeout_s)
+            phases = self.backend.namespace_phases()
+        return phases
 
     def _is_borrowed_namespace(self, obj: K8sObject) -> bool:
         return obj["kind"] == "Namespace" and obj["metadata"]["name"] in self.borrowed
@@ -122,7 +135,8 @@ class Scenario:
     def deploy(self, values: NetpolValues | None = None) -> float:
         """Install or upgrade to ``values`` as ``helm upgrade`` would: apply the new set, then delete the
         policies it no longer renders. Returns the seconds the API took."""
-        start = time.monotonic()
+        clock = self.backend.clock
+        start = clock.now()
         if values is not None:
             self.values = values
         policies = self.policies_for(self.values)
@@ -133,7 +147,7 @@ class Scenario:
         if stale:
             self.backend.delete(stale)
         self.applied = policies
-        return time.monotonic() - start
+        return clock.now() - start
 
     def with_values(self, **changes) -> NetpolValues:
         return replace(self.values, **changes)

@@ -1,26 +1,35 @@
 """Observed against expected: probe, retry only what disagrees, and explain every mismatch.
 
 A flow expected allowed must be seen connected; a flow expected blocked must be seen blocked on two
-samples in a row (a single timeout can be a slow pod). A refusal proves the packets got through; an
-error (the exec failed, the pod is not ready...) is never counted as blocked: it is an infrastructure
-problem and is reported as such.
+samples in a row (a single timeout can be a slow pod). A refusal is read with what is known of the
+destination: on a port the destination is known to serve (a ready stand-in declaring it), the CNI
+rejected the connection (kube-router answers a denied connection with ICMP port-unreachable), which
+is a block, "rejected"; elsewhere the packets got through and nothing listens, "refused". An error (the
+exec failed, the pod is not ready...) is never counted as blocked: it is an infrastructure problem and
+is reported as such.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import RetryError, Retrying, retry_if_result, wait_fixed
 
 from conformance.backends.base import Backend
-from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.probing import Observation, Outcome, Probe, rejected
 from conformance.netpol.truthtable import render_table
 from conformance.suite.flows import Flow
 
-OBSERVED_SYMBOLS = {".": "connected", "X": "blocked", "R": "refused", "E": "error", "-": "not probed"}
+OBSERVED_SYMBOLS = {
+    ".": "connected",
+    "X": "blocked",
+    "x": "rejected (refused on a port the pod serves: blocked)",
+    "R": "refused",
+    "E": "error",
+    "-": "not probed",
+}
 DIFF_SYMBOLS = {".": "as expected", "!": "mismatch", "-": "not probed"}
 CONTRACT_SYMBOLS = {
     ".": "allowed",
@@ -28,16 +37,22 @@ CONTRACT_SYMBOLS = {
     "!": "the applied policies break this promise",
     "-": "not probed",
 }
-OUTCOME_CELL = {Outcome.CONNECTED: ".", Outcome.BLOCKED: "X", Outcome.REFUSED: "R", Outcome.ERROR: "E"}
+OUTCOME_CELL = {
+    Outcome.CONNECTED: ".",
+    Outcome.BLOCKED: "X",
+    Outcome.REJECTED: "x",
+    Outcome.REFUSED: "R",
+    Outcome.ERROR: "E",
+}
 
 
 def settled(expected_allowed: bool, samples: Sequence[Observation]) -> bool:
-    """Observed as expected: connected, or blocked on the last two samples in a row."""
+    """Observed as expected: connected, or blocked (dropped or rejected) on the last two samples in a row."""
     if not samples:
         return False
     if expected_allowed:
         return samples[-1].outcome is Outcome.CONNECTED
-    return len(samples) >= 2 and all(o.outcome is Outcome.BLOCKED for o in samples[-2:])
+    return len(samples) >= 2 and all(o.outcome.blocked for o in samples[-2:])
 
 
 def observe(
@@ -48,10 +63,13 @@ def observe(
     probe_timeout_s: float,
     deadline_s: float,
     retry_interval_s: float = 1.0,
+    served: Sequence[bool] | None = None,
 ) -> list[list[Observation]]:
     """The samples of every probe: all once, then only the unsettled ones again, until every probe has
-    settled or the deadline has passed."""
+    settled or the deadline has passed. ``served[i]`` says the destination of probe i is known to
+    listen on its port: a refusal there is a reject."""
     samples: list[list[Observation]] = [[] for _ in probes]
+    known = list(served) if served is not None else [False] * len(probes)
 
     def probe_pending() -> list[int]:
         pending = [i for i, s in enumerate(samples) if not settled(expected_allowed[i], s)]
@@ -59,13 +77,16 @@ def observe(
             for i, o in zip(
                 pending, backend.probe([probes[i] for i in pending], probe_timeout_s), strict=True
             ):
-                samples[i].append(o)
+                samples[i].append(rejected(o) if known[i] else o)
         return [i for i, s in enumerate(samples) if not settled(expected_allowed[i], s)]
 
+    clock = backend.clock
+    start = clock.now()
     retrying = Retrying(
-        stop=stop_after_delay(deadline_s),
+        stop=lambda _state: clock.now() - start >= deadline_s,  # on the backend's clock, not tenacity's
         wait=wait_fixed(retry_interval_s),
         retry=retry_if_result(bool),
+        sleep=clock.sleep,
         reraise=False,
     )
     with contextlib.suppress(RetryError):  # what has not settled is the caller's to report
@@ -283,7 +304,7 @@ def check(
     retry_interval_s: float = 1.0,
 ) -> CheckReport:
     """Probe every flow, then retry only the unsettled ones until all settle or the deadline passes."""
-    start = time.monotonic()
+    start = backend.clock.now()
     samples = observe(
         backend,
         [f.probe for f in flows],
@@ -291,9 +312,10 @@ def check(
         probe_timeout_s=probe_timeout_s,
         deadline_s=deadline_s,
         retry_interval_s=retry_interval_s,
+        served=[f.destination_serves for f in flows],
     )
     results = [FlowResult(f, s) for f, s in zip(flows, samples, strict=True)]
-    report = CheckReport(label, backend.name, results, time.monotonic() - start, probe_timeout_s)
+    report = CheckReport(label, backend.name, results, backend.clock.now() - start, probe_timeout_s)
     for r in report.mismatches:
         report.repro[id(r)] = backend.repro(r.flow.probe, probe_timeout_s)
         if r.infrastructure_error and r.flow.probe.client not in report.diagnostics:

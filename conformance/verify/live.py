@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import signal
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
 from conformance.netpol.model import Cluster, ContainerPort, K8sObject, Pod
-from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.probing import Observation, Outcome, Probe, rejected
 from conformance.probes import agnhost
 from conformance.suite.flows import plan_flows
 from conformance.suite.verdicts import observe, settled
@@ -287,16 +286,17 @@ def _key(obj: K8sObject) -> str:
 
 
 def _wait_for_ips(backend: Any, namespaces: list[str], keys: list[str], timeout_s: float) -> Cluster:
-    deadline = time.monotonic() + timeout_s
+    clock = backend.clock
+    deadline = clock.now() + timeout_s
     while True:
         state = backend.state(namespaces)
         ips = {p.key: p.ip for p in state.pods}
         waiting = [k for k in keys if not ips.get(k)]
         if not waiting:
             return state
-        if time.monotonic() >= deadline:
+        if clock.now() >= deadline:
             raise RuntimeError(f"probe pods without an IP after {timeout_s:g}s: {', '.join(waiting)}")
-        time.sleep(2.0)
+        clock.sleep(2.0)
 
 
 def verify_live(gim_namespace: str, options: LiveOptions) -> Analysis:
@@ -362,10 +362,11 @@ def _run_probes(
     if baseline.outcome is Outcome.CONNECTED:
         _apply(backend, [deny])
         # a policy takes a moment to be programmed; blocked must hold on two samples in a row
-        deadline = time.monotonic() + options.deadline_s
-        while time.monotonic() < deadline:
-            denied += backend.probe([probe], options.timeout_s)
-            if len(denied) >= 2 and all(o.outcome is Outcome.BLOCKED for o in denied[-2:]):
+        deadline = backend.clock.now() + options.deadline_s
+        while backend.clock.now() < deadline:
+            # the baseline connected, so the canary server listens there: a refusal is a reject
+            denied += [rejected(o) for o in backend.probe([probe], options.timeout_s)]
+            if len(denied) >= 2 and all(o.outcome.blocked for o in denied[-2:]):
                 denied = denied[-2:]
                 break
     problem = canary_problem(baseline, denied, backend.detect_cni())
@@ -417,6 +418,13 @@ def _run_probes(
         last = obs[-1]
         ok = settled(expected, obs)
         detail = last.detail
+        # GIM's own pods: whether one listens on a port is not known, so a refusal is either nothing
+        # listening or a CNI that rejects instead of dropping (kube-router): unknown, never allowed.
+        unknown = not ok and last.outcome is Outcome.REFUSED
+        if unknown:
+            detail = (
+                f"unknown: refused (nothing listens there, or the CNI rejects denied connections); {detail}"
+            )
         if last.outcome is Outcome.ERROR:
             detail = f"{detail}\n{backend.diagnose(probe.client)}"
         analysis.probes.append(
@@ -429,14 +437,19 @@ def _run_probes(
                 via=probe.via,
                 expected_allowed=expected,
                 reason=reason,
-                outcome=str(last.outcome),
+                outcome="unknown" if unknown else str(last.outcome),
                 agrees=ok,
                 latency_s=last.latency_s,
                 repro=backend.repro(probe, options.timeout_s),
                 detail=detail,
             )
         )
-        if not ok:
+        if unknown:
+            analysis.notes.append(
+                f"probe {probe.client} -> {probe.target}:{probe.port}/{probe.protocol} via {probe.via}:"
+                " refused, not checked (nothing listens there, or the CNI rejects denied connections)"
+            )
+        elif not ok:
             expected_word = "allowed" if expected else "blocked"
             analysis.problems.append(
                 f"probe {probe.client} -> {probe.target}:{probe.port}/{probe.protocol} via {probe.via}:"
