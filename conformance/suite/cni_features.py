@@ -26,7 +26,7 @@ from typing import Any
 from conformance.backends.base import Backend
 from conformance.netpol.features import FEATURES, FeatureUse, features_used, policy_features
 from conformance.netpol.model import Cluster, K8sObject, policy_key
-from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.probing import Outcome, Probe
 from conformance.netpol.simulator import Simulator
 from conformance.probes import agnhost
 from conformance.suite.cni_canaries import BY_FEATURE, CANARIES, Canary, Names
@@ -266,28 +266,6 @@ class _Clock:
         return time.monotonic()
 
 
-class _Rejections:
-    """The canaries' backend once their policies are in: every probed port answered in the baseline,
-    so a refusal now is the CNI rejecting the connection (kube-router's iptables REJECT answers a denied
-    connect with an ICMP port-unreachable), which is a block, not a packet that got through."""
-
-    def __init__(self, backend: Backend) -> None:
-        self._backend = backend
-        self.seen = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._backend, name)
-
-    def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
-        out = []
-        for o in self._backend.probe(probes, timeout_s):
-            if o.outcome is Outcome.REFUSED:
-                self.seen += 1
-                o = Observation(o.probe, Outcome.BLOCKED, f"rejected by the CNI: {o.detail}", o.latency_s)
-            out.append(o)
-        return out
-
-
 def run_canaries(
     backend: Backend,
     canaries: Sequence[Canary],
@@ -340,9 +318,9 @@ def run_canaries(
                 why = str(exc) or f"no {DNS_NAMESPACE}/{DNS_SERVICE} Service in this cluster"
                 results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, why)
 
-        def run(flows: list[Flow], label: str, on: Any = backend) -> CheckReport:
+        def run(flows: list[Flow], label: str) -> CheckReport:
             r = check(
-                on,
+                backend,
                 flows,
                 label=label,
                 probe_timeout_s=probe_timeout_s,
@@ -371,21 +349,17 @@ def run_canaries(
                 )
                 del planned[feature]
         backend.apply([p for _, policies in planned.values() for p in policies])
-        rejections = _Rejections(backend)
-        after = run([x for flows, _ in planned.values() for x in flows], "CNI feature canaries", rejections)
+        after = run([x for flows, _ in planned.values() for x in flows], "CNI feature canaries")
         # A policy takes a moment to be programmed: a flow expected through may have connected before it
         # was. Once the blocked flows hold (the policy is in force), the flows expected through go again.
         through = [x for flows, _ in planned.values() for x in flows if x.expected.allowed]
-        again = {
-            id(r.flow): r
-            for r in run(through, "CNI feature canaries, once the blocks hold", rejections).results
-        }
+        again = {id(r.flow): r for r in run(through, "CNI feature canaries, once the blocks hold").results}
         final = [again.get(id(r.flow), r) for r in after.results]
-        if rejections.seen:
+        rejects = sum(1 for r in after.results for o in r.samples if o.outcome is Outcome.REJECTED)
+        if rejects:
             report.notes.append(
-                f"{rejections.seen} denied connections were refused at once: this CNI rejects denied"
-                " connections instead of dropping them (counted as blocked: the port answered before the"
-                " policy)"
+                f"{rejects} denied connections were refused at once on ports that answered before the"
+                " policy: this CNI rejects denied connections instead of dropping them (counted as blocked)"
             )
         for feature, (flows, _) in planned.items():
             keys = {id(x) for x in flows}
