@@ -31,9 +31,10 @@ def main() -> None:
             report = cf.run_canaries(backend, canaries, cf.Layout("bench123"), image="agnhost", **TIMING)
             wall = time.perf_counter() - start
             bad = [f for f, r in report.results.items() if r.status == cf.NOT_ENFORCED]
+            which = f"{choice} ({len(canaries)})"
             print(
-                f"{profile:<22} {choice + f' ({len(canaries)})':<8} {report.probes:>6} {report.seconds:>11.1f}"
-                f" {wall:>7.2f}  {', '.join(bad) or '-'}"
+                f"{profile:<22} {which:<8} {report.probes:>6} {report.seconds:>11.1f} {wall:>7.2f}"
+                f"  {', '.join(bad) or '-'}"
             )
 
 
