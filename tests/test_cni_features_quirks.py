@@ -225,3 +225,22 @@ def test_verify_passes_the_features_on_a_cni_that_enforces_them_and_never_checks
     suite = next(s for s in root.findall("testsuite") if s.get("name").endswith("CNI features"))
     skipped = [c.get("name") for c in suite.findall("testcase") if c.find("skipped") is not None]
     assert skipped == ["CNI feature node-traffic"]
+
+
+def test_the_report_dir_holds_the_canaries_once_and_none_runs_no_canary(tmp_path):
+    run = run_suite("--backend", "model", "--report-dir", str(tmp_path), "-k", "not_listed or reach_each")
+    assert run.returncode == 0, run.output
+    entries = json.loads((tmp_path / "gim-netpol-checks.json").read_text())
+    (cni,) = [e for e in entries if e["kind"] == "gim-netpol-cni-features"]
+    assert {c["feature"]: c["status"] for c in cni["canaries"]}["namespace-selector"] == cf.ENFORCED
+    quiet = run_suite("--backend", "model", "--cni-features", "none", "-k", "not_listed")
+    assert quiet.returncode == 0 and "CNI features:" not in quiet.output
+
+
+def test_verify_from_a_snapshot_refuses_to_run_every_canary(tmp_path, capsys):
+    from conformance.commands.cli import main
+
+    path = snap.write(tmp_path / "snap.yaml", snap.cluster("enforce", ["ingress-nginx"]))
+    status = main(["verify", "--gim-namespace", snap.GIM, "--snapshot", str(path), "--cni-features", "all"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "--cni-features" in err and "live cluster" in err

@@ -237,6 +237,7 @@ def netpol_controls(netpol_settings: Settings, netpol_backend: Backend) -> Contr
 
 
 _counter = iter(range(1, 1_000_000))
+_cni_recorded: list[bool] = []
 
 
 def _name(role: str, run_id: str, serial: int) -> str:
@@ -328,7 +329,8 @@ def scenario(
         return sc
 
     yield make
-    if netpol_controls.cni is not None:  # the same on every test: the summary shows it once
+    if netpol_controls.cni is not None and not _cni_recorded:  # once per session (per xdist worker)
+        _cni_recorded.append(True)
         request.node.user_properties.append(
             ("gim-netpol-cni-features", json.dumps(netpol_controls.cni.to_json()))
         )
