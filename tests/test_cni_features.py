@@ -229,3 +229,19 @@ def test_readme_tables_every_canary():
     from conformance.suite.cni_canaries import markdown_table
 
     assert markdown_table() in (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+class RefusesHostNetwork(ModelBackend):
+    """An admission policy (an external thing) that refuses host-network pods."""
+
+    def apply(self, objects) -> None:
+        if any(o["kind"] == "Pod" and o["spec"].get("hostNetwork") for o in objects):
+            raise RuntimeError('admission webhook "no-host-network" denied the request')
+        super().apply(objects)
+
+
+def test_a_canary_refused_by_admission_is_not_checked_and_the_others_run():
+    report = run(RefusesHostNetwork(), [BY_FEATURE["node-traffic"], BY_FEATURE["numbered-port"]])
+    node = report.results["node-traffic"]
+    assert node.status == cf.NOT_CHECKED and "no-host-network" in node.reason
+    assert report.results["numbered-port"].status == cf.ENFORCED

@@ -301,9 +301,14 @@ def run_canaries(
     if not live:
         return report
     try:
+        for c in list(live):  # one canary refused (admission, a policy engine...) leaves the others
+            try:
+                backend.apply(layout.objects(c, image))
+            except RuntimeError as exc:
+                results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, f"refused: {exc}")
+                live.remove(c)
         try:
-            backend.apply([o for c in live for o in layout.objects(c, image)])
-            backend.wait_ready(namespaces, ready_timeout_s)
+            backend.wait_ready([n for c in live for n in layout.namespaces(c)], ready_timeout_s)
         except (RuntimeError, TimeoutError) as exc:
             for c in live:
                 results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, f"pods not ready: {exc}")
