@@ -14,42 +14,12 @@ from typing import Any, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
+from conformance.api_errors import ApiUnreachable, TransientApiError, transient_reason
 from conformance.backends.base import Backend, Clock
 
-TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+__all__ = ["ApiUnreachable", "RetryingBackend", "TransientApiError", "call_with_retry", "transient_reason"]
+
 T = TypeVar("T")
-
-
-class TransientApiError(Exception):
-    """An API call failed in a way that passes by itself (refused, reset, 429, 5xx)."""
-
-
-class ApiUnreachable(Exception):
-    """The API stayed unreachable for the whole retry budget: an infrastructure error, not a verdict."""
-
-
-def transient_reason(exc: BaseException) -> str | None:
-    """Why ``exc`` is transient ("connection refused", "HTTP 503 ..."), or None if it is not."""
-    if isinstance(exc, TransientApiError):
-        return str(exc)
-    status = getattr(exc, "status", None)
-    if isinstance(status, int) and status in TRANSIENT_STATUSES and hasattr(exc, "reason"):
-        return f"HTTP {status} {getattr(exc, 'reason', '') or ''}".strip()
-    try:
-        from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
-    except ImportError:  # pragma: no cover - urllib3 comes with the kubernetes client
-        MaxRetryError = NewConnectionError = ProtocolError = ()  # type: ignore[assignment,misc]
-    if isinstance(exc, MaxRetryError):
-        return transient_reason(exc.reason) if exc.reason is not None else "connection failed"
-    if isinstance(exc, ConnectionRefusedError) or (
-        isinstance(exc, NewConnectionError) and "refused" in str(exc).lower()
-    ):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    if isinstance(exc, ProtocolError | NewConnectionError | ConnectionError | TimeoutError):
-        return " ".join(str(exc).split())[:200] or type(exc).__name__
-    return None
 
 
 def call_with_retry(fn: Callable[[], T], *, clock: Clock, timeout_s: float, url: str) -> T:
@@ -121,6 +91,8 @@ class RetryingBackend(Backend):
     probe = retrying_method("probe")
     namespace_phases = retrying_method("namespace_phases")
     diagnose = retrying_method("diagnose")
+    resolv_conf = retrying_method("resolv_conf")
+    services_all = retrying_method("services_all")
 
     def repro(self, probe, timeout_s):  # type: ignore[no-untyped-def]
         return self.inner.repro(probe, timeout_s)

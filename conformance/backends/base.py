@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from conformance.backends.clock import RealClock
-from conformance.netpol.model import Cluster, K8sObject
+from conformance.netpol.model import Cluster, K8sObject, Service
 from conformance.netpol.probing import Observation, Probe
 
 
@@ -71,6 +71,14 @@ class Backend(ABC):
     def namespace_phases(self) -> dict[str, str]:
         """Every namespace of the cluster with its phase (``Active`` or ``Terminating``)."""
         return {name: "Active" for name in self.state([]).namespaces}
+
+    def resolv_conf(self, pod_key: str) -> str:
+        """The /etc/resolv.conf of a running pod, as the pod sees it."""
+        raise NotImplementedError(f"the {self.name} backend cannot read a pod's resolv.conf")
+
+    def services_all(self) -> list[Service]:
+        """Every Service of the cluster, in all namespaces."""
+        return self.state(self.state([]).namespaces).services
 
     @abstractmethod
     def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:

@@ -21,12 +21,12 @@ from kubernetes.client.rest import ApiException
 
 from conformance.backends.api_retry import transient_reason
 from conformance.backends.base import ApiError, Backend, BackendUnavailable
-from conformance.netpol.model import Cluster, K8sObject, object_key
+from conformance.netpol.model import Cluster, K8sObject, Service, object_key
 from conformance.netpol.probing import Observation, Probe
 from conformance.netpol.snapshot import cluster_from_objects
 from conformance.probes.agnhost import RUN_LABEL, connect_command
 from conformance.probes.held import HeldConnection
-from conformance.probes.prober import pod_events, run_probes
+from conformance.probes.prober import ExecFailed, pod_events, run_exec, run_probes
 
 SPEC_HASH = "conformance.gitguardian.com/spec-hash"
 APPLY_ORDER = {"Namespace": 0, "NetworkPolicy": 1, "Service": 2, "Pod": 3}
@@ -333,6 +333,22 @@ class KubeBackend(Backend):
 
     def wait_gone(self, objects: Sequence[K8sObject], timeout_s: float) -> None:
         self.delete(objects, wait=True, timeout_s=timeout_s)
+
+    def resolv_conf(self, pod_key: str) -> str:
+        """``cat /etc/resolv.conf`` exec'd in the pod (the agnhost image has a shell's coreutils)."""
+        ns, name = pod_key.split("/", 1)
+        try:
+            code, out, err = run_exec(self.new_core_api(), ns, name, ["cat", "/etc/resolv.conf"], 30.0)
+        except ExecFailed as exc:
+            raise RuntimeError(f"cannot read /etc/resolv.conf of {pod_key}: {exc}") from None
+        if code != 0:
+            raise RuntimeError(f"cannot read /etc/resolv.conf of {pod_key}: exit {code}: {err.strip()[:200]}")
+        return out
+
+    def services_all(self) -> list[Service]:
+        items = self.core.list_service_for_all_namespaces().items
+        objects = [as_object(self.api_client, s, "Service", "v1") for s in items]
+        return cluster_from_objects(("cluster", o) for o in objects).services
 
     def namespace_phases(self) -> dict[str, str]:
         return {

@@ -19,9 +19,10 @@ from conformance.netpol.model import Cluster, K8sObject, Service, policy_key
 from conformance.netpol.simulator import Simulator
 from conformance.probes.agnhost import RUN_LABEL
 from conformance.suite.cni_features import CniFeatureReport, feature_hints
+from conformance.suite.dns import ClusterDns, find_cluster_dns
 from conformance.suite.flows import Flow, plan_flows, without_safety_net
-from conformance.suite.topology import DNS_NAMESPACE, DNS_SERVICE, Topology
-from conformance.suite.verdicts import CheckReport, check
+from conformance.suite.topology import Topology
+from conformance.suite.verdicts import CheckReport, FlowResult, check
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Scenario:
     borrowed: tuple[str, ...] = ()  # client namespaces that existed before the scenario
     created: list[K8sObject] = field(default_factory=list)
     cni: CniFeatureReport | None = None  # the session's CNI feature canaries, named in mismatch explanations
+    _dns: ClusterDns | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -153,19 +155,34 @@ class Scenario:
         return replace(self.values, **changes)
 
     # -- observation ---------------------------------------------------------------------------------
+    def cluster_dns(self) -> ClusterDns:
+        """The cluster DNS as the GIM client pod sees it (looked up once per scenario)."""
+        if self._dns is None:
+            self._dns = find_cluster_dns(self.backend, self.topology.client_key(self.topology.gim_namespace))
+        return self._dns
+
+    def dns_results(self, results: Sequence[FlowResult]) -> list[FlowResult]:
+        """The results of ``results`` that probed the cluster DNS; skips the test, with the reason,
+        when the cluster has no DNS Service to probe."""
+        dns = self.cluster_dns()
+        if not dns.found:
+            self.notes.append(f"DNS: {dns.not_checked()}")
+            pytest.skip(dns.not_checked())
+        return [r for r in results if r.flow.destination.namespace == dns.namespace]
+
     def state(self) -> Cluster:
-        return self.backend.state([*self.topology.namespaces, DNS_NAMESPACE])
+        dns = self._dns.namespace if self._dns is not None and self._dns.namespace else None
+        return self.backend.state([*self.topology.namespaces, *([dns] if dns else [])])
 
     def flows(self, *, clients: Sequence[str] | None = None, include_dns: bool = False) -> list[Flow]:
+        if include_dns:
+            self.cluster_dns()
         state = self.state()
         contract = Contract(self.values, self.topology.gim_namespace, state)
         extra: list[tuple[Service, list]] = []
-        if include_dns:
-            extra = [
-                (s, [p for p in state.pods if s.selects(p)])
-                for s in state.services
-                if s.namespace == DNS_NAMESPACE and s.name == DNS_SERVICE
-            ]
+        dns = self.cluster_dns() if include_dns else None
+        if dns is not None and dns.found and dns.service is not None:
+            extra = [(dns.service, list(dns.endpoints))]
         return plan_flows(
             state,
             clients if clients is not None else self.topology.client_keys,
