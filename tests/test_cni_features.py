@@ -127,7 +127,7 @@ def test_each_canary_expects_some_flows_through_and_some_blocked(feature):
     canary = BY_FEATURE[feature]
     cf.plan_objects(layout, [canary], "agnhost", backend)
     backend.wait_ready(layout.namespaces(canary), 120)
-    state = backend.state([*layout.namespaces(canary), "kube-system"])
+    state = backend.state(layout.state_namespaces([canary]))
     flows = cf.canary_flows(layout, canary, state, layout.policies(canary, state))
     verdicts = {f.expected.allowed for f in flows}
     assert verdicts == {True, False}, [(f.probe, f.expected.reason) for f in flows]

@@ -244,3 +244,34 @@ def test_verify_from_a_snapshot_refuses_to_run_every_canary(tmp_path, capsys):
     status = main(["verify", "--gim-namespace", snap.GIM, "--snapshot", str(path), "--cni-features", "all"])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "--cni-features" in err and "live cluster" in err
+
+
+def test_egress_to_dns_follows_the_cluster_dns_the_client_uses_openshift_included():
+    from conformance.backends.model_faults import parse_faults
+
+    canary = cf.BY_FEATURE["egress-dns"]
+    report = cf.run_canaries(
+        ModelBackend(faults=parse_faults("openshift-dns")),
+        [canary],
+        cf.Layout("abcdef12"),
+        image="a",
+        **TIMING,
+    )
+    assert report.results["egress-dns"].status == cf.ENFORCED, report.lines()
+    backend = ModelBackend(faults=parse_faults("openshift-dns"))
+    layout = cf.Layout("abcdef12", dns_service="openshift-dns/dns-default")
+    cf.plan_objects(layout, [canary], "agnhost", backend)
+    state = backend.state(layout.state_namespaces([canary]))
+    (policy,) = layout.policies(canary, state)
+    assert {p["port"] for p in policy["spec"]["egress"][0]["ports"]} == {5353}  # after the Service's DNAT
+
+
+def test_egress_to_dns_is_not_checked_without_a_cluster_dns_service():
+    from conformance.backends.model_faults import parse_faults
+
+    backend = ModelBackend(faults=parse_faults("no-dns"))
+    report = cf.run_canaries(
+        backend, [cf.BY_FEATURE["egress-dns"]], cf.Layout("abcdef12"), image="agnhost", **TIMING
+    )
+    result = report.results["egress-dns"]
+    assert result.status == cf.NOT_CHECKED and "no cluster DNS Service found" in result.reason

@@ -86,7 +86,7 @@ def _cni_features(args: argparse.Namespace, scenario) -> int:
     layout = cf.Layout(PLAN_RUN_ID)
     backend = ModelBackend()
     objects = cf.plan_objects(layout, canaries, args.probe_image, backend)
-    state = backend.state([n for c in canaries for n in layout.namespaces(c)] + ["kube-system"])
+    state = backend.state(layout.state_namespaces(canaries))
     out = sys.stdout
     out.write(f"# {len(canaries)} CNI feature canaries ({args.cni_features}); pod IPs are examples\n")
     for canary in canaries:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from conformance.netpol.features import FEATURES
 from conformance.netpol.model import NAME_LABEL, Cluster, ContainerPort, K8sObject
-from conformance.suite.topology import DNS_NAMESPACE, DNS_SERVICE
 
+DNS_SERVICE_ROLE = "dns/service"  # stands for the cluster DNS Service ("namespace/name"), found at run time
 TEAM = "conformance.gitguardian.com/canary-team"  # the namespace label the selector canaries match
 PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}  # a host-network pod needs it
 SERVER = {"app": "server"}
@@ -97,16 +97,25 @@ def _ip_block(ns: Names, state: Cluster) -> list[K8sObject]:
 
 
 def _egress_dns(ns: Names, state: Cluster) -> list[K8sObject]:
-    dns = next(s for s in state.services if s.namespace == DNS_NAMESPACE and s.name == DNS_SERVICE)
-    peer = {"namespaceSelector": {"matchLabels": {NAME_LABEL: DNS_NAMESPACE}}, "podSelector": {}}
-    if dns.selector:
-        peer["podSelector"] = {"matchLabels": dict(dns.selector)}
+    """Egress to the cluster DNS pods on the ports its Service's port 53 lands on (53 on kind, EKS, GKE,
+    AKS; 5353 on OpenShift): a policy applies after the Service's DNAT."""
+    dns = next(s for s in state.services if s.key == ns(DNS_SERVICE_ROLE))
+    endpoints = [p for p in state.pods if dns.selects(p) and p.ip]
+    ports = []
+    for sp in dns.ports:
+        for pod in endpoints if sp.port == 53 else []:
+            named = pod.named_port(sp.target_port, sp.protocol) if isinstance(sp.target_port, str) else None
+            port = named.port if named else sp.target_port
+            if {"protocol": sp.protocol, "port": port} not in ports:
+                ports.append({"protocol": sp.protocol, "port": port})
+    peer = {
+        "namespaceSelector": {"matchLabels": {NAME_LABEL: dns.namespace}},
+        "podSelector": {"matchLabels": dict(dns.selector)},
+    }
     spec = {
         "podSelector": {"matchLabels": {"app": "client"}},
         "policyTypes": ["Egress"],
-        "egress": [
-            {"to": [peer], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
-        ],
+        "egress": [{"to": [peer], "ports": ports}],
     }
     return [_policy(ns("cli"), "canary", spec)]
 
@@ -334,17 +343,19 @@ CANARIES: tuple[Canary, ...] = (
     ),
     Canary(
         "egress-dns",
-        f"client's egress allowed only to {DNS_NAMESPACE}/{DNS_SERVICE} on 53 (UDP, TCP): the DNS"
-        " Service answers on TCP 53, a server of the run does not",
+        "client's egress allowed only to the cluster DNS pods (the Service of its resolv.conf nameserver,"
+        " e.g. kube-system/kube-dns) on the ports behind Service port 53: the DNS Service answers on TCP 53,"
+        " a server of the run does not",
         _SRV_CLI,
         _ONE_SERVER,
         _ONE_CLIENT,
         _egress_dns,
         (
-            Check("cli/client", f"{DNS_NAMESPACE}/{DNS_SERVICE}", 53, via="service"),
+            Check("cli/client", DNS_SERVICE_ROLE, 53, via="service"),
             Check("cli/client", "srv/server", 8080),
         ),
-        needs=f"a {DNS_NAMESPACE}/{DNS_SERVICE} Service (OpenShift's DNS is elsewhere: not checked there)",
+        needs="a Service for the nameserver of the client's resolv.conf, with ready endpoints (a node-local"
+        " DNS cache on a link-local address has none: not checked there)",
     ),
     Canary(
         "node-traffic",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conformance.backends.base import Backend
@@ -29,7 +29,8 @@ from conformance.netpol.model import Cluster, K8sObject, policy_key
 from conformance.netpol.probing import Outcome, Probe
 from conformance.netpol.simulator import Simulator
 from conformance.probes import agnhost
-from conformance.suite.cni_canaries import BY_FEATURE, CANARIES, Canary, Names
+from conformance.suite.cni_canaries import BY_FEATURE, CANARIES, DNS_SERVICE_ROLE, Canary, Names
+from conformance.suite.dns import find_cluster_dns
 from conformance.suite.flows import Flow
 from conformance.suite.topology import DNS_NAMESPACE, DNS_SERVICE
 from conformance.suite.verdicts import CheckReport, FlowResult, check
@@ -144,23 +145,30 @@ class Layout:
     host_network: bool = True  # False: node-traffic is not checked (verify's namespaces are 'restricted')
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     prefix: str = ""  # default: cf-<run id>
+    dns_service: str = f"{DNS_NAMESPACE}/{DNS_SERVICE}"  # the cluster DNS Service, once found
 
     def names(self, canary: Canary) -> Names:
         prefix = self.prefix or f"cf-{self.run_id[:6]}{self.suffix}"
 
         def name(role: str) -> str:
-            if role == DNS_NAMESPACE:
-                return role
+            if role == DNS_SERVICE_ROLE:
+                return self.dns_service
             return f"{prefix}-{canary.feature}-{role}"[:63].rstrip("-")
 
         return name
 
     def key(self, canary: Canary, where: str) -> str:
+        if where == DNS_SERVICE_ROLE:
+            return self.dns_service
         role, name = where.split("/", 1)
         return f"{self.names(canary)(role)}/{name}"
 
     def namespaces(self, canary: Canary) -> list[str]:
         return [self.names(canary)(role) for role in canary.namespaces]
+
+    def state_namespaces(self, canaries: Iterable[Canary]) -> list[str]:
+        """The namespaces whose objects the canaries' policies and probes need: theirs and the DNS's."""
+        return [n for c in canaries for n in self.namespaces(c)] + [self.dns_service.split("/", 1)[0]]
 
     def objects(self, canary: Canary, image: str) -> list[K8sObject]:
         ns = self.names(canary)
@@ -266,6 +274,25 @@ class _Clock:
         return time.monotonic()
 
 
+def _with_cluster_dns(
+    backend: Backend, layout: Layout, live: list[Canary], results: dict[str, CanaryResult]
+) -> Layout:
+    """The layout with the DNS Service the egress-dns canary's client really uses (kube-system/kube-dns,
+    openshift-dns/dns-default...); the canary is not checked when there is none."""
+    canary = BY_FEATURE["egress-dns"]
+    if canary not in live:
+        return layout
+    try:
+        dns = find_cluster_dns(backend, layout.key(canary, "cli/client"))
+    except NotImplementedError:  # a backend that cannot read a pod's resolv.conf: the usual name
+        return layout
+    if dns.found and dns.service is not None:
+        return replace(layout, dns_service=dns.service.key)
+    results[canary.feature] = CanaryResult(canary.feature, NOT_CHECKED, dns.not_checked())
+    live.remove(canary)
+    return layout
+
+
 def run_canaries(
     backend: Backend,
     canaries: Sequence[Canary],
@@ -296,7 +323,6 @@ def run_canaries(
         else:
             results[c.feature] = CanaryResult(c.feature, NOT_RUN)
             live.append(c)
-    namespaces = [n for c in live for n in layout.namespaces(c)]
     namespace_objects = [o for c in live for o in layout.objects(c, image) if o["kind"] == "Namespace"]
     if not live:
         return report
@@ -313,14 +339,15 @@ def run_canaries(
             for c in live:
                 results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, f"pods not ready: {exc}")
             return report
-        state = backend.state([*namespaces, DNS_NAMESPACE])
+        layout = _with_cluster_dns(backend, layout, live, results)
+        state = backend.state(layout.state_namespaces(live))
         planned: dict[str, tuple[list[Flow], list[K8sObject]]] = {}
         for c in live:
             try:
                 policies = layout.policies(c, state)
                 planned[c.feature] = (canary_flows(layout, c, state, policies), policies)
             except (NotCheckable, StopIteration, KeyError, ValueError) as exc:
-                why = str(exc) or f"no {DNS_NAMESPACE}/{DNS_SERVICE} Service in this cluster"
+                why = str(exc) or f"no Service {layout.dns_service} in this cluster"
                 results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, why)
 
         def run(flows: list[Flow], label: str) -> CheckReport:
@@ -395,7 +422,7 @@ def plan_objects(layout: Layout, canaries: Sequence[Canary], image: str, backend
     on ``backend`` (an in-memory model: the ipBlock canary needs pod IPs)."""
     objects = [o for c in canaries for o in layout.objects(c, image)]
     backend.apply(objects)
-    state = backend.state([n for c in canaries for n in layout.namespaces(c)] + [DNS_NAMESPACE])
+    state = backend.state(layout.state_namespaces(canaries))
     return objects + [p for c in canaries for p in layout.policies(c, state)]
 
 
