@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         for flag in ("kubeconfig", "context"):
             if getattr(args, flag):
                 raise UserError(f"--{flag} applies to a live cluster, not to --snapshot", source=f"--{flag}")
+        if args.cni_features == "all":
+            raise UserError(
+                "CNI feature canaries need a live cluster, not a snapshot", source="--cni-features"
+            )
         if args.probe_allowed_namespaces:
             raise UserError("probes need a live cluster, not a snapshot", source="--probe-allowed-namespaces")
         analysis = judged(lambda: analyse(load_view(args.snapshot), namespace, flow_logs))
@@ -108,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             image=args.probe_image,
             deadline_s=args.deadline,
+            cni_features=args.cni_features,
         )
         analysis = judged(lambda: verify_live(namespace, options, flow_logs))
     if args.report_dir:
@@ -165,5 +170,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--probe-image", default=None, metavar="IMAGE", help="live: agnhost image (for mirrors)"
+    )
+    parser.add_argument(
+        "--cni-features",
+        choices=("needed", "all", "none"),
+        default="needed",
+        help="live: CNI feature canaries for the NetworkPolicy features GIM's policies use (needed),"
+        " all, or none",
     )
     parser.set_defaults(func=run)

@@ -7,9 +7,12 @@ A live cluster that fails the canary would make every 'allowed' verdict meaningl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from conformance.backends.base import Backend
+from conformance.netpol.model import K8sObject
+from conformance.suite import cni_features
 from conformance.suite.flows import plan_flows
 from conformance.suite.scenario import Timing
 from conformance.suite.topology import REFERENCE_WORKLOADS, Topology
@@ -26,6 +29,7 @@ class ControlFailed(Exception):
 class ControlResults:
     baseline: CheckReport
     canary: CheckReport
+    cni: cni_features.CniFeatureReport | None = None  # the feature canaries (--cni-features)
 
 
 def deny_all(namespace: str) -> dict:
@@ -38,9 +42,43 @@ def deny_all(namespace: str) -> dict:
 
 
 def run_controls(
-    backend: Backend, run_id: str, timing: Timing, *, image: str, suffix: str = ""
+    backend: Backend,
+    run_id: str,
+    timing: Timing,
+    *,
+    image: str,
+    suffix: str = "",
+    cni_features_choice: str = "none",
+    policies: Sequence[K8sObject] = (),
 ) -> ControlResults:
-    """Baseline then canary in scratch namespaces, deleted afterwards. Raises ControlFailed."""
+    """Baseline then canary in scratch namespaces, deleted afterwards; then the CNI feature canaries
+    ``cni_features_choice`` asks for (those of the features ``policies`` use, all, or none). Raises
+    ControlFailed, with one line per feature the policies use that the CNI does not enforce."""
+    results = _run_controls(backend, run_id, timing, image=image, suffix=suffix)
+    needed = cni_features.needed_features(policies)
+    canaries = cni_features.chosen(cni_features_choice, needed)
+    if not canaries:
+        return results
+    report = cni_features.run_canaries(
+        backend,
+        canaries,
+        cni_features.Layout(run_id, suffix),
+        image=image,
+        probe_timeout_s=timing.probe_timeout_s,
+        deadline_s=timing.converge_timeout_s,
+        ready_timeout_s=timing.ready_timeout_s,
+        retry_interval_s=timing.retry_interval_s,
+        needed=needed,
+    )
+    failures = report.failures()
+    if failures:
+        raise ControlFailed("\n".join(failures))
+    return ControlResults(results.baseline, results.canary, report)
+
+
+def _run_controls(
+    backend: Backend, run_id: str, timing: Timing, *, image: str, suffix: str
+) -> ControlResults:
     topo = Topology(
         run_id,
         f"canary-{run_id[:6]}{suffix}",

@@ -124,6 +124,13 @@ def options() -> tuple[Option, ...]:
         Option("--keep-namespaces", "leave each test's namespaces in the cluster (debugging)", False, "flag"),
         Option("--report-dir", "write a JSON report of every check here"),
         Option(
+            "--cni-features",
+            "CNI feature canaries run before the tests: needed (the NetworkPolicy features the policies "
+            "under test use), all, or none; a needed feature the CNI does not enforce fails the run",
+            "needed",
+            choices=("needed", "all", "none"),
+        ),
+        Option(
             "--verify-namespace",
             "verify the cluster GIM already runs in, in this namespace "
             "(conformance/test_verify_cluster.py; live with --backend existing)",

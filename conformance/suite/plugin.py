@@ -23,6 +23,7 @@ from conformance.backends.base import Backend, BackendUnavailable
 from conformance.errors import UserError
 from conformance.gim.values import NetpolValues, load_values
 from conformance.suite import options as opts
+from conformance.suite.cni_features import cni_summary_lines, policies_under_test
 from conformance.suite.controls import ControlFailed, ControlResults, run_controls
 from conformance.suite.scenario import Scenario, Timing
 from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology, Workload
@@ -280,19 +281,23 @@ def _leftovers_dir(config: pytest.Config) -> Path:
 def netpol_controls(netpol_settings: Settings, netpol_backend: Backend) -> ControlResults:
     """Baseline and CNI canary, once per session (per xdist worker), before any scenario."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    s = netpol_settings
     try:
         return run_controls(
             netpol_backend,
-            netpol_settings.run_id,
-            netpol_settings.timing,
-            image=netpol_settings.options["probe_image"],
+            s.run_id,
+            s.timing,
+            image=s.options["probe_image"],
             suffix=worker,
+            cni_features_choice=s.options["cni_features"],
+            policies=policies_under_test(s.values, s.policies, s.options["gim_namespace"]),
         )
     except ControlFailed as e:
         pytest.fail(str(e), pytrace=False)
 
 
 _counter = iter(range(1, 1_000_000))
+_cni_recorded: list[bool] = []
 
 
 def _name(role: str, run_id: str, serial: int) -> str:
@@ -376,7 +381,7 @@ def scenario(
                 allowed_namespaces=allowed_ns,
                 extra_policies=tuple(extra_policies),
             )
-        sc = Scenario(netpol_backend, topology, values, s.timing, s.policies)
+        sc = Scenario(netpol_backend, topology, values, s.timing, s.policies, cni=netpol_controls.cni)
         made.append(sc)
         sc.setup()
         if deploy:
@@ -386,6 +391,11 @@ def scenario(
     yield make
     from conformance.api_errors import ApiUnreachable
 
+    if netpol_controls.cni is not None and not _cni_recorded:  # once per session (per xdist worker)
+        _cni_recorded.append(True)
+        request.node.user_properties.append(
+            ("gim-netpol-cni-features", json.dumps(netpol_controls.cni.to_json()))
+        )
     for sc in made:
         _record(request, sc)
         if not s.options["keep_namespaces"]:
@@ -423,8 +433,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not rows or settings is None:
         return
     terminalreporter.section(f"gim-netpol conformance ({settings.backend} backend)")
+    for value in dict.fromkeys(v for _, n, v in rows if n == "gim-netpol-cni-features"):
+        terminalreporter.write_line("\n".join(cni_summary_lines(json.loads(value))))
     clocks: dict[str, float] = {}
     for nodeid, name, value in rows:
+        if name == "gim-netpol-cni-features":
+            continue
         if name == CLOCK:
             d = json.loads(value)
             clocks[d["worker"]] = max(clocks.get(d["worker"], 0.0), d["now"])
@@ -461,7 +475,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _entry(kind: str, value: str) -> dict:
-    if kind == "gim-netpol-check":
+    if kind in ("gim-netpol-check", "gim-netpol-cni-features"):
         return json.loads(value)
     if kind == INFRASTRUCTURE:
         return {"infrastructure_error": True, "error": value}

@@ -18,6 +18,7 @@ from conformance.gim.values import NetpolValues
 from conformance.netpol.model import Cluster, K8sObject, Service, policy_key
 from conformance.netpol.simulator import Simulator
 from conformance.probes.agnhost import RUN_LABEL
+from conformance.suite.cni_features import CniFeatureReport, feature_hints
 from conformance.suite.dns import ClusterDns, find_cluster_dns
 from conformance.suite.flows import Flow, plan_flows, without_safety_net
 from conformance.suite.topology import Topology
@@ -44,6 +45,7 @@ class Scenario:
     applied: list[K8sObject] = field(default_factory=list)
     borrowed: tuple[str, ...] = ()  # client namespaces that existed before the scenario
     created: list[K8sObject] = field(default_factory=list)
+    cni: CniFeatureReport | None = None  # the session's CNI feature canaries, named in mismatch explanations
     _dns: ClusterDns | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -200,6 +202,8 @@ class Scenario:
             deadline_s=self.timing.converge_timeout_s,
             retry_interval_s=self.timing.retry_interval_s,
         )
+        if report.mismatches:
+            report.hints = feature_hints(self.state().policies, self.cni)
         self.reports.append(report)
         return report
 

@@ -12,7 +12,7 @@ is reported as such.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tenacity import RetryError, Retrying, retry_if_result, wait_fixed
@@ -123,6 +123,8 @@ class CheckReport:
     probe_timeout_s: float
     repro: dict[int, str] = field(default_factory=dict)
     diagnostics: dict[str, str] = field(default_factory=dict)  # client pod -> its events, for errors
+    # More to say about a mismatch (the NetworkPolicy features of the rules involved and their CNI canary)
+    hints: Callable[[FlowResult], list[str]] | None = None
 
     @property
     def contract_breaks(self) -> list[FlowResult]:
@@ -199,6 +201,8 @@ class CheckReport:
                 f" observed [{seen}]"
             )
             lines.append(f"    why expected: {f.expected.reason}")
+            if self.hints is not None and not r.infrastructure_error:
+                lines.extend(f"    {hint}" for hint in self.hints(r))
             if r.last and r.last.detail:
                 lines.append(f"    detail: {r.last.detail.strip()[:300]}")
             if id(r) in self.repro:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from conformance.errors import UserError
 from conformance.netpol.model import Pod
@@ -88,6 +89,7 @@ class Analysis:
     probes: list[ProbeRecord] = field(default_factory=list)  # live runs only
     live: bool = False
     observed_blocked: dict[str, list[Blocked]] = field(default_factory=dict)  # flow logs only, no API
+    cni_features: Any = None  # live: the CNI feature canaries (a suite.cni_features.CniFeatureReport)
 
     @property
     def violations(self) -> list[ExpectedFlow]:

@@ -36,6 +36,7 @@ from conformance.suite.flows import plan_flows
 from conformance.suite.verdicts import observe, settled
 from conformance.verify import kinds
 from conformance.verify.analysis import Analysis, ProbeRecord, analyse
+from conformance.verify.cni_features import check_cni_features, explain_probes
 from conformance.verify.discovery import ClusterView, view_from_objects
 from conformance.verify.flowlogs import FlowLog
 from conformance.verify.rbac import api_review, missing_permissions, required_permissions
@@ -64,6 +65,7 @@ class LiveOptions:
     timeout_s: float = 5.0
     image: str | None = None
     deadline_s: float = 30.0  # retrying disagreeing probes (and waiting for the canary's deny-all to hold)
+    cni_features: str = "needed"  # the CNI feature canaries: needed (by GIM's policies), all, none
 
 
 # -- connection -------------------------------------------------------------------------------------
@@ -441,6 +443,19 @@ def _run_probes(
     if problem:
         analysis.problems.insert(0, problem)
         return  # no 'allowed' result can be trusted on this cluster
+    analysis.cni_features, problems = check_cni_features(
+        backend,
+        view.cluster,
+        analysis.gim_namespace,
+        run_id,
+        choice=options.cni_features,
+        image=image,
+        probe_timeout_s=options.timeout_s,
+        deadline_s=options.deadline_s,
+        ready_timeout_s=READY_TIMEOUT_S,
+        prefix=f"{SCRATCH_PREFIX}-{run_id}",
+    )
+    analysis.problems.extend(problems)
 
     probe_ns = scratch_namespace(run_id, "probe")
     name = probe_ns["metadata"]["name"]
@@ -510,3 +525,4 @@ def _run_probes(
                 f"probe {probe.client} -> {probe.target}:{probe.port}/{probe.protocol} via {probe.via}:"
                 f" expected {expected_word}, observed {last.outcome} ({reason})"
             )
+    explain_probes(analysis, cluster, clients)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from conformance.verify.analysis import Analysis
+from conformance.verify.cni_features import html_section
 from conformance.verify.inference import DRYRUN, ENFORCE
 from conformance.verify.matrix import ALLOWED, BLOCKED, BROKEN, MIXED, NONE, SYMBOLS, grid
 from conformance.verify.report_json import values_snippet
@@ -230,6 +231,7 @@ def to_html(analysis: Analysis) -> str:
         f"{matrix}"
         f"<h2>Values to paste</h2><pre>{escape(values_snippet(analysis))}</pre>"
         f"{_probes(analysis)}"
+        f"{html_section(analysis.cni_features)}"
         f"{_list('Warnings', analysis.warnings)}{_list('Notes', analysis.notes)}"
     )
     title = escape(f"gim-netpol verify {analysis.gim_namespace}")

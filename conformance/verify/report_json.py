@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from conformance.verify.analysis import Analysis
+from conformance.verify.cni_features import json_section
 from conformance.verify.inference import DISABLED, DRYRUN
 
 
@@ -139,6 +140,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "valuesSnippet": values_snippet(analysis),
         "flows": [_flow(analysis, f) for f in analysis.flows],
         "probes": [_probe(p) for p in analysis.probes],
+        "cniFeatures": json_section(analysis.cni_features),
         "conforms": analysis.conforms,
         "exitStatus": analysis.exit_status,
         "problems": list(analysis.problems),

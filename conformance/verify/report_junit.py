@@ -9,6 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from conformance.verify.analysis import Analysis
+from conformance.verify.cni_features import junit_cases
 
 
 def _case(
@@ -62,6 +63,16 @@ def to_junit(analysis: Analysis) -> str:
             needs, "verify.needsAccess", f"{need.namespace} reaches GIM [enforce]", props, failure
         )
     suites.append((needs, len(analysis.shadow.needs), failed))
+
+    cni_cases = junit_cases(analysis.cni_features)
+    if cni_cases:
+        cni = ET.SubElement(root, "testsuite", name=f"verify {ns}: CNI features")
+        failed = 0
+        for name, props, failure, skipped in cni_cases:
+            failed += _case(cni, "verify.cniFeatures", name, props, failure)
+            if skipped:
+                ET.SubElement(cni[-1], "skipped", message=str(props.get("reason", "")))
+        suites.append((cni, len(cni_cases), failed))
 
     if analysis.live:
         probes = ET.SubElement(root, "testsuite", name=f"verify {ns}: probes [{mode}]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conformance.netpol.truthtable import render_table
 from conformance.verify.analysis import Analysis
+from conformance.verify.cni_features import text_section
 from conformance.verify.inference import DRYRUN, ENFORCE
 from conformance.verify.matrix import SYMBOLS, grid
 from conformance.verify.report_json import values_snippet
@@ -79,6 +80,8 @@ def render_text(analysis: Analysis, *, max_problems: int = 20) -> str:
         if items:
             parts.append("\n".join([title, *(f"  - {i}" for i in items)]))
     parts.append("Values to paste (suggested allowedNamespaces)\n" + values_snippet(analysis).rstrip())
+    if analysis.cni_features is not None:
+        parts.append(text_section(analysis.cni_features))
     if analysis.conforms:
         verdict = (
             "CONFORMS: the policies keep the documented contract and nothing that needs GIM would be blocked"
