@@ -238,7 +238,7 @@ def _scenario(mode: str) -> Scenario:
     topo = Topology("run1", "gim", ("ingress-nginx",), ("not-allowed",))
     values = NetpolValues(enabled=True, mode=mode, allowed_namespaces=("ingress-nginx",))
     timing = Timing(probe_timeout_s=0.1, converge_timeout_s=0.2, retry_interval_s=0)
-    sc = Scenario(ModelBackend(), topo, values, timing)
+    sc = Scenario.standalone(ModelBackend(), topo, values, timing)
     sc.setup()
     sc.deploy()
     return sc

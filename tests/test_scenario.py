@@ -18,7 +18,7 @@ def _namespace(name: str) -> dict:
 
 def _scenario(backend: ModelBackend) -> Scenario:
     topology = Topology("run1", "gim-under-test", ("ingress-nginx",), ("not-allowed-1",))
-    return Scenario(backend, topology, VALUES)
+    return Scenario.standalone(backend, topology, VALUES)
 
 
 def test_existing_client_namespace_is_borrowed_not_deleted():

@@ -7,6 +7,7 @@ labels, the policies in force) and answers probes. ``model`` answers them with t
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -21,6 +22,20 @@ class HeldConnection(Protocol):
     def close(self) -> None: ...
 
 
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
 class BackendUnavailable(Exception):
     """The backend cannot start (no docker, no kind, no kubeconfig...): the message says how to fix it."""
 
@@ -29,6 +44,7 @@ class Backend(ABC):
     """A place where objects are applied and connectivity is observed."""
 
     name: str = "?"
+    clock: Clock = RealClock()
 
     @abstractmethod
     def apply(self, objects: Sequence[K8sObject]) -> None:
