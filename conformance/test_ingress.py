@@ -68,7 +68,7 @@ def test_enforce_namespace_created_after_the_policies_is_allowed(scenario):
     """A listed namespace that did not exist at deploy time (or was deleted and recreated) is allowed
     without redeploying: the rule matches the namespace's name label, not a snapshot of namespaces."""
     sc = scenario("enforce", own_values=True)
-    late = f"late-{sc.topology.gim_namespace}"[:63]
+    late = sc.scratch_name("late")
     sc.deploy(sc.with_values(allowed_namespaces=(*sc.values.allowed_namespaces, late)))
     sc.add_client_namespace(late, allowed=True)
     report = sc.assert_conforms("enforce: namespace created after the policies")

@@ -14,7 +14,7 @@ def enforce_scenario(backend: ModelBackend, *extra_policies: dict, run_id: str =
     values = NetpolValues(
         enabled=True, mode="enforce", allowed_namespaces=("ingress-nginx",), extra_policies=extra_policies
     )
-    sc = Scenario(backend, topology, values, Timing())
+    sc = Scenario.standalone(backend, topology, values, Timing())
     sc.setup()
     sc.deploy()
     return sc

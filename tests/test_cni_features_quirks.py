@@ -153,7 +153,7 @@ def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
         enabled=True, mode="enforce", allowed_namespaces=("monitoring",), extra_policies=(allow_web(),)
     )
     topology = Topology("abcdef12", "gim-abcdef", ("monitoring",), ("not-allowed",))
-    sc = Scenario(backend, topology, values, Timing(retry_interval_s=1.0))
+    sc = Scenario.standalone(backend, topology, values, Timing(retry_interval_s=1.0))
     needed = cf.needed_features(sc.policies_for(values))
     sc.cni = cf.run_canaries(
         backend, cf.chosen("needed", needed), cf.Layout("abcdef12"), image="agnhost", needed=needed, **TIMING

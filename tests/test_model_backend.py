@@ -239,7 +239,7 @@ def test_one_observation_per_probe_in_order(backend):
 def _scenario(mode: str) -> Scenario:
     topo = Topology("run1", "gim", ("ingress-nginx",), ("not-allowed",))
     values = NetpolValues(enabled=True, mode=mode, allowed_namespaces=("ingress-nginx",))
-    sc = Scenario(ModelBackend(), topo, values, Timing())
+    sc = Scenario.standalone(ModelBackend(), topo, values, Timing())
     sc.setup()
     sc.deploy()
     return sc

@@ -19,7 +19,7 @@ def _namespace(name: str) -> dict:
 
 def _scenario(backend: ModelBackend) -> Scenario:
     topology = Topology("run1", "gim-under-test", ("ingress-nginx",), ("not-allowed-1",))
-    return Scenario(backend, topology, VALUES)
+    return Scenario.standalone(backend, topology, VALUES)
 
 
 def test_existing_client_namespace_is_borrowed_not_deleted():
@@ -75,7 +75,7 @@ def test_a_terminating_client_namespace_of_the_run_is_not_borrowed():
     first.teardown()
     second = _scenario(backend)
     second.setup()
-    assert "not-allowed-1" not in second.borrowed
+    assert "not-allowed-1" not in second.fleet.borrowed
     second.teardown()
     assert backend.namespace_phases()["not-allowed-1"] == "Terminating"
 

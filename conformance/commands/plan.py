@@ -54,7 +54,7 @@ def build(args: argparse.Namespace):
         args.probe_image,
         gim_client=gim_client,
     )
-    scenario = Scenario(ModelBackend(), topology, values, manifests_policies=policies)
+    scenario = Scenario.standalone(ModelBackend(), topology, values, manifests_policies=policies)
     return scenario
 
 

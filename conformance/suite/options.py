@@ -121,7 +121,19 @@ def options() -> tuple[Option, ...]:
         ),
         Option("--chart", "chart path: run helm template with --values and test its output"),
         Option("--gim-namespace", "GIM namespace when the values name real namespaces", "gitguardian"),
-        Option("--keep-namespaces", "leave each test's namespaces in the cluster (debugging)", False, "flag"),
+        Option(
+            "--keep-namespaces",
+            "leave each test's namespaces and policies in the cluster (debugging; implies --fleet test)",
+            False,
+            "flag",
+        ),
+        Option(
+            "--fleet",
+            "session: probe namespaces and pods created once and reused by every test (fast); "
+            "test: fresh ones for every test (slow, for comparison)",
+            "session",
+            choices=("session", "test"),
+        ),
         Option("--report-dir", "write a JSON report of every check here"),
         Option(
             "--cni-features",

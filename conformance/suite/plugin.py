@@ -7,6 +7,7 @@ gate never passes by skipping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from conformance.gim.values import NetpolValues, load_values
 from conformance.suite import options as opts
 from conformance.suite.cni_features import cni_summary_lines, policies_under_test
 from conformance.suite.controls import ControlFailed, ControlResults, run_controls
+from conformance.suite.fleet import Fleet, FleetBroken
 from conformance.suite.scenario import Scenario, Timing
 from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology, Workload
 
@@ -306,6 +308,49 @@ def _name(role: str, run_id: str, serial: int) -> str:
 
 
 ScenarioFactory = Callable[..., Scenario]
+FLEET_ROLES = ("ingress-nginx", "monitoring")  # client namespaces the reference values allow
+
+
+def _fleet_topology(s: Settings, serial: int) -> Topology:
+    """The fleet's namespaces: with --values, the names they fix; else names unique to the run."""
+    other = (_name("not-allowed", s.run_id, serial),)
+    if s.values is not None:
+        gim, allowed = s.options["gim_namespace"], s.values.allowed_namespaces
+    else:
+        gim, allowed = _name("gim", s.run_id, serial), tuple(_name(r, s.run_id, serial) for r in FLEET_ROLES)
+    return Topology(
+        s.run_id, gim, allowed, other, s.workloads, s.options["probe_image"], gim_client=s.gim_client
+    )
+
+
+def _new_fleet(s: Settings, backend: Backend) -> Fleet:
+    fleet = Fleet(backend, _fleet_topology(s, next(_counter)), s.timing.ready_timeout_s)
+    try:
+        fleet.setup()
+    except BaseException as e:
+        # What was created is deleted now, or named with its cleanup command at the end of the session.
+        with contextlib.suppress(Exception):
+            fleet.teardown()
+        if isinstance(e, FleetBroken):
+            pytest.fail(str(e), pytrace=False)
+        raise
+    return fleet
+
+
+@pytest.fixture(scope="session")
+def netpol_fleet(netpol_settings: Settings, netpol_backend: Backend) -> Iterator[Callable[[], Fleet]]:
+    """The session's probe fleet, created on first use (a run whose tests all skip creates nothing) and
+    deleted at the end of the session unless --keep-namespaces."""
+    made: list[Fleet] = []
+
+    def get() -> Fleet:
+        if not made:
+            made.append(_new_fleet(netpol_settings, netpol_backend))
+        return made[0]
+
+    yield get
+    if made and not netpol_settings.options["keep_namespaces"]:
+        made[0].teardown()
 
 
 @pytest.fixture
@@ -313,15 +358,17 @@ def scenario(
     netpol_settings: Settings,
     netpol_backend: Backend,
     netpol_controls: ControlResults,
+    netpol_fleet: Callable[[], Fleet],
     request: pytest.FixtureRequest,
 ) -> Iterator[ScenarioFactory]:
-    """Build a scenario for a mode: namespaces, stand-ins and clients deployed, no policy yet.
+    """Build a scenario for a mode on the probe fleet, with the mode's policies deployed.
 
     ``own_values=True`` marks a test that needs values of its own shape: it is skipped when the run was
     given --values. ``switches_modes=True`` marks a test that redeploys the same values in other modes:
     with --values it uses them (mode set by the test), with --manifests it is skipped (one rendering
     holds one mode). Otherwise, with --values, the user's values and namespace names are used, and a
-    test for another mode is skipped with the reason.
+    test for another mode is skipped with the reason. With ``--fleet test`` every scenario gets a fleet
+    of its own, created and deleted with it.
     """
     made: list[Scenario] = []
     s = netpol_settings
@@ -329,15 +376,13 @@ def scenario(
     def make(
         mode: str,
         *,
-        allowed: int = 2,
+        allowed: int = len(FLEET_ROLES),
         extra_policies: tuple[dict, ...] = (),
         own_values: bool = False,
         switches_modes: bool = False,
         deploy: bool = True,
     ) -> Scenario:
         assert mode in MODES, mode
-        serial = next(_counter)
-        other = _name("not-allowed", s.run_id, serial)
         if s.values is not None:
             if own_values:
                 pytest.skip("this test sets values of its own shape; it runs without --values/--set")
@@ -354,34 +399,21 @@ def scenario(
                 pytest.skip(
                     f"not applicable: the values under test set mode {values_mode(s.values)}, not {mode}"
                 )
-            topology = Topology(
-                s.run_id,
-                s.options["gim_namespace"],
-                values.allowed_namespaces,
-                (other,),
-                s.workloads,
-                s.options["probe_image"],
-                gim_client=s.gim_client,
-            )
-        else:
-            roles = ("ingress-nginx", "monitoring", "allowed")[:allowed]
-            allowed_ns = tuple(_name(r, s.run_id, serial) for r in roles)
-            topology = Topology(
-                s.run_id,
-                _name("gim", s.run_id, serial),
-                allowed_ns,
-                (other,),
-                s.workloads,
-                s.options["probe_image"],
-                gim_client=s.gim_client,
-            )
+        per_test = s.options["fleet"] == "test" or s.options["keep_namespaces"]
+        fleet = Fleet(netpol_backend, _fleet_topology(s, next(_counter))) if per_test else netpol_fleet()
+        topology = fleet.view(None if s.values is not None else allowed)
+        if s.values is None:
             values = NetpolValues(
                 enabled=mode != "disabled",
                 mode="enforce" if mode == "enforce" else "dryrun",
-                allowed_namespaces=allowed_ns,
+                allowed_namespaces=topology.allowed_namespaces,
                 extra_policies=tuple(extra_policies),
             )
-        sc = Scenario(netpol_backend, topology, values, s.timing, s.policies, cni=netpol_controls.cni)
+        if per_test:
+            sc = Scenario.standalone(netpol_backend, topology, values, s.timing, s.policies)
+        else:
+            sc = Scenario(netpol_backend, fleet, topology, values, s.timing, s.policies)
+        sc.cni = netpol_controls.cni
         made.append(sc)
         sc.setup()
         if deploy:

@@ -125,6 +125,13 @@ class CheckReport:
     diagnostics: dict[str, str] = field(default_factory=dict)  # client pod -> its events, for errors
     # More to say about a mismatch (the NetworkPolicy features of the rules involved and their CNI canary)
     hints: Callable[[FlowResult], list[str]] | None = None
+    apply_s: float = 0.0  # the API calls that deployed the policies under check
+    ready_s: float = 0.0  # confirming that the probe pods are still Ready
+
+    @property
+    def retries(self) -> int:
+        """Probes run again because they had not settled yet (convergence, or a flake)."""
+        return sum(len(r.samples) for r in self.results) - sum(1 for r in self.results if r.samples)
 
     @property
     def contract_breaks(self) -> list[FlowResult]:
@@ -219,7 +226,10 @@ class CheckReport:
             "probes": len(self.results),
             "mismatches": len(self.mismatches),
             "contract_breaks": len(self.contract_breaks),
+            "apply_s": round(self.apply_s, 3),
+            "ready_s": round(self.ready_s, 3),
             "converge_s": round(self.converge_s, 3),
+            "retries": self.retries,
             # pod-IP probes whose two ends run on the same node / on different nodes
             "same_node": sum(1 for r in self.results if r.flow.probe.via == "pod" and _same_node(r.flow)),
             "cross_node": sum(
