@@ -67,18 +67,40 @@ def observe(
 ) -> list[list[Observation]]:
     """The samples of every probe: all once, then only the unsettled ones again, until every probe has
     settled or the deadline has passed. ``served[i]`` says the destination of probe i is known to
-    listen on its port: a refusal there is a reject."""
+    listen on its port: a refusal there is a reject.
+
+    A connection seen while the policies were not in force yet proves nothing: right after an apply
+    the CNI is still programming, and a flow expected blocked that still got through shows it. So an
+    allowed flow whose connection was sampled in or before the last round in which any flow expected
+    blocked got through is probed again (with the retries already due, so it costs no extra round):
+    a CNI that skips an allow policy is caught once its deny holds, not passed while nothing held."""
     samples: list[list[Observation]] = [[] for _ in probes]
+    sampled_in: list[int] = [0] * len(probes)  # the round of each probe's last sample
     known = list(served) if served is not None else [False] * len(probes)
+    rounds = 0
+    last_leak = 0  # the last round in which a flow expected blocked was not blocked
+
+    def due() -> list[int]:
+        return [
+            i
+            for i, s in enumerate(samples)
+            if not settled(expected_allowed[i], s) or (expected_allowed[i] and sampled_in[i] <= last_leak)
+        ]
 
     def probe_pending() -> list[int]:
-        pending = [i for i, s in enumerate(samples) if not settled(expected_allowed[i], s)]
+        nonlocal rounds, last_leak
+        pending = due()
         if pending:
+            rounds += 1
             for i, o in zip(
                 pending, backend.probe([probes[i] for i in pending], probe_timeout_s), strict=True
             ):
-                samples[i].append(rejected(o) if known[i] else o)
-        return [i for i, s in enumerate(samples) if not settled(expected_allowed[i], s)]
+                observed = rejected(o) if known[i] else o
+                samples[i].append(observed)
+                sampled_in[i] = rounds
+                if not expected_allowed[i] and observed.outcome.reached:
+                    last_leak = rounds
+        return due()
 
     clock = backend.clock
     start = clock.now()
