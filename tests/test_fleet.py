@@ -186,3 +186,28 @@ def test_fleet_test_gives_every_test_namespaces_of_its_own(tmp_path: Path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     gim = [n for n in namespaces if n.startswith("gim-")]
     assert len(gim) == len(set(gim)) >= 7, gim
+
+
+def test_the_controls_run_on_the_fleet_and_leave_no_policy_on_it():
+    from conformance.suite.controls import run_controls
+
+    fleet = _fleet(ModelBackend())
+    before = set(fleet.backend.namespace_phases())
+    results = run_controls(fleet.backend, "run1", TIMING, image="agnhost", fleet=fleet)
+    assert results.baseline.ok and results.canary.ok
+    probed = {r.flow.probe.client for r in results.canary.results}
+    assert probed == set(fleet.topology.client_keys), "every client of the fleet is a control client"
+    assert not any(r.flow.expected.allowed for r in results.canary.results)
+    assert set(fleet.backend.namespace_phases()) == before, "no scratch namespace for the controls"
+    assert fleet.backend.state(fleet.topology.namespaces).policies == []
+
+
+def test_the_controls_do_not_probe_from_a_borrowed_namespace():
+    from conformance.suite.controls import run_controls
+
+    backend = ModelBackend()
+    backend.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}])
+    fleet = _fleet(backend)
+    assert fleet.borrowed == ("monitoring",)
+    results = run_controls(backend, "run1", TIMING, image="agnhost", fleet=fleet)
+    assert "monitoring/client" not in {r.flow.probe.client for r in results.baseline.results}

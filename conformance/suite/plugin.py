@@ -280,10 +280,14 @@ def _leftovers_dir(config: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def netpol_controls(netpol_settings: Settings, netpol_backend: Backend) -> ControlResults:
-    """Baseline and CNI canary, once per session (per xdist worker), before any scenario."""
+def netpol_controls(
+    netpol_settings: Settings, netpol_backend: Backend, netpol_fleet: Callable[[], Fleet]
+) -> ControlResults:
+    """Baseline and CNI canary, once per session (per xdist worker), before any scenario: on the
+    session's probe fleet, or in scratch namespaces when every test has a fleet of its own."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     s = netpol_settings
+    per_test = s.options["fleet"] == "test" or s.options["keep_namespaces"]
     try:
         return run_controls(
             netpol_backend,
@@ -293,8 +297,9 @@ def netpol_controls(netpol_settings: Settings, netpol_backend: Backend) -> Contr
             suffix=worker,
             cni_features_choice=s.options["cni_features"],
             policies=policies_under_test(s.values, s.policies, s.options["gim_namespace"]),
+            fleet=None if per_test else netpol_fleet(),
         )
-    except ControlFailed as e:
+    except (ControlFailed, FleetBroken) as e:
         pytest.fail(str(e), pytrace=False)
 
 
