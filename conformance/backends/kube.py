@@ -336,7 +336,8 @@ class KubeBackend(Backend):
         self.delete(objects, wait=True, timeout_s=timeout_s)
 
     def resolv_conf(self, pod_key: str) -> str:
-        """``cat /etc/resolv.conf`` exec'd in the pod (the agnhost image has a shell's coreutils)."""
+        """``cat /etc/resolv.conf`` exec'd in the pod: agnhost is built on Alpine (its Dockerfile in
+        kubernetes test/images/agnhost installs bash etc. with apk), so busybox's cat is there."""
         ns, name = pod_key.split("/", 1)
         try:
             code, out, err = run_exec(self.new_core_api(), ns, name, ["cat", "/etc/resolv.conf"], 30.0)
