@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import pytest
 import yaml
 
+from conformance.backends import tools
 from conformance.backends.kind import (
+    CALICO_TESTED_KUBERNETES,
+    NODE_IMAGE,
     REPO_CONFIG,
     calico_custom_resources,
     calico_manifest_names,
@@ -78,9 +82,11 @@ def test_pod_subnet_is_the_calico_ippool_cidr():
     assert [p["cidr"] for p in pools] == [subnet]
 
 
-def test_custom_resources_keep_everything_but_the_cidr():
+def test_only_the_installation_is_created_with_everything_but_the_cidr_kept():
+    """Issue 13 item 6: APIServer (aggregated projectcalico.org/v3 API, which holds namespace deletion
+    until it serves), Goldmane and Whisker are not created: Kubernetes NetworkPolicy needs none of them."""
     rendered = list(yaml.safe_load_all(calico_custom_resources(UPSTREAM_CUSTOM_RESOURCES, "10.244.0.0/16")))
-    assert [d["kind"] for d in rendered] == ["Installation", "APIServer", "Goldmane", "Whisker"]
+    assert [d["kind"] for d in rendered] == ["Installation"]
     pool = rendered[0]["spec"]["calicoNetwork"]["ipPools"][0]
     assert pool == {
         "name": "default-ipv4-ippool",
@@ -90,6 +96,34 @@ def test_custom_resources_keep_everything_but_the_cidr():
         "natOutgoing": "Enabled",
         "nodeSelector": "all()",
     }
+
+
+def test_each_pool_gets_the_pod_cidr_of_its_own_ip_family():
+    """Issue 13 item 9: an IPv6 pool is not given the IPv4 subnet."""
+    dual = UPSTREAM_CUSTOM_RESOURCES.replace(
+        "      nodeSelector: all()\n",
+        "      nodeSelector: all()\n    - name: default-ipv6-ippool\n      cidr: fd00::/48\n",
+    )
+    rendered = list(yaml.safe_load_all(calico_custom_resources(dual, "10.244.0.0/16,fd00:10:244::/56")))
+    pools = rendered[0]["spec"]["calicoNetwork"]["ipPools"]
+    assert [(p["name"], p["cidr"]) for p in pools] == [
+        ("default-ipv4-ippool", "10.244.0.0/16"),
+        ("default-ipv6-ippool", "fd00:10:244::/56"),
+    ]
+    with pytest.raises(UserError, match="default-ipv6-ippool is IPv6 but the cluster's pod CIDRs"):
+        calico_custom_resources(dual, "10.244.0.0/16")
+
+
+def test_the_nodes_run_the_pinned_image_within_calicos_tested_kubernetes_range():
+    """Issue 13 item 4: kind v0.32.0 would default to Kubernetes v1.36.1."""
+    raw = yaml.safe_load(REPO_CONFIG.read_text())
+    assert [n.get("image") for n in raw["nodes"]] == [NODE_IMAGE] * 3
+    m = re.fullmatch(r"kindest/node:v(\d+)\.(\d+)\.(\d+)@sha256:[0-9a-f]{64}", NODE_IMAGE)
+    assert m, "a node image is pinned by tag AND digest (kind release notes)"
+    low, high = CALICO_TESTED_KUBERNETES
+    assert low <= (int(m[1]), int(m[2])) <= high
+    # The kubectl fetched for the run is within one minor of the nodes' Kubernetes.
+    assert f"v{m[1]}.{m[2]}.{m[3]}" == tools.KUBECTL_VERSION
 
 
 def test_custom_resources_without_a_pool_are_refused():

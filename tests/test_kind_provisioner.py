@@ -17,10 +17,12 @@ import pytest
 import yaml
 
 from conformance.backends.base import BackendUnavailable
+from conformance.backends.factory import run_state_dir
 from conformance.backends.kind import (
     REPO_CONFIG,
     CommandFailed,
     KindCluster,
+    RunOwner,
     crd_names,
     read_manifest,
     shared_cluster,
@@ -51,6 +53,10 @@ if args[:2] == ["get", "clusters"]:
     else:
         print("No kind clusters found.", file=sys.stderr)
 elif args[:2] == ["create", "cluster"]:
+    if os.environ.get("FAKE_KIND_HANG"):  # nodes started, then stuck (a timeout kills it)
+        save(clusters + [flag("--name")])
+        import time
+        time.sleep(60)
     if os.environ.get("FAKE_KIND_FAIL"):
         print("Creating cluster ...", file=sys.stderr)
         print("ERROR: failed to create cluster: could not find a log line that matches", file=sys.stderr)
@@ -65,9 +71,9 @@ elif args[:2] == ["export", "kubeconfig"]:
     write_kubeconfig(flag("--kubeconfig"))
 elif args[:2] == ["delete", "cluster"]:
     save([c for c in clusters if c != flag("--name")])
-    marker = os.path.join(state, "calico-installed")
-    if os.path.exists(marker):
-        os.remove(marker)
+    for leftover in ("calico-installed", "owner.json"):
+        if os.path.exists(os.path.join(state, leftover)):
+            os.remove(os.path.join(state, leftover))
 else:
     print("fake kind: unexpected %s" % args, file=sys.stderr)
     sys.exit(2)
@@ -101,8 +107,23 @@ if cmd[:3] == ["get", "crd", "installations.operator.tigera.io"]:
     print(crd if installed else "")
 elif cmd[:3] == ["get", "installation", "default"]:
     print("installation.operator.tigera.io/default" if installed else "")
+elif cmd[:3] == ["create", "configmap", "gim-netpol-owner"]:
+    data = dict(a.split("=", 1)[1].split("=", 1) for a in cmd if a.startswith("--from-literal="))
+    open(os.path.join(state, "owner.json"), "w").write(json.dumps(data))
+elif cmd[:3] == ["get", "configmap", "gim-netpol-owner"]:
+    path = os.path.join(state, "owner.json")
+    if os.path.exists(path):
+        print(json.dumps({"metadata": {"name": "gim-netpol-owner"}, "data": json.load(open(path))}))
+elif cmd[:3] == ["get", "configmap", "kubeadm-config"]:
+    subnet = os.environ.get("FAKE_POD_SUBNET", "192.168.0.0/16")
+    config = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking:\n"
+    config += "  podSubnet: %s\n  serviceSubnet: 10.96.0.0/16\n" % subnet
+    print(json.dumps({"metadata": {"name": "kubeadm-config"}, "data": {"ClusterConfiguration": config}}))
 elif cmd[:2] == ["create", "-f"]:
     source = cmd[2]
+    if os.environ.get("FAKE_CREATE_STDERR") and source == "-":
+        print(os.environ["FAKE_CREATE_STDERR"], file=sys.stderr)
+        sys.exit(1)
     done = os.path.join(state, "created-" + os.path.basename(source))
     if source != "-" and os.path.exists(done):  # kubectl create of objects that exist
         print('Error from server (AlreadyExists): error when creating "%s": '
@@ -125,9 +146,9 @@ elif cmd[:2] == ["get", "nodes"]:
     names = ["gim-control-plane", "gim-worker", "gim-worker2"]
     ready_cond = cond("Ready", "True" if ready else "False", msg)
     items([{"metadata": {"name": n}, "status": {"conditions": [ready_cond]}} for n in names])
-elif cmd[:3] == ["get", "tigerastatus", "calico"]:
+elif cmd[:2] == ["get", "tigerastatus"]:
     if not installed:
-        err = 'Error from server (NotFound): tigerastatuses.operator.tigera.io "calico" not found'
+        err = 'error: the server doesn\'t have a resource type "tigerastatus"'
         print(err, file=sys.stderr)
         sys.exit(1)
     if os.environ.get("FAKE_TIGERA_STUCK"):
@@ -137,7 +158,16 @@ elif cmd[:3] == ["get", "tigerastatus", "calico"]:
         conds = [cond("Available", "False"), progressing]
     else:
         conds = [cond("Available", "True"), cond("Progressing", "False"), cond("Degraded", "False")]
-    print(json.dumps({"metadata": {"name": "calico"}, "status": {"conditions": conds}}))
+    statuses = [{"metadata": {"name": "calico"}, "status": {"conditions": conds}}]
+    if cmd[2:3] == ["calico"]:  # one of them, by name
+        print(json.dumps(statuses[0]))
+        sys.exit(0)
+    for name in os.environ.get("FAKE_TIGERA_OTHERS", "ippools").split():
+        other = [cond("Available", "False"), cond("Progressing", "True", "waiting for " + name)]
+        ok = [cond("Available", "True")]
+        conds = other if "stuck" in name else ok
+        statuses.append({"metadata": {"name": name}, "status": {"conditions": conds}})
+    items(statuses)
 elif cmd[:2] == ["get", "daemonsets"]:
     names = [("calico-system", "calico-node"), ("kube-system", "kube-proxy")]
     if os.environ.get("FAKE_KINDNET"):
@@ -208,7 +238,7 @@ def test_create_follows_kind_and_the_calico_quickstart_in_order(fakes, tmp_path)
     ]
     kubectl = [c["argv"] for c in calls(fakes, "kubectl")]
     assert all(argv[:4] == ["--kubeconfig", kubeconfig, "--context", "kind-gim"] for argv in kubectl)
-    creates = [argv[4:] for argv in kubectl if argv[4] == "create"]
+    creates = [argv[4:] for argv in kubectl if argv[4:6] == ["create", "-f"]]
     d = tmp_path / "calico"
     assert creates == [
         ["create", "-f", str(d / "operator-crds.yaml")],
@@ -218,7 +248,7 @@ def test_create_follows_kind_and_the_calico_quickstart_in_order(fakes, tmp_path)
     # The IPPool is the kind podSubnet, not the cidr the manifest folder came with.
     created = list(yaml.safe_load_all((fakes / "custom-resources.yaml").read_text()))
     assert created[0]["spec"]["calicoNetwork"]["ipPools"][0]["cidr"] == "192.168.0.0/16"
-    assert [d["kind"] for d in created] == ["Installation", "APIServer"]
+    assert [d["kind"] for d in created] == ["Installation"]  # APIServer, Goldmane, Whisker: not created
     verbs = [argv[4:6] for argv in kubectl]
     # Explicit waits: nodes polled until Ready, then Calico Available, then the enforcer check.
     assert verbs.count(["get", "nodes"]) >= 2
@@ -234,12 +264,8 @@ def test_custom_resources_are_created_once_the_crd_of_each_of_their_kinds_is_est
     assert len(waits) == 1
     assert "--for=condition=Established" in waits[0]
     crds = {a for a in waits[0] if a.startswith("crd/")}
-    # The fake custom-resources.yaml holds an Installation and an APIServer; tigerastatus is read later.
-    assert crds == {
-        "crd/installations.operator.tigera.io",
-        "crd/apiservers.operator.tigera.io",
-        "crd/tigerastatuses.operator.tigera.io",
-    }
+    # Only the Installation of custom-resources.yaml is created; tigerastatus is read later.
+    assert crds == {"crd/installations.operator.tigera.io", "crd/tigerastatuses.operator.tigera.io"}
     assert kubectl.index(waits[0]) < kubectl.index(["create", "-f", "-"])
     assert kubectl.index(waits[0]) > kubectl.index(
         ["create", "-f", str(tmp_path / "calico" / "tigera-operator.yaml")]
@@ -288,13 +314,13 @@ def test_reuse_exports_the_kubeconfig_into_a_folder_that_does_not_exist_yet(fake
 def test_a_reused_cluster_is_not_deleted_when_the_run_ends(fakes, tmp_path):
     (fakes / "clusters.txt").write_text("gim\n")
     (fakes / "calico-installed").write_text("yes")
-    with shared_cluster(make_cluster(tmp_path, reuse=True), tmp_path / "shared"):
+    with shared_cluster(make_cluster(tmp_path, reuse=True), tmp_path / "shared", "run1"):
         pass
     assert not [c for c in calls(fakes, "kind") if c["argv"][0] == "delete"]
     assert (fakes / "clusters.txt").read_text().split() == ["gim"]
     # ...while a cluster the run created is deleted by the last to leave.
     (fakes / "clusters.txt").write_text("")
-    with shared_cluster(make_cluster(tmp_path), tmp_path / "shared2"):
+    with shared_cluster(make_cluster(tmp_path), tmp_path / "shared2", "run2"):
         pass
     assert [c["argv"][:2] for c in calls(fakes, "kind")][-1] == ["delete", "cluster"]
 
@@ -356,7 +382,9 @@ def test_an_existing_cluster_without_reuse_is_not_touched(fakes, tmp_path):
     with pytest.raises(BackendUnavailable) as info:
         make_cluster(tmp_path).create()
     assert "--reuse-cluster" in str(info.value) and "kind delete cluster --name gim" in str(info.value)
-    assert [c["argv"] for c in calls(fakes)] == [["get", "clusters"]]
+    assert "not created by this suite" in str(info.value)
+    assert not [c for c in calls(fakes) if c["argv"][0] in ("create", "delete")]
+    assert not [c for c in calls(fakes, "kubectl") if c["argv"][4] in ("create", "delete")]
 
 
 def test_kindnet_present_is_refused(fakes, tmp_path, monkeypatch):
@@ -376,7 +404,7 @@ def test_calico_never_available_fails_at_the_deadline_with_its_status(fakes, tmp
     with pytest.raises(BackendUnavailable) as info:
         make_cluster(tmp_path, calico_timeout_s=0.3).create()
     message = str(info.value)
-    assert "tigerastatus/calico Available not reached within 0.3s" in message
+    assert "every tigerastatus Available not reached within 0.3s" in message
     assert "Failed to pull image calico/node" in message
     assert "get pods -n calico-system" in message
 
@@ -425,7 +453,7 @@ def _worker(tmp: str, shared: str, barrier, results) -> None:
         poll_s=0.01,
     )
     try:
-        with shared_cluster(cluster, shared):
+        with shared_cluster(cluster, shared, "run1"):
             results.put(("in", os.getpid()))
             if barrier is not None:
                 barrier.wait(timeout=30)  # both workers hold the cluster at the same time
@@ -468,3 +496,170 @@ def test_a_failed_creation_is_not_retried_by_the_other_worker(fakes, tmp_path, m
     assert all("could not find a log line that matches" in m for m in messages)
     kind_calls = [c["argv"] for c in calls(fakes, "kind")]
     assert sum(a[:2] == ["create", "cluster"] for a in kind_calls) == 1
+
+
+# --- issue 13: the default command cannot poison itself ---------------------------------------------
+
+
+def test_item1_a_failed_creation_does_not_fail_the_next_run(fakes, tmp_path, monkeypatch):
+    """Two runs without xdist: the first fails to create (docker out of memory), the second creates."""
+    basetemps = tmp_path / "pytest-of-user"
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.setenv("FAKE_KIND_FAIL", "1")
+    first = run_state_dir(basetemps / "pytest-1", "aaaa1111")
+    with pytest.raises(CommandFailed), shared_cluster(make_cluster(tmp_path), first, "aaaa1111"):
+        pass
+    monkeypatch.delenv("FAKE_KIND_FAIL")
+    second = run_state_dir(basetemps / "pytest-2", "bbbb2222")
+    assert second != first
+    with shared_cluster(make_cluster(tmp_path), second, "bbbb2222") as cluster:
+        assert cluster.created
+    assert sum(c["argv"][:2] == ["create", "cluster"] for c in calls(fakes, "kind")) == 2
+
+
+def test_item1_xdist_workers_of_one_run_share_one_state_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    gw0 = run_state_dir(tmp_path / "pytest-7" / "popen-gw0", "cafe0001")
+    gw1 = run_state_dir(tmp_path / "pytest-7" / "popen-gw1", "cafe0001")
+    assert gw0 == gw1 == tmp_path / "pytest-7" / "gim-netpol-run-cafe0001"
+
+
+def test_item1_a_state_left_by_another_run_in_the_same_folder_is_not_replayed(fakes, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    stale = {"run": "old00000", "users": 1, "ready": False, "created": False, "error": "docker OOM"}
+    (shared / "kind-gim.json").write_text(json.dumps(stale))
+    with shared_cluster(make_cluster(tmp_path), shared, "new00000") as cluster:
+        assert cluster.created
+
+
+def test_item2_a_cluster_records_the_run_that_created_it(fakes, tmp_path):
+    owner = RunOwner("run12345", "host-a", 4242, keep=True)
+    make_cluster(tmp_path, owner=owner).create()
+    recorded = json.loads((fakes / "owner.json").read_text())
+    assert recorded == {"run": "run12345", "host": "host-a", "pid": "4242", "keep": "true"}
+
+
+def _dead_pid() -> int:
+    ctx = multiprocessing.get_context("spawn")
+    p = ctx.Process(target=int)
+    p.start()
+    p.join()
+    return p.pid
+
+
+def test_item2_a_cluster_left_by_a_killed_run_is_deleted_and_created_again(fakes, tmp_path):
+    """SIGKILL: the run never reached its cleanup. The next run must not reuse it (its kubeconfig may be
+    stale, it is not deleted by anyone): it sees the owner is gone and replaces the cluster."""
+    import socket
+
+    killed = RunOwner("killed01", socket.gethostname(), _dead_pid(), keep=False)
+    with shared_cluster(make_cluster(tmp_path, owner=killed), tmp_path / "run1", "killed01"):
+        pass  # ...pretend: the cluster exists and is recorded; now simulate the kill by recreating it
+    (fakes / "clusters.txt").write_text("gim\n")
+    (fakes / "owner.json").write_text(json.dumps(killed.data()))
+    (fakes / "calico-installed").write_text("yes")
+    (fakes / "log.jsonl").unlink()
+    nxt = make_cluster(tmp_path, owner=RunOwner.this_run("next0001", keep=False))
+    with shared_cluster(nxt, tmp_path / "run2", "next0001") as cluster:
+        assert cluster.created
+        assert any("killed01" in note for note in cluster.notes)
+    kind_calls = [c["argv"][:2] for c in calls(fakes, "kind")]
+    assert kind_calls.index(["delete", "cluster"]) < kind_calls.index(["create", "cluster"])
+    assert kind_calls[-1] == ["delete", "cluster"]  # ...and the new run deletes what it made
+
+
+def test_item2_a_cluster_of_a_concurrent_run_is_refused_naming_its_owner(fakes, tmp_path):
+    (fakes / "clusters.txt").write_text("gim\n")
+    alive = RunOwner.this_run("other001", keep=False)  # this very process: alive
+    (fakes / "owner.json").write_text(json.dumps(alive.data()))
+    with pytest.raises(BackendUnavailable) as info:
+        make_cluster(tmp_path).create()
+    message = str(info.value)
+    assert "created by gim-netpol run other001" in message and "running" in message
+    assert "another --cluster-name" in message
+    assert not [c for c in calls(fakes, "kind") if c["argv"][0] in ("create", "delete")]
+
+
+def test_item3_a_creation_that_times_out_deletes_the_nodes_it_started(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KIND_HANG", "1")
+    with pytest.raises(CommandFailed) as info:
+        make_cluster(tmp_path, create_timeout_s=1.0).create()
+    assert "did not finish within 1s" in str(info.value)
+    assert "the nodes it started were deleted" in str(info.value)
+    assert (fakes / "clusters.txt").read_text().split() == []
+
+
+def test_item3_a_creation_refused_because_the_name_exists_deletes_nothing(fakes, tmp_path):
+    # Another run created the cluster between our `kind get clusters` and our `kind create cluster`.
+    cluster = make_cluster(tmp_path)
+    (fakes / "clusters.txt").write_text("gim\n")
+    with pytest.raises(CommandFailed, match="already exist"):
+        cluster._create_cluster()
+    assert not [c for c in calls(fakes, "kind") if c["argv"][0] == "delete"]
+    assert (fakes / "clusters.txt").read_text().split() == ["gim"]
+
+
+def test_item5_reuse_checks_for_kindnet_before_installing_anything(fakes, tmp_path, monkeypatch):
+    (fakes / "clusters.txt").write_text("gim\n")
+    monkeypatch.setenv("FAKE_KINDNET", "1")
+    with pytest.raises(BackendUnavailable, match="kindnet is installed"):
+        make_cluster(tmp_path, reuse=True).create()
+    assert not [c for c in calls(fakes, "kubectl") if c["argv"][4] == "create"]
+
+
+def test_item5_the_ippool_is_the_pod_cidr_of_the_cluster_not_of_the_repo_config(fakes, tmp_path, monkeypatch):
+    (fakes / "clusters.txt").write_text("gim\n")
+    monkeypatch.setenv("FAKE_POD_SUBNET", "10.244.0.0/16")  # kubeadm-config of a cluster made elsewhere
+    make_cluster(tmp_path, reuse=True).create()
+    created = list(yaml.safe_load_all((fakes / "custom-resources.yaml").read_text()))
+    assert created[0]["spec"]["calicoNetwork"]["ipPools"][0]["cidr"] == "10.244.0.0/16"
+
+
+def test_item6_every_tigerastatus_is_awaited(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_TIGERA_OTHERS", "ippools stuck-apiserver")
+    with pytest.raises(BackendUnavailable) as info:
+        make_cluster(tmp_path, calico_timeout_s=0.3).create()
+    assert "stuck-apiserver Progressing" in str(info.value)
+
+
+def test_item7_a_real_error_next_to_already_exists_lines_is_not_hidden(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "FAKE_CREATE_STDERR",
+        'Error from server (AlreadyExists): error when creating "-": installations.operator.tigera.io '
+        '"default" already exists\n'
+        'error: resource mapping not found for name: "default" namespace: "" from "-": no matches for '
+        'kind "Goldmane" in version "operator.tigera.io/v1"\nensure CRDs are installed first',
+    )
+    with pytest.raises(CommandFailed, match="no matches for kind"):
+        make_cluster(tmp_path).create()
+
+
+def test_item7_only_already_exists_lines_are_an_install_that_was_done_before(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "FAKE_CREATE_STDERR",
+        "Warning: resource is deprecated\n"
+        'Error from server (AlreadyExists): error when creating "-": installations.operator.tigera.io '
+        '"default" already exists',
+    )
+    cluster = make_cluster(tmp_path)
+    cluster.kubeconfig_path.write_text("")
+    cluster._create("-", input_text="kind: Installation\n")  # no exception
+
+
+def test_item9_crd_names_pluralise_like_the_crds(tmp_path):
+    text = "apiVersion: policy.example.io/v1\nkind: NetworkPolicy\n---\napiVersion: x.io/v1\nkind: Box\n"
+    assert crd_names(text) == [
+        "boxes.x.io",
+        "networkpolicies.policy.example.io",
+        "tigerastatuses.operator.tigera.io",
+    ]
+
+
+def test_item9_calico_timeout_hints_at_the_inotify_limits(fakes, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_TIGERA_STUCK", "1")
+    with pytest.raises(BackendUnavailable) as info:
+        make_cluster(tmp_path, calico_timeout_s=0.2).create()
+    message = str(info.value)
+    assert "too many open files" in message and "fs.inotify.max_user_instances=512" in message
+    assert "image pulls?" not in message

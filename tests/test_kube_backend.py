@@ -17,7 +17,9 @@ import pytest
 import yaml
 from kubernetes import client
 
+from conformance.api_errors import ApiUnreachable
 from conformance.backends import kube
+from conformance.backends.api_retry import RetryingBackend
 from conformance.backends.base import BackendUnavailable
 from conformance.backends.kube import (
     KubeBackend,
@@ -145,6 +147,7 @@ class FakeApiServer:
         self.objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name)
         self.requests: list[tuple[str, str]] = []
         self.rv = 0
+        self.unavailable = 0
         self.daemonsets = [("calico-system", "calico-node"), ("kube-system", "kube-proxy")]
         self.lock = threading.Lock()
         server = self
@@ -230,6 +233,11 @@ class FakeApiServer:
         url = urlparse(raw_path)
         path, query = url.path, parse_qs(url.query)
         self.requests.append((method, path))
+        if self.unavailable:  # the next requests meet an API server that is restarting
+            self.unavailable -= 1
+            return self.status(
+                503, "ServiceUnavailable", "the server is currently unable to handle the request"
+            )
         if path == "/apis/apps/v1/daemonsets":
             return 200, {
                 "kind": "DaemonSetList",
@@ -277,6 +285,9 @@ class FakeApiServer:
         if method == "GET":
             return 200, current
         if method == "DELETE":
+            if resource == "namespaces" and (current.get("status") or {}).get("phase") == "Terminating":
+                # the registry's answer for a namespace already being deleted (namespace/storage.go)
+                return self.status(409, "Conflict", "The system is ensuring all content is removed")
             del self.objects[key]
             if resource == "namespaces":
                 for k in [k for k in self.objects if k[1] == name]:
@@ -544,3 +555,62 @@ def test_probe_through_the_real_client_reports_a_failed_exec_as_an_error(api):
     (obs,) = backend.probe([probe], timeout_s=1)
     assert obs.outcome.value == "error"
     assert "exec in ingress-nginx/client failed" in obs.detail
+
+
+# --- issue 8: asynchronous deletion, transient errors, what a worker created ---------------------------
+
+
+def _existing_namespace(server, name: str, phase: str = "Active") -> None:
+    server.objects[("namespaces", "", name)] = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "resourceVersion": "1"},
+        "status": {"phase": phase},
+    }
+
+
+def test_deleting_a_namespace_already_terminating_is_not_an_error(api):
+    server, backend = api
+    _existing_namespace(server, "going", "Terminating")
+    backend.delete([ns_obj("going")])
+    assert backend.namespace_phases()["going"] == "Terminating"
+
+
+def test_the_backend_remembers_the_namespaces_it_created_until_it_deletes_them(api):
+    server, backend = api
+    _existing_namespace(server, "ingress-nginx")
+    backend.apply(gim_objects())
+    assert backend.created_namespaces == ["gim"], "a namespace that existed before is not the run's"
+    backend.delete([ns_obj("gim")])
+    assert backend.created_namespaces == []
+
+
+def test_a_restarting_api_server_is_retried(api):
+    server, backend = api
+    retrying = RetryingBackend(backend, timeout_s=30)
+    server.unavailable = 2
+    retrying.apply([ns_obj("gim")])
+    assert ("namespaces", "", "gim") in server.objects
+    assert server.requests.count(("POST", "/api/v1/namespaces")) == 3
+
+
+def test_an_api_server_that_refuses_connections_is_one_line_past_the_retry_timeout(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    cluster = {"name": "down", "cluster": {"server": f"http://127.0.0.1:{port}"}}
+    context = {"name": "down", "context": {"cluster": "down", "user": "u"}}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "u", "user": {}}],
+    }
+    kubeconfig.write_text(yaml.safe_dump({**config, "contexts": [context], "current-context": "down"}))
+    retrying = RetryingBackend(KubeBackend(str(kubeconfig), "down"), timeout_s=1)
+    with pytest.raises(ApiUnreachable) as down:
+        retrying.state([])
+    assert str(down.value) == f"API server unreachable at http://127.0.0.1:{port} for 1 s: connection refused"

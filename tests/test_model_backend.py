@@ -6,8 +6,9 @@ import ipaddress
 
 import pytest
 
+from conformance.backends.base import ApiError
 from conformance.backends.model import POD_CIDR, SERVICE_CIDR, ModelBackend
-from conformance.errors import UserError
+from conformance.backends.model_faults import Latencies
 from conformance.gim.render import DRYRUN_ALLOW_ALL
 from conformance.gim.values import NetpolValues
 from conformance.netpol.model import NAME_LABEL, ContainerPort, policy_name
@@ -52,7 +53,8 @@ def _deny_all_ingress(namespace: str = NS) -> dict:
 
 @pytest.fixture
 def backend() -> ModelBackend:
-    b = ModelBackend()
+    """An instant cluster (no latencies): these tests are about what the model answers, not when."""
+    b = ModelBackend(latencies=Latencies.instant())
     b.apply(
         [
             _server(),  # before its namespace: apply orders Namespaces first, like kubectl apply -f dir
@@ -132,7 +134,7 @@ def test_reapply_keeps_pod_and_cluster_ips(backend):
 
 
 def test_object_in_a_missing_namespace_is_refused():
-    with pytest.raises(UserError, match='namespaces "ghost" not found'):
+    with pytest.raises(ApiError, match='namespaces "ghost" not found'):
         ModelBackend().apply([agnhost.client_pod("ghost", "c", {}, run_id="t")])
 
 
@@ -195,7 +197,7 @@ def test_missing_client_is_a_probe_error(backend):
     assert observation.outcome is Outcome.ERROR
     assert "nowhere/client" in observation.detail
     assert "does not exist" in backend.diagnose("nowhere/client")
-    assert backend.diagnose(f"{CLIENT_NS}/client") == ""
+    assert "phase Running" in backend.diagnose(f"{CLIENT_NS}/client")
 
 
 def test_policy_blocks_pod_and_service_probes_as_a_timeout(backend):
@@ -237,8 +239,7 @@ def test_one_observation_per_probe_in_order(backend):
 def _scenario(mode: str) -> Scenario:
     topo = Topology("run1", "gim", ("ingress-nginx",), ("not-allowed",))
     values = NetpolValues(enabled=True, mode=mode, allowed_namespaces=("ingress-nginx",))
-    timing = Timing(probe_timeout_s=0.1, converge_timeout_s=0.2, retry_interval_s=0)
-    sc = Scenario(ModelBackend(), topo, values, timing)
+    sc = Scenario.standalone(ModelBackend(), topo, values, Timing())
     sc.setup()
     sc.deploy()
     return sc
@@ -262,6 +263,8 @@ def test_dryrun_reports_what_enforce_would_block():
 def test_teardown_deletes_the_scenarios_namespaces():
     sc = _scenario("enforce")
     sc.teardown()
+    assert sc.backend.namespace_phases()["gim"] == "Terminating"
+    sc.backend.clock.sleep(30)  # namespaces terminate for 10-20 s
     assert set(sc.backend.state([]).namespaces) == {"kube-system"}
 
 

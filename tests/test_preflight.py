@@ -57,43 +57,59 @@ def test_this_machine_docker_without_daemon_and_no_kind():
     message = kind_message()
     assert "docker daemon not reachable" in message
     assert "Cannot connect to the Docker daemon" in message
-    assert "kind binary not found" in message
-    assert "kind.sigs.k8s.io" in message
+    assert "kind" not in message.split("--backend model")[0].replace("kind backend", "")  # fetched later
     assert "--backend model" in message
+    message = kind_message(no_download=True)
+    assert "kind v0.32.0 or later not found on PATH and --no-download" in message
+    assert "kind.sigs.k8s.io" in message
+
+
+KIND_OK = "echo 'kind v0.32.0 go1.24.0 linux/amd64'"
+KUBECTL_OK = """echo '{"clientVersion": {"gitVersion": "v1.34.8"}}'"""
 
 
 def test_all_present_passes_quickly(bindir):
     fake_bin(bindir, "docker", 'echo "27.3.1"')
-    fake_bin(bindir, "kind", "exit 0")
-    fake_bin(bindir, "kubectl", "exit 0")
+    fake_bin(bindir, "kind", KIND_OK)
+    fake_bin(bindir, "kubectl", KUBECTL_OK)
     start = time.monotonic()
-    check_kind()
-    preflight("kind")
+    check_kind(no_download=True)
+    preflight("kind", no_download=True)
     assert time.monotonic() - start < 2
+
+
+def test_docker_is_the_only_prerequisite_unless_no_download(bindir):
+    fake_bin(bindir, "docker", 'echo "27.3.1"')
+    check_kind()  # kind and kubectl are fetched when the backend opens
+    message = kind_message(no_download=True)
+    assert "kind v0.32.0 or later not found on PATH and --no-download forbids fetching it" in message
+    assert "kubectl v1.34.8 (+/- one minor) not found on PATH" in message
+    fake_bin(bindir, "kind", "echo 'kind v0.29.0 go1.24.0 linux/amd64'")  # too old for the pinned image
+    fake_bin(bindir, "kubectl", KUBECTL_OK)
+    message = kind_message(no_download=True)
+    assert "kind v0.32.0 or later not found" in message and "kubectl" not in message.split("--backend")[0]
 
 
 def test_daemon_down_and_kind_missing_in_one_message(bindir):
     fake_bin(bindir, "docker", DOCKER_DOWN)
-    fake_bin(bindir, "kubectl", "exit 0")
-    message = kind_message()
+    fake_bin(bindir, "kubectl", KUBECTL_OK)
+    message = kind_message(no_download=True)
     assert message.startswith("kind backend unavailable: ")
     assert "docker daemon not reachable" in message and "Is the docker daemon running?" in message
-    assert "kind binary not found on PATH" in message
+    assert "kind v0.32.0 or later not found on PATH" in message
     assert "kubectl" not in message.split("--backend model")[0]
     assert "--backend model" in message and "--backend existing --kubeconfig" in message
 
 
 def test_nothing_installed_names_every_tool(bindir):
-    message = kind_message()
+    message = kind_message(no_download=True)
     assert "docker client not found on PATH" in message and "docs.docker.com" in message
-    assert "kind binary not found" in message
-    assert "kubectl not found" in message
+    assert "kind v0.32.0 or later not found" in message
+    assert "kubectl v1.34.8 (+/- one minor) not found" in message
 
 
 def test_a_hanging_daemon_is_bounded(bindir):
     fake_bin(bindir, "docker", f"exec {sys.executable} -c 'import time; time.sleep(10)'")
-    fake_bin(bindir, "kind", "exit 0")
-    fake_bin(bindir, "kubectl", "exit 0")
     message = kind_message(docker_timeout_s=0.5)
     assert "did not answer `docker info` within 0.5s" in message
 

@@ -129,6 +129,33 @@ def test_refused_is_not_connected_for_an_allowed_flow():
     assert "MISMATCH" in report.explain()
 
 
+def test_a_connection_seen_before_the_policies_held_is_probed_again():
+    """Right after an apply nothing holds yet: the flow expected blocked still connects, and so does the
+    allowed one, whose allow policy the CNI then turns out to skip. Passing it on that first sample
+    would hide the skipped policy; it is probed again once the block holds, and the mismatch shows."""
+    skipped_allow = flow("a/client", "gim/nginx", allowed=True)
+    backend = ScriptedBackend({skipped_allow.probe: [C, B], DENIED.probe: [C, B]})
+    report = run(backend, [skipped_allow, DENIED], deadline_s=1.0)
+    assert not report.ok
+    assert [r.flow for r in report.mismatches] == [skipped_allow]
+    assert backend.calls[skipped_allow.probe] >= 2
+
+
+def test_a_connection_seen_while_the_blocks_already_held_is_not_probed_again():
+    backend = ScriptedBackend({ALLOWED.probe: [C], DENIED.probe: [B]})
+    report = run(backend, [ALLOWED, DENIED])
+    assert report.ok
+    assert backend.calls[ALLOWED.probe] == 1
+    assert backend.calls[DENIED.probe] == 2
+
+
+def test_the_allowed_flows_ride_along_with_the_retries_already_due():
+    backend = ScriptedBackend({ALLOWED.probe: [C], DENIED.probe: [C, B]})
+    report = run(backend, [ALLOWED, DENIED])
+    assert report.ok
+    assert backend.batches == [[ALLOWED.probe, DENIED.probe], [ALLOWED.probe, DENIED.probe], [DENIED.probe]]
+
+
 def test_only_disagreeing_probes_are_probed_again():
     flaky = flow("c/client", "gim/internal-api", allowed=True, port=8000)
     backend = ScriptedBackend({ALLOWED.probe: [C], DENIED.probe: [B], flaky.probe: [B, B, C]})

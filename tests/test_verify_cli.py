@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conformance.backends.cni_profiles import parse_profile
 from conformance.backends.model import ModelBackend
 from conformance.commands.cleanup import leftovers
 from conformance.commands.cli import main
@@ -192,7 +193,7 @@ def test_rbac_manifest_grants_exactly_what_verify_checks_for():
     docs = list(yaml.safe_load_all(RBAC.read_text()))
     role = cluster_role(docs)
     granted = granted_by_rules(role["rules"])
-    required = {p.key for p in required_permissions(probing=True, monitoring=True)}
+    required = {p.key for p in required_permissions(probing=True)}
     assert granted == required
     assert not any("*" in part for key in granted for part in key)
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
@@ -225,7 +226,7 @@ def test_missing_permissions_are_listed_from_access_reviews():
         attrs = body["spec"]["resourceAttributes"]
         return attrs["resource"] != "ingressclasses" and attrs.get("subresource") != "exec"
 
-    missing = missing_permissions(review, required_permissions(probing=True, monitoring=False))
+    missing = missing_permissions(review, required_permissions(probing=True, groups=set()))
     assert [str(p).split(" (")[0] for p in missing] == [
         "get ingressclasses.networking.k8s.io",
         "list ingressclasses.networking.k8s.io",
@@ -340,8 +341,9 @@ class ModelCluster(ModelBackend):
         return [Observation(o.probe, Outcome.CONNECTED, "no policy enforcement") for o in observed]
 
 
-def _live_run(objects, *, enforcing=True, allowed_probes=False):
+def _live_run(objects, *, enforcing=True, allowed_probes=False, cni="drops"):
     backend = ModelCluster(enforcing)
+    backend.cluster.cni = parse_profile(cni)
     backend.apply(objects)
     view = view_from_objects(
         [
@@ -356,9 +358,10 @@ def _live_run(objects, *, enforcing=True, allowed_probes=False):
         backend,
         result,
         view,
-        LiveOptions(probe_allowed_namespaces=allowed_probes, timeout_s=1, deadline_s=0.5),
+        LiveOptions(probe_allowed_namespaces=allowed_probes, timeout_s=1, deadline_s=30),
         "run1",
     )
+    backend.clock.sleep(30)  # namespace deletion is asynchronous: Terminating for 10-20 s
     leftovers_after = [o for o in backend.objects() if RUN_LABEL in (o["metadata"].get("labels") or {})]
     return result, leftovers_after
 
@@ -378,6 +381,23 @@ def test_live_run_on_an_enforcing_cluster_probes_and_cleans_up():
     assert len(root.findall("testsuite")[-1].findall("testcase")) == len(result.probes)
 
 
+def test_live_run_on_a_cni_that_rejects_trusts_the_canary_and_reports_refusals_as_unknown():
+    """kube-router answers a denied connection with a refusal. The canary server is known to listen (the
+    baseline connected), so its refusal is a reject; whether GIM's own pods listen is not known, so a
+    refused probe is reported 'unknown', never allowed and never a failure of the chart."""
+    result, left = _live_run(snap.cluster("enforce", ["ingress-nginx", "monitoring"]), cni="rejects")
+    assert left == []
+    assert not any("not enforced" in p for p in result.problems), result.problems
+    blocked = [p for p in result.probes if not p.expected_allowed]
+    assert blocked and {p.outcome for p in blocked} == {"unknown"}
+    assert all("unknown: refused" in p.detail for p in blocked)
+    assert any("refused, not checked" in n for n in result.notes)
+    assert result.problems == [] and result.exit_status == 0
+    cases = ET.fromstring(to_junit(result)).findall("testsuite")[-1].findall("testcase")
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    assert len(skipped) == len(blocked) and not [c for c in cases if c.find("failure") is not None]
+
+
 def test_live_run_on_a_cluster_that_does_not_enforce_fails_on_the_canary():
     result, left = _live_run(snap.cluster("enforce", ["ingress-nginx", "monitoring"]), enforcing=False)
     assert left == []
@@ -391,3 +411,17 @@ def test_live_run_without_a_usable_kubeconfig_exits_2_pointing_at_snapshots(tmp_
     status, out, err = verify(capsys, "--kubeconfig", str(tmp_path / "nope"), "--deadline", "5")
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and "cannot load kubeconfig" in err and "--snapshot" in err
+
+
+def test_help_and_readme_name_every_evidence_source_with_its_export_command(capsys):
+    from conformance.verify.kinds import OPTIONAL
+
+    assert main(["verify", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for text in (help_text, readme):
+        for kind in OPTIONAL:
+            plural = kind.plural if kind.kind != "Gateway" else f"gateways.{kind.group}"
+            assert plural in text, f"{kind.shown} is read by verify but its export is not documented"
+        assert "hubble observe" in text and "--to-namespace" in text
+        assert "src_namespace,src_pod" in text.replace("\n", "").replace(" ", "")

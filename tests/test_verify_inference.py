@@ -24,11 +24,12 @@ def inferred(objects):
 
 
 def renamed(policies, prefix="acme-"):
-    """The same policies as another chart might ship them: other names, no chart labels."""
+    """The same policies as a person might apply them: other names, no Helm records."""
     out = []
     for p in copy.deepcopy(policies):
         p["metadata"]["name"] = prefix + str(len(out))
         p["metadata"].pop("labels", None)
+        p["metadata"].pop("annotations", None)
         out.append(p)
     return out
 
@@ -66,7 +67,7 @@ def test_policies_are_recognised_by_structure_not_by_name():
     assert result.mode == "dryrun"
     assert result.allowed_namespaces == ["ingress-nginx"]
     assert result.extra_policies == []
-    assert any("without the chart's labels" in n for n in result.notes)
+    assert any("not installed by Helm" in n and "acme-0" in n for n in result.notes)
 
 
 def test_one_combined_policy_with_matchlabels_peers_is_understood():
@@ -174,3 +175,68 @@ def test_allow_all_egress_beside_an_ingress_safety_net_is_part_of_it():
     assert result.mode == "dryrun"
     assert f"{snap.GIM}/allow-all-egress" in result.safety_nets
     assert result.safety_net_egress is True
+
+
+def _helm_records(policies, *, labels=None, annotations=None):
+    """The policies with only the given labels and annotations (what another chart, or Helm, left)."""
+    out = copy.deepcopy(policies)
+    for p in out:
+        p["metadata"]["labels"] = dict(labels or {})
+        p["metadata"]["annotations"] = dict(annotations or {})
+    return out
+
+
+def test_a_real_charts_policies_are_owned_by_the_helm_release_that_installed_them():
+    # A chart that sets none of the reference rendering's labels: Helm's own records decide.
+    policies = _helm_records(
+        renamed(snap.policies("enforce", ["ingress-nginx"]), prefix="gitguardian-netpol-"),
+        labels={"app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": "gitguardian-2024.11.0"},
+        annotations={"meta.helm.sh/release-name": "gg", "meta.helm.sh/release-namespace": snap.GIM},
+    )
+    result = inferred(snap.gim_workloads() + snap.ingress_nginx() + policies)
+    assert result.mode == "enforce"
+    assert all(p.managed_by_chart and p.release == "gg" for p in result.policies)
+    assert result.releases == ["gg"]
+    assert not any("Helm" in n for n in result.notes)
+
+
+def test_the_reference_rendering_carries_helms_records():
+    (policy, *_) = snap.policies("enforce", ["ingress-nginx"])
+    assert policy["metadata"]["annotations"] == {
+        "meta.helm.sh/release-name": "gim",
+        "meta.helm.sh/release-namespace": snap.GIM,
+    }
+    assert policy["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert inferred(snap.cluster("enforce", ["ingress-nginx"])).releases == ["gim"]
+
+
+def test_part_of_label_alone_is_not_helm_ownership():
+    policies = _helm_records(
+        snap.policies("enforce", ["ingress-nginx"]), labels={"app.kubernetes.io/part-of": "gitguardian"}
+    )
+    result = inferred(snap.gim_workloads() + snap.ingress_nginx() + policies)
+    assert not any(p.managed_by_chart for p in result.policies)
+    assert any("not installed by Helm" in n for n in result.notes)
+
+
+def test_managed_by_label_without_annotations_is_helm_with_no_release_name():
+    # `helm template | kubectl apply`, or Helm before 3.2: the label, not the annotations.
+    policies = _helm_records(
+        snap.policies("enforce", ["ingress-nginx"]), labels={"app.kubernetes.io/managed-by": "Helm"}
+    )
+    result = inferred(snap.gim_workloads() + snap.ingress_nginx() + policies)
+    assert all(p.managed_by_chart and p.release is None for p in result.policies)
+    assert result.releases == []
+    assert not any("not installed by Helm" in n for n in result.notes)
+
+
+def test_defaults_from_two_releases_are_noted():
+    first, second, *rest = snap.policies("enforce", ["ingress-nginx"])
+    second = _helm_records(
+        [second],
+        labels={"app.kubernetes.io/managed-by": "Helm"},
+        annotations={"meta.helm.sh/release-name": "gim-old", "meta.helm.sh/release-namespace": snap.GIM},
+    )[0]
+    result = inferred(snap.gim_workloads() + snap.ingress_nginx() + [first, second, *rest])
+    assert result.releases == ["gim", "gim-old"]
+    assert any("more than one Helm release: gim, gim-old" in n for n in result.notes)

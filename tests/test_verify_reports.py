@@ -46,6 +46,8 @@ def test_json_has_the_fields_users_rely_on(dryrun_missing_monitoring):
     assert flow["expected"] == "allowed" and flow["underEnforce"] == "blocked"
     assert flow["mode"] == "dryrun" and "dryrun-allow-all" in flow["reason"]
     assert doc["probes"] == [] and doc["live"] is False
+    assert doc["helmReleases"] == ["gim"]
+    assert {p["helmRelease"] for p in doc["policies"]} == {"gim"}
 
 
 def test_json_of_a_conforming_enforce_cluster():
@@ -108,6 +110,7 @@ def test_junit_marks_contract_violations_as_failures():
 def test_terminal_report_shows_configuration_matrix_shadow_and_values(dryrun_missing_monitoring):
     text = render_text(dryrun_missing_monitoring)
     assert "mode:              dryrun" in text
+    assert "Helm release:      gim" in text
     assert "Expected verdicts now (dryrun)" in text
     assert "Expected verdicts after the switch to enforce" in text
     enforce_table = text.split("after the switch to enforce")[1].split("columns:")[0]

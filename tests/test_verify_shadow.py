@@ -258,9 +258,22 @@ def test_prometheus_without_pods_is_represented_by_a_synthetic_client():
     assert result.would_block["monitoring"][0].source == "monitoring/verify-synthetic-client"
 
 
-def test_snapshot_without_monitoring_objects_says_it_did_not_check():
-    result = analysis(snap.cluster("dryrun", ["ingress-nginx"], with_monitoring=False))
-    assert any("monitoring needs were not checked" in n for n in result.notes)
+def test_snapshot_without_monitoring_objects_says_it_did_not_check(tmp_path):
+    from conformance.verify.discovery import load_view
+
+    path = snap.write(
+        tmp_path / "snap.yaml", snap.cluster("dryrun", ["ingress-nginx"], with_monitoring=False)
+    )
+    result = analyse(load_view([str(path)]), snap.GIM)
+    (note,) = [n for n in result.notes if n.startswith("not in the input, so not checked")]
+    assert (
+        "ServiceMonitors (monitoring.coreos.com)" in note and "HTTPRoutes (gateway.networking.k8s.io)" in note
+    )
+    assert "gim-netpol verify --help" in note
+    with_all = snap.cluster("dryrun", ["ingress-nginx"])  # monitoring objects exported: not listed
+    path = snap.write(tmp_path / "all.yaml", with_all)
+    (note,) = [n for n in analyse(load_view([str(path)]), snap.GIM).notes if n.startswith("not in the input")]
+    assert "ServiceMonitors" not in note
 
 
 def test_gim_namespace_itself_is_never_a_need():

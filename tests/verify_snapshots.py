@@ -298,3 +298,193 @@ def write(path: Path, objects: Sequence[dict]) -> Path:
 
 
 SMTP_EGRESS = smtp_egress_policy()  # the documentation's extraPolicies example
+
+
+# -- routes other than Ingress, and scraping without prometheus-operator (issue 11) -----------------
+# Field names follow each project's reference: Gateway API v1.2 (HTTPRoute/GRPCRoute v1, TLSRoute
+# v1alpha3, TCPRoute v1alpha2), Istio networking.istio.io/v1, OpenShift route.openshift.io/v1,
+# Traefik traefik.io/v1alpha1 (and traefik.containo.us/v1alpha1), GMP monitoring.googleapis.com/v1.
+
+GATEWAY_API = "gateway.networking.k8s.io"
+GATEWAY_VERSIONS = {"HTTPRoute": "v1", "GRPCRoute": "v1", "TLSRoute": "v1alpha3", "TCPRoute": "v1alpha2"}
+
+
+def gateway_class(name: str, controller: str) -> dict:
+    return {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "GatewayClass",
+        "metadata": {"name": name},
+        "spec": {"controllerName": controller},
+    }
+
+
+def gateway(ns: str, name: str, class_name: str) -> dict:
+    return {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "gatewayClassName": class_name,
+            "listeners": [{"name": "https", "port": 443, "protocol": "HTTPS"}],
+        },
+    }
+
+
+def gateway_route(
+    kind: str,
+    ns: str,
+    name: str,
+    backends: Sequence[tuple[str, int | None]],
+    parent: tuple[str | None, str],
+    *,
+    backend_namespace: str | None = None,
+) -> dict:
+    parent_ns, parent_name = parent
+    parent_ref: dict[str, Any] = {"name": parent_name}
+    if parent_ns:
+        parent_ref["namespace"] = parent_ns
+    refs = []
+    for svc, port in backends:
+        ref: dict[str, Any] = {"name": svc}
+        if port is not None:
+            ref["port"] = port
+        if backend_namespace:
+            ref["namespace"] = backend_namespace
+        refs.append(ref)
+    rule: dict[str, Any] = {"backendRefs": refs}
+    if kind == "HTTPRoute":
+        rule["matches"] = [{"path": {"type": "PathPrefix", "value": "/"}}]
+    spec: dict[str, Any] = {"parentRefs": [parent_ref], "rules": [rule]}
+    if kind in ("HTTPRoute", "GRPCRoute", "TLSRoute"):
+        spec["hostnames"] = ["gim.example.com"]
+    return {
+        "apiVersion": f"{GATEWAY_API}/{GATEWAY_VERSIONS[kind]}",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def virtual_service(ns: str, name: str, host: str, port: int | None, gateways: Sequence[str] | None) -> dict:
+    destination: dict[str, Any] = {"host": host}
+    if port is not None:
+        destination["port"] = {"number": port}
+    spec: dict[str, Any] = {"hosts": ["gim.example.com"], "http": [{"route": [{"destination": destination}]}]}
+    if gateways is not None:
+        spec["gateways"] = list(gateways)
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def istio_gateway(ns: str, name: str, selector: dict[str, str]) -> dict:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "selector": dict(selector),
+            "servers": [{"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*"]}],
+        },
+    }
+
+
+def openshift_route(ns: str, name: str, service_name: str, target_port: int | str | None) -> dict:
+    spec: dict[str, Any] = {"host": "gim.apps.example.com", "to": {"kind": "Service", "name": service_name}}
+    if target_port is not None:
+        spec["port"] = {"targetPort": target_port}
+    return {
+        "apiVersion": "route.openshift.io/v1",
+        "kind": "Route",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def openshift_router(*, host_network: bool) -> list:
+    labels = {
+        "ingresscontroller.operator.openshift.io/deployment-ingresscontroller": "default",
+        "ingresscontroller.operator.openshift.io/hash": "5b7c8d9f",
+    }
+    return [
+        namespace(
+            "openshift-ingress",
+            {"policy-group.network.openshift.io/ingress": "", "network.openshift.io/policy-group": "ingress"},
+        ),
+        pod(
+            "openshift-ingress",
+            "router-default-6d8f9c-x7k2p",
+            labels,
+            [(80, "http"), (443, "https")],
+            host_network=host_network,
+        ),
+    ]
+
+
+def ingress_route(
+    ns: str,
+    name: str,
+    services: Sequence[tuple[str, int | str]],
+    *,
+    group: str = "traefik.io",
+    annotations=None,
+) -> dict:
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {
+        "apiVersion": f"{group}/v1alpha1",
+        "kind": "IngressRoute",
+        "metadata": meta,
+        "spec": {
+            "entryPoints": ["websecure"],
+            "routes": [
+                {
+                    "match": "Host(`gim.example.com`)",
+                    "kind": "Rule",
+                    "services": [{"name": svc, "port": port} for svc, port in services],
+                }
+            ],
+        },
+    }
+
+
+TRAEFIK_ARGS = (
+    "--entryPoints.web.address=:8000/tcp",
+    "--entryPoints.websecure.address=:8443/tcp",
+    "--api.dashboard=true",
+    "--providers.kubernetescrd",
+    "--providers.kubernetesingress",
+)
+
+
+def traefik(args: Sequence[str] = TRAEFIK_ARGS, ns: str = "traefik") -> list:
+    labels = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": "traefik-traefik"}
+    return [
+        namespace(ns),
+        pod(ns, "traefik-5f8d6c7b9-qwert", labels, [(8000, "web"), (8443, "websecure")], args=args),
+    ]
+
+
+def annotated(obj: dict, annotations: dict[str, str]) -> dict:
+    out = {**obj, "metadata": {**obj["metadata"], "annotations": dict(annotations)}}
+    return out
+
+
+def pod_monitoring(ns: str, name: str, selector: dict, port: str | int) -> dict:
+    return {
+        "apiVersion": "monitoring.googleapis.com/v1",
+        "kind": "PodMonitoring",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": selector, "endpoints": [{"port": port, "interval": "30s"}]},
+    }
+
+
+def gmp_collectors(nodes: int = 2) -> list:
+    labels = {"app.kubernetes.io/name": "collector", "app.kubernetes.io/version": "0.13.0"}
+    return [namespace("gmp-system")] + [
+        pod("gmp-system", f"collector-{i:05d}", labels, [(19090, "prom-metrics")]) for i in range(nodes)
+    ]

@@ -11,8 +11,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from conformance.netpol.model import Cluster, K8sObject
+from conformance.backends.clock import RealClock
+from conformance.netpol.model import Cluster, K8sObject, Service
 from conformance.netpol.probing import Observation, Probe
+
+
+class Clock(Protocol):
+    """Where time comes from: every wait, retry and timing of the suite reads ``backend.clock``."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 
 class HeldConnection(Protocol):
@@ -25,10 +34,19 @@ class BackendUnavailable(Exception):
     """The backend cannot start (no docker, no kind, no kubeconfig...): the message says how to fix it."""
 
 
+class ApiError(RuntimeError):
+    """The API server answered a request with an error (403 Forbidden, 404 Not Found...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class Backend(ABC):
     """A place where objects are applied and connectivity is observed."""
 
     name: str = "?"
+    clock: Clock = RealClock()
 
     @abstractmethod
     def apply(self, objects: Sequence[K8sObject]) -> None:
@@ -49,6 +67,18 @@ class Backend(ABC):
     def state(self, namespaces: Iterable[str]) -> Cluster:
         """What the backend holds now: every namespace of the cluster with its labels, and the pods,
         Services and NetworkPolicies of ``namespaces``."""
+
+    def namespace_phases(self) -> dict[str, str]:
+        """Every namespace of the cluster with its phase (``Active`` or ``Terminating``)."""
+        return {name: "Active" for name in self.state([]).namespaces}
+
+    def resolv_conf(self, pod_key: str) -> str:
+        """The /etc/resolv.conf of a running pod, as the pod sees it."""
+        raise NotImplementedError(f"the {self.name} backend cannot read a pod's resolv.conf")
+
+    def services_all(self) -> list[Service]:
+        """Every Service of the cluster, in all namespaces."""
+        return self.state(self.state([]).namespaces).services
 
     @abstractmethod
     def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:

@@ -3,38 +3,170 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
+from conformance.backends.api_retry import RetryingBackend
 from conformance.backends.base import Backend
 
 
 def preflight(options: dict[str, Any]) -> None:
-    """Fast checks (no cluster call) that a live backend can start; raises BackendUnavailable."""
+    """Checks (no cluster call) that a live backend can start; raises BackendUnavailable. For kind, the
+    pinned kind/kubectl are fetched here when missing, so that a failed download stops the run before
+    any test, and the xdist workers find them in the cache."""
     from conformance.backends import preflight as checks
+    from conformance.backends import tools
 
-    checks.preflight(options["backend"], kubeconfig=options["kubeconfig"], context=options["context"])
+    checks.preflight(
+        options["backend"],
+        kubeconfig=options["kubeconfig"],
+        context=options["context"],
+        no_download=options["no_download"],
+    )
+    if options["backend"] == "kind":
+        tools.resolve(no_download=options["no_download"])
+
+
+def run_state_dir(basetemp: Path, run_id: str) -> Path:
+    """Where the xdist workers of ONE run share the kind cluster's state: new for every run, so a run
+    that failed or was killed leaves nothing the next one replays.
+
+    ``basetemp`` is pytest's: per run without xdist; per worker under xdist, inside the run's own
+    basetemp (its parent). The run id (xdist's testrun uid, shared by the workers) names the folder."""
+    base = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    return base / f"gim-netpol-run-{run_id}"
+
+
+def model_backend(options: dict[str, Any]) -> Backend:
+    """The model backend as the options describe it: CNI quirks, faults, latencies."""
+    from conformance.backends.cni_profiles import parse_profile
+    from conformance.backends.model import ModelBackend
+    from conformance.backends.model_faults import LATENCIES, parse_faults
+
+    return ModelBackend(
+        cni=parse_profile(options.get("model_cni") or "drops"),
+        faults=parse_faults(options.get("model_faults") or ""),
+        latencies=LATENCIES[options.get("model_latencies") or "realistic"],
+        probe_workers=options.get("probe_workers") or 16,
+    )
+
+
+def cleanup_command(run_id: str, options: dict[str, Any]) -> str:
+    parts = ["gim-netpol", "cleanup", "--run-id", run_id]
+    for flag in ("kubeconfig", "context"):
+        if options.get(flag):
+            parts += [f"--{flag}", str(options[flag])]
+    return " ".join(parts)
+
+
+def leftovers_path(shared_dir: Path, run_id: str) -> Path:
+    return Path(shared_dir) / f"gim-netpol-run-{run_id}-leftovers.json"
 
 
 @contextlib.contextmanager
-def _live(backend: Backend, run_id: str) -> Iterator[Backend]:
+def run_lifetime(
+    backend: Backend,
+    run_id: str,
+    shared_dir: Path,
+    options: dict[str, Any],
+    leftovers_dir: Path | None = None,
+) -> Iterator[Backend]:
+    """One xdist worker's (or the only process's) use of a cluster during a run.
+
+    On exit the worker deletes the namespaces it created itself and has not deleted yet; the last
+    worker of the run to leave then deletes whatever else carries the run's label (a crashed worker's).
+    A worker never deletes namespaces another worker may still be testing (all workers share one run
+    id). What could not be deleted is recorded in ``leftovers_dir`` for the session's last line.
+    """
+    shared = Path(shared_dir)
+    shared.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(shared / f"gim-netpol-run-{run_id}.lock"))
+    users = shared / f"gim-netpol-run-{run_id}.users"
+    with lock:
+        users.write_text(str(_count(users) + 1))
     try:
         yield backend
     finally:
-        backend.delete_run(run_id)  # type: ignore[attr-defined]
-        backend.close()
+        problems: list[str] = []
+        mine = list(getattr(backend, "created_namespaces", []))
+        try:
+            if mine:
+                backend.delete([_namespace(n) for n in mine])
+        except Exception as exc:
+            problems.append(" ".join(str(exc).split()))
+        with lock:
+            count = max(0, _count(users) - 1)
+            if count:
+                users.write_text(str(count))
+            else:
+                users.unlink(missing_ok=True)
+            if count == 0 and not problems:
+                try:
+                    backend.delete_run(run_id)  # type: ignore[attr-defined]
+                except Exception as exc:
+                    problems.append(" ".join(str(exc).split()))
+            if problems:
+                where = Path(leftovers_dir) if leftovers_dir is not None else shared
+                where.mkdir(parents=True, exist_ok=True)
+                left = list(getattr(backend, "created_namespaces", mine))
+                _record_leftovers(
+                    leftovers_path(where, run_id), left, problems, cleanup_command(run_id, options)
+                )
+        with contextlib.suppress(Exception):
+            backend.close()
+
+
+def _count(path: Path) -> int:
+    try:
+        return int(path.read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _record_leftovers(path: Path, namespaces: list[str], problems: list[str], command: str) -> None:
+    data = json.loads(path.read_text()) if path.exists() else {"namespaces": [], "problems": []}
+    data["namespaces"] = sorted({*data["namespaces"], *namespaces})
+    data["problems"] = [*data["problems"], *problems][:5]
+    data["command"] = command
+    path.write_text(json.dumps(data))
+
+
+def leftovers_line(shared_dir: Path, run_id: str) -> str | None:
+    """The session's last line when cleanup failed: what was left and the command that removes it."""
+    path = leftovers_path(shared_dir, run_id)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    listed = ", ".join(data["namespaces"]) or "namespaces labelled with the run id"
+    return (
+        f"gim-netpol: cleanup failed ({data['problems'][0] if data['problems'] else 'unknown error'}); "
+        f"left in the cluster: {listed}; remove them with: {data['command']}"
+    )
+
+
+def _namespace(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
 @contextlib.contextmanager
-def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iterator[Backend]:
-    """The backend for ``options``. On exit the run's namespaces are deleted, and a kind cluster the
-    run created is deleted (once, by the last xdist worker to leave) unless --keep-cluster."""
+def open_backend(
+    options: dict[str, Any], run_id: str, shared_dir: Path, leftovers_dir: Path | None = None
+) -> Iterator[Backend]:
+    """The backend for ``options``, its API calls retried for --api-retry-timeout. On exit each worker
+    deletes what it created and the last one the run's leftovers; a kind cluster the run created is
+    deleted (once, by the last xdist worker to leave) unless --keep-cluster."""
     name = options["backend"]
+    retry_s = options.get("api_retry_timeout") or 60.0
     if name == "model":
-        from conformance.backends.model import ModelBackend
-
-        yield ModelBackend()
+        backend = RetryingBackend(model_backend(options), retry_s)
+        with run_lifetime(backend, run_id, shared_dir, options, leftovers_dir) as live:
+            yield live
         return
 
     from conformance.backends.kube import KubeBackend
@@ -42,15 +174,15 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
     preflight(options)
     workers = options["probe_workers"]
     if name == "existing":
-        backend = KubeBackend(
-            options["kubeconfig"], options["context"], name="existing", probe_workers=workers
-        )
-        with _live(backend, run_id) as live:
+        kube = KubeBackend(options["kubeconfig"], options["context"], name="existing", probe_workers=workers)
+        with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options, leftovers_dir) as live:
             yield live
         return
 
-    from conformance.backends.kind import REPO_CONFIG, KindCluster, shared_cluster
+    from conformance.backends import tools
+    from conformance.backends.kind import REPO_CONFIG, KindCluster, RunOwner, shared_cluster
 
+    found = tools.resolve(no_download=options["no_download"])  # cached by preflight: no download here
     cluster = KindCluster(
         options["cluster_name"],
         REPO_CONFIG,
@@ -59,10 +191,13 @@ def open_backend(options: dict[str, Any], run_id: str, shared_dir: Path) -> Iter
         kubeconfig_path=shared_dir / f"kubeconfig-{options['cluster_name']}",
         reuse=options["reuse_cluster"],
         keep=options["keep_cluster"],
+        owner=RunOwner.this_run(run_id, options["keep_cluster"]),
+        kind_bin=found.kind,
+        kubectl_bin=found.kubectl,
     )
-    with shared_cluster(cluster, shared_dir):
-        backend = KubeBackend(
-            str(cluster.kubeconfig_path), cluster.context, name="kind", probe_workers=workers
-        )
-        with _live(backend, run_id) as live:
+    with shared_cluster(cluster, shared_dir, run_id):
+        for note in cluster.notes:  # e.g. a cluster left by a killed run was replaced
+            warnings.warn(f"gim-netpol: {note}", stacklevel=1)
+        kube = KubeBackend(str(cluster.kubeconfig_path), cluster.context, name="kind", probe_workers=workers)
+        with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options, leftovers_dir) as live:
             yield live

@@ -10,7 +10,8 @@ Upstream procedures followed, to the letter:
 - Calico "Kind multi-node install" quickstart (docs.tigera.io, Calico v3.31, operator tab):
   ``kubectl create -f <manifestsUrl>/manifests/operator-crds.yaml``, then ``.../tigera-operator.yaml``,
   then ``.../custom-resources.yaml`` after setting its IPPool cidr to the cluster's pod CIDR ("if you
-  have replaced pod-network-cidr you must change it in this file as well"). manifestsUrl is
+  have replaced pod-network-cidr you must change it in this file as well"). Of custom-resources.yaml
+  only the ``Installation`` is created (see ``calico_custom_resources``). manifestsUrl is
   ``https://raw.githubusercontent.com/projectcalico/calico/<version>`` (tigera/docs
   calico_versioned_docs/version-3.31/variables.js). Before v3.30 the CRDs were inside
   tigera-operator.yaml and operator-crds.yaml did not exist. The quickstart's check is calico-node
@@ -21,13 +22,17 @@ Upstream procedures followed, to the letter:
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,25 @@ CALICO_VERSION = "v3.31.2"
 CALICO_MANIFESTS_URL = "https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests"
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "clusters" / "kind-calico.yaml"
+
+# The node image of every node of clusters/kind-calico.yaml. kind v0.32.0 defaults to Kubernetes v1.36.1
+# (pkg/apis/config/defaults/image.go at tag v0.32.0), outside the range Calico v3.31 is tested on
+# (docs.tigera.io, Calico 3.31 "System requirements": Kubernetes 1.32-1.34). Node images are built per kind
+# release and must be used with their digest; this is the v1.34 image listed for kind v0.32.0. The release
+# notes page itself (github.com/kubernetes-sigs/kind/releases/tag/v0.32.0) was not in the material read:
+# the tag@digest pair is the one several independent public repositories quote from those notes.
+NODE_IMAGE = "kindest/node:v1.34.8@sha256:02722c2dedddcfc00febf5d27fbeb9b7b2c14294c82109ff4a85d89ac9ba3256"
+CALICO_TESTED_KUBERNETES = ((1, 32), (1, 34))  # Calico v3.31 system requirements
+
+# Who created a cluster, recorded on the cluster itself (kube-system/gim-netpol-owner).
+OWNER_CONFIGMAP = "gim-netpol-owner"
+# kind's own refusal to create over an existing cluster (pkg/cluster/internal/create/create.go,
+# alreadyExists): it fails before any node is started, so there is nothing of this run to delete.
+KIND_ALREADY_EXISTS = "already exist for a cluster with the name"
+INOTIFY_HINT = (
+    'kind known issue "Pod errors due to too many open files": raise the inotify limits '
+    "(sudo sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512)"
+)
 
 CREATE_TIMEOUT_S = 600.0  # pulling kindest/node on a cold CI runner
 NODES_READY_TIMEOUT_S = 300.0
@@ -82,6 +106,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run one external command (found on PATH at call time), raising CommandFailed unless it exits 0."""
     exe = shutil.which(argv[0])
+    argv = [Path(argv[0]).name, *argv[1:]]  # messages name the tool, not the folder it was fetched into
     if exe is None:
         raise BackendUnavailable(f"{argv[0]} not found on PATH (needed for `{' '.join(argv)}`)")
     try:
@@ -148,24 +173,58 @@ def calico_manifest_names(version: str) -> list[str]:
     return [*crds, "tigera-operator.yaml", "custom-resources.yaml"]
 
 
-def calico_custom_resources(text: str, cidr: str) -> str:
-    """Calico's custom-resources.yaml with every IPPool of the Installation set to ``cidr``."""
+def _family(cidr: str) -> int:
+    return ipaddress.ip_network(cidr.strip(), strict=False).version
+
+
+def calico_custom_resources(text: str, cidrs: str | Sequence[str]) -> str:
+    """The ``Installation`` of Calico's custom-resources.yaml, each IPPool's cidr set to the pod CIDR of
+    its IP family (``cidrs``: the cluster's podSubnet, comma-separated when dual-stack).
+
+    Only the Installation is kept: it is all Kubernetes NetworkPolicy needs (calico-node, typha,
+    kube-controllers, CNI). The v3.31 file also creates APIServer, Goldmane and Whisker: the
+    APIServer registers the aggregated API projectcalico.org/v3, and until it serves, the namespace
+    controller cannot finish deleting namespaces (it needs every aggregated API), so the suite's
+    namespaces would stay Terminating; Goldmane and Whisker (flow logs, UI) are not used.
+    """
+    platform = [c.strip() for c in ([cidrs] if isinstance(cidrs, str) else cidrs) for c in c.split(",")]
+    platform = [c for c in platform if c]
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise UserError(f"custom-resources.yaml is not valid YAML ({exc})") from None
+    installations = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Installation"]
     pools = 0
-    for doc in docs:
-        if isinstance(doc, dict) and doc.get("kind") == "Installation":
-            network = doc.setdefault("spec", {}).setdefault("calicoNetwork", {})
-            for pool in network.get("ipPools") or ():
-                pool["cidr"] = cidr
-                pools += 1
+    for doc in installations:
+        network = doc.setdefault("spec", {}).setdefault("calicoNetwork", {})
+        for pool in network.get("ipPools") or ():
+            family = _family(str(pool.get("cidr") or "0.0.0.0/0"))
+            same = [c for c in platform if _family(c) == family]
+            if not same:
+                # tigera/operator v1.40.2 pkg/controller/ippool/defaults.go refuses a pool outside the
+                # platform's pod CIDRs ("IPPool ... is not within the platform's configured pod network").
+                raise UserError(
+                    f"IPPool {pool.get('name', '?')} is IPv{family} but the cluster's pod CIDRs "
+                    f"({', '.join(platform)}) have no IPv{family} range",
+                    source="custom-resources.yaml",
+                )
+            pool["cidr"] = same[0]
+            pools += 1
     if not pools:
         raise UserError(
             "custom-resources.yaml has no Installation with calicoNetwork.ipPools to set the cidr of"
         )
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    return yaml.safe_dump_all(installations, sort_keys=False)
+
+
+def _plural(kind: str) -> str:
+    """The plural of a lowercased kind, as the CRDs of operator-crds.yaml spell it (tigerastatuses,
+    networkpolicies, installations)."""
+    if kind.endswith("y") and kind[-2:-1] not in "aeiou":
+        return kind[:-1] + "ies"
+    if kind.endswith(("s", "x", "ch", "sh")):
+        return kind + "es"
+    return kind + "s"
 
 
 def crd_names(manifest_text: str) -> list[str]:
@@ -180,8 +239,7 @@ def crd_names(manifest_text: str) -> list[str]:
             continue  # core kinds need no CRD
         group = str(doc["apiVersion"]).split("/", 1)[0]
         kind = str(doc.get("kind") or "").lower()
-        plural = kind + ("es" if kind.endswith("s") else "s")
-        name = f"{plural}.{group}"
+        name = f"{_plural(kind)}.{group}"
         if kind and name not in names:
             names.append(name)
     return sorted(names)
@@ -202,6 +260,56 @@ def _conditions(obj: dict) -> dict[str, dict]:
     return {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or ()}
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class RunOwner:
+    """The run that created a cluster: recorded in the cluster (ConfigMap kube-system/gim-netpol-owner),
+    so that another run, or this one after a SIGKILL, can tell whose it is."""
+
+    run_id: str
+    host: str = ""
+    pid: int = 0
+    keep: bool = False
+
+    @classmethod
+    def this_run(cls, run_id: str, keep: bool) -> RunOwner:
+        # An xdist worker ends before its controller does: the controller's pid outlives the run's use.
+        pid = os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else os.getpid()
+        return cls(run_id, socket.gethostname(), pid, keep)
+
+    @classmethod
+    def from_data(cls, data: dict[str, str]) -> RunOwner:
+        pid = str(data.get("pid") or "0")
+        return cls(
+            str(data.get("run") or "?"),
+            str(data.get("host") or ""),
+            int(pid) if pid.isdigit() else 0,
+            str(data.get("keep")).lower() == "true",
+        )
+
+    def data(self) -> dict[str, str]:
+        return {"run": self.run_id, "host": self.host, "pid": str(self.pid), "keep": str(self.keep).lower()}
+
+    def abandoned(self) -> bool:
+        """Created on this host by a run that is gone (killed) and was not asked to keep it."""
+        return not self.keep and self.host == socket.gethostname() and not _pid_alive(self.pid)
+
+    def describe(self) -> str:
+        if self.keep:
+            return f"kept by gim-netpol run {self.run_id} (--keep-cluster)"
+        state = "gone" if self.host == socket.gethostname() and not _pid_alive(self.pid) else "running"
+        return f"created by gim-netpol run {self.run_id} (pid {self.pid} on {self.host}, {state})"
+
+
 class KindCluster:
     """One kind cluster running Calico. ``create()`` makes it usable or raises; ``delete()`` removes it."""
 
@@ -215,6 +323,9 @@ class KindCluster:
         reuse: bool = False,
         keep: bool = False,
         *,
+        owner: RunOwner | None = None,
+        kind_bin: str = "kind",
+        kubectl_bin: str = "kubectl",
         poll_s: float = 3.0,
         create_timeout_s: float = CREATE_TIMEOUT_S,
         nodes_timeout_s: float = NODES_READY_TIMEOUT_S,
@@ -237,11 +348,15 @@ class KindCluster:
         self.kubeconfig_path = Path(kubeconfig_path)
         self.reuse = reuse
         self.keep = keep
+        self.owner = owner or RunOwner.this_run("unknown", keep)
+        self.kind_bin = kind_bin
+        self.kubectl_bin = kubectl_bin
         self.poll_s = poll_s
         self.create_timeout_s = create_timeout_s
         self.nodes_timeout_s = nodes_timeout_s
         self.calico_timeout_s = calico_timeout_s
         self.created = False  # True once `kind create cluster` succeeded in this process
+        self.notes: list[str] = []
 
     @property
     def context(self) -> str:
@@ -250,12 +365,12 @@ class KindCluster:
     # commands
 
     def kind(self, *args: str, timeout_s: float = KUBECTL_TIMEOUT_S, hint: str = "") -> str:
-        return run(["kind", *args], timeout_s=timeout_s, hint=hint).stdout
+        return run([self.kind_bin, *args], timeout_s=timeout_s, hint=hint).stdout
 
     def kubectl(
         self, *args: str, input_text: str | None = None, timeout_s: float = KUBECTL_TIMEOUT_S, hint: str = ""
     ) -> str:
-        argv = ["kubectl", "--kubeconfig", str(self.kubeconfig_path), "--context", self.context, *args]
+        argv = [self.kubectl_bin, "--kubeconfig", str(self.kubeconfig_path), "--context", self.context, *args]
         return run(argv, timeout_s=timeout_s, input_text=input_text, hint=hint).stdout
 
     def _kubectl_json(self, *args: str) -> dict:
@@ -269,15 +384,32 @@ class KindCluster:
     def create(self) -> None:
         """Create (or reuse) the cluster, install Calico if absent, and prove Calico enforces."""
         if self.exists():
+            self.export_kubeconfig()
             if not self.reuse:
-                raise BackendUnavailable(
-                    f"a kind cluster named {self.name!r} already exists: pass --reuse-cluster to use it, "
-                    f"or delete it with `kind delete cluster --name {self.name}`"
-                )
-            self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
-            self.kind("export", "kubeconfig", "--name", self.name, "--kubeconfig", str(self.kubeconfig_path))
+                owner = self.read_owner()
+                if owner is None or not owner.abandoned():
+                    whose = f" ({owner.describe()})" if owner else " (not created by this suite)"
+                    raise BackendUnavailable(
+                        f"a kind cluster named {self.name!r} already exists{whose}: pass --reuse-cluster to "
+                        f"use it, delete it with `kind delete cluster --name {self.name}`, or give this run "
+                        "another --cluster-name (concurrent runs need distinct names)"
+                    )
+                self.delete_cluster()  # left behind by a run that was killed
+                self.notes.append(f"deleted kind cluster {self.name!r}, {owner.describe()}")
+                self._create_cluster()
         else:
-            self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_cluster()
+        # The enforcer is checked before anything is installed: Calico on a kindnet cluster never works.
+        self.check_no_kindnet()
+        if not self.calico_installed():
+            self.install_calico()
+        self.wait_nodes_ready()
+        self.wait_calico_available()
+        self.check_enforcer()
+
+    def _create_cluster(self) -> None:
+        self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
             self.kind(
                 "create",
                 "cluster",
@@ -291,16 +423,39 @@ class KindCluster:
                 hint="is docker running with enough memory? `kind create cluster --retain` keeps the nodes "
                 "for `kind export logs`",
             )
-            self.created = True
-        if not self.calico_installed():
-            self.install_calico()
-        self.wait_nodes_ready()
-        self.wait_calico_available()
-        self.check_enforcer()
+        except BaseException as exc:
+            if isinstance(exc, CommandFailed) and KIND_ALREADY_EXISTS in exc.stderr:
+                raise  # kind stopped before starting any node: the cluster is another run's
+            # kind deletes the nodes only in its own error path (pkg/cluster/internal/create/create.go);
+            # after a timeout (SIGKILL) or an interrupt they stay, so this run deletes what it started.
+            try:
+                self.delete_cluster()
+                left = "the nodes it started were deleted"
+            except Exception:
+                left = f"its nodes may be left: `kind delete cluster --name {self.name}` removes them"
+            if isinstance(exc, Exception) and exc.args:
+                exc.args = (f"{exc.args[0]}; {left}", *exc.args[1:])
+            raise
+        self.created = True
+        self.record_owner()
 
-    def delete(self) -> None:
-        if self.keep:
-            return
+    def export_kubeconfig(self) -> None:
+        self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
+        self.kind("export", "kubeconfig", "--name", self.name, "--kubeconfig", str(self.kubeconfig_path))
+
+    def record_owner(self) -> None:
+        literals = [f"--from-literal={k}={v}" for k, v in self.owner.data().items()]
+        self.kubectl("create", "configmap", OWNER_CONFIGMAP, "-n", "kube-system", *literals)
+
+    def read_owner(self) -> RunOwner | None:
+        text = self.kubectl(
+            "get", "configmap", OWNER_CONFIGMAP, "-n", "kube-system", "--ignore-not-found", "-o", "json"
+        )
+        if not text.strip():
+            return None
+        return RunOwner.from_data(json.loads(text).get("data") or {})
+
+    def delete_cluster(self) -> None:
         self.kind(
             "delete",
             "cluster",
@@ -311,6 +466,11 @@ class KindCluster:
             timeout_s=self.create_timeout_s,
         )
         self.created = False
+
+    def delete(self) -> None:
+        if self.keep:
+            return
+        self.delete_cluster()
 
     # Calico
 
@@ -329,6 +489,21 @@ class KindCluster:
             self.kubectl("get", "installation", "default", "--ignore-not-found", "-o", "name").strip()
         )
 
+    def pod_subnets(self) -> list[str]:
+        """The cluster's pod CIDRs, read where tigera/operator reads them to validate the IPPool: the
+        ``podSubnet:`` line of ConfigMap kube-system/kubeadm-config (v1.40.2 pkg/controller/ippool/
+        kubeadm.go, extractKubeadmCIDRs; comma-separated when dual-stack). Without that ConfigMap the
+        operator checks nothing, and the kind config's podSubnet is used."""
+        text = self.kubectl(
+            "get", "configmap", "kubeadm-config", "-n", "kube-system", "--ignore-not-found", "-o", "json"
+        )
+        data = (json.loads(text).get("data") or {}) if text.strip() else {}
+        for value in data.values():
+            m = re.search(r"podSubnet: (.*)", str(value))
+            if m:
+                return [c.strip() for c in m.group(1).split(",") if c.strip()]
+        return [c.strip() for c in pod_subnet(self.config).split(",")]
+
     def install_calico(self) -> None:
         hint = (
             f"Calico {self.calico_version} manifests from {self.manifest_source('')}; "
@@ -339,12 +514,11 @@ class KindCluster:
             text = read_manifest(self.manifest_source(custom))
         except OSError as exc:
             raise CommandFailed(["read", self.manifest_source(custom)], "failed", str(exc), hint) from None
-        resources = calico_custom_resources(text, pod_subnet(self.config))
+        resources = calico_custom_resources(text, self.pod_subnets())
         for name in operator:
             self._create(self.manifest_source(name), hint=hint)
-        # Every kind of custom-resources.yaml (Installation, APIServer, Goldmane, Whisker in v3.31) can
-        # be created only once its CRD is established: a CRD still pending makes `kubectl create` fail
-        # half-way ("no matches for kind"), after it created the others.
+        # The Installation can be created only once its CRD is established: a CRD still pending makes
+        # `kubectl create` fail ("no matches for kind").
         self.kubectl(
             "wait",
             "--for=condition=Established",
@@ -357,12 +531,15 @@ class KindCluster:
 
     def _create(self, source: str, *, input_text: str | None = None, hint: str = "") -> None:
         """``kubectl create -f source``, where objects an earlier, interrupted install left are fine
-        (a reused cluster): kubectl creates the others and fails only with AlreadyExists errors."""
+        (a reused cluster): kubectl creates the others, and every line it prints on stderr, but for
+        warnings, is an AlreadyExists error. Any other line (``no matches for kind``, ``ensure CRDs are
+        installed first``, a timeout) is a real failure."""
         try:
             self.kubectl("create", "-f", source, input_text=input_text, hint=hint)
         except CommandFailed as exc:
-            errors = [ln for ln in exc.stderr.splitlines() if ln.startswith("Error from server")]
-            if not errors or not all(ln.startswith("Error from server (AlreadyExists)") for ln in errors):
+            lines = [ln.strip() for ln in exc.stderr.splitlines() if ln.strip()]
+            problems = [ln for ln in lines if not ln.startswith("Warning:")]
+            if not problems or not all(ln.startswith("Error from server (AlreadyExists)") for ln in problems):
                 raise
 
     # waiting, with explicit deadlines
@@ -401,30 +578,43 @@ class KindCluster:
             self.nodes_timeout_s,
             check,
             "nodes stay NotReady until the CNI runs: "
-            f"`kubectl --context {self.context} get pods -n calico-system`",
+            f'`kubectl --context {self.context} get pods -n calico-system`; if they fail with "too many '
+            f'open files": {INOTIFY_HINT}',
         )
 
     def wait_calico_available(self) -> None:
+        """Every TigeraStatus the operator created is Available (``calico`` among them), none Degraded."""
+
         def check() -> tuple[bool, str]:
-            status = self._kubectl_json("get", "tigerastatus", "calico")
-            conds = _conditions(status)
-            available = conds.get("Available", {}).get("status") == "True"
-            degraded = conds.get("Degraded", {})
-            if degraded.get("status") == "True":
-                return False, f"Degraded: {degraded.get('message') or degraded.get('reason')}"
-            progressing = conds.get("Progressing", {})
-            return available, f"Progressing: {progressing.get('message') or progressing.get('status', '?')}"
+            statuses = self._kubectl_json("get", "tigerastatus")["items"]
+            names = [s["metadata"]["name"] for s in statuses]
+            if "calico" not in names:
+                return False, f"no tigerastatus/calico yet (have: {', '.join(names) or 'none'})"
+            waiting = []
+            for status in statuses:
+                conds = _conditions(status)
+                name = status["metadata"]["name"]
+                degraded = conds.get("Degraded", {})
+                if degraded.get("status") == "True":
+                    waiting.append(f"{name} Degraded: {degraded.get('message') or degraded.get('reason')}")
+                elif conds.get("Available", {}).get("status") != "True":
+                    progressing = conds.get("Progressing", {})
+                    why = progressing.get("message") or progressing.get("status", "?")
+                    waiting.append(f"{name} Progressing: {why}")
+            return not waiting, "; ".join(waiting)
 
         self._wait(
-            "tigerastatus/calico Available",
+            "every tigerastatus Available",
             self.calico_timeout_s,
             check,
             f"`kubectl --context {self.context} get tigerastatus` and "
-            f"`kubectl --context {self.context} get pods -n calico-system` (image pulls?)",
+            f"`kubectl --context {self.context} get pods -n calico-system`: images not pulled yet, or pods "
+            f'failing with "too many open files": {INOTIFY_HINT}',
         )
 
-    def check_enforcer(self) -> None:
-        """calico-node runs on every node, and kindnet (which would enforce policies too) is absent."""
+    def check_no_kindnet(self) -> None:
+        """kindnet enforces NetworkPolicies itself since kind v0.24: with it, Calico is not what is tested
+        (and on kindnet's pod CIDR the operator goes Degraded)."""
         daemonsets = self._kubectl_json("get", "daemonsets", "--all-namespaces")["items"]
         kindnet = [d["metadata"]["name"] for d in daemonsets if d["metadata"]["name"].startswith("kindnet")]
         if kindnet:
@@ -433,6 +623,10 @@ class KindCluster:
                 "NetworkPolicies itself since kind v0.24, so Calico would not be what is tested. "
                 "Recreate the cluster with networking.disableDefaultCNI: true (clusters/kind-calico.yaml)"
             )
+
+    def check_enforcer(self) -> None:
+        """calico-node runs on every node, and kindnet (which would enforce policies too) is absent."""
+        self.check_no_kindnet()
         pods = self._kubectl_json("get", "pods", "--all-namespaces", "-l", "k8s-app=calico-node")["items"]
         running = [
             p
@@ -449,13 +643,16 @@ class KindCluster:
             )
 
 
-# --- one cluster for all pytest-xdist workers ------------------------------------------------------
+# --- one cluster for all pytest-xdist workers of one run -------------------------------------------
 
 
-def _read_state(path: Path) -> dict[str, Any]:
+def _read_state(path: Path, run_id: str) -> dict[str, Any]:
+    fresh = {"run": run_id, "users": 0, "ready": False, "created": False, "error": None}
     if path.exists():
-        return json.loads(path.read_text())
-    return {"users": 0, "ready": False, "created": False, "error": None}
+        state = json.loads(path.read_text())
+        if state.get("run") == run_id:
+            return state
+    return fresh  # none yet, or left by another run: it says nothing about this one
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
@@ -465,21 +662,23 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def shared_cluster(cluster: KindCluster, shared_dir: str | Path) -> Iterator[KindCluster]:
-    """The cluster, created by the first process that enters and deleted by the last that leaves.
+def shared_cluster(cluster: KindCluster, shared_dir: str | Path, run_id: str) -> Iterator[KindCluster]:
+    """The cluster, created by the first process of run ``run_id`` that enters and deleted by the last
+    that leaves.
 
     A cluster that existed before (``reuse``) is never deleted: the run did not make it.
 
-    ``shared_dir`` must be the same for every worker of one run and new for each run (e.g. the
-    parent of pytest-xdist's per-worker basetemp). A failed creation is recorded there, so the other
-    workers fail at once with the same message instead of trying again.
+    ``shared_dir`` must be the same for every worker of one run and new for each run
+    (``factory.run_state_dir``). A failed creation is recorded there, so the other workers of the run
+    fail at once with the same message instead of trying again; a state left there by another run
+    (killed, or failed) is ignored.
     """
     shared = Path(shared_dir)
     shared.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(shared / f"kind-{cluster.name}.lock"))
     state_path = shared / f"kind-{cluster.name}.json"
     with lock:
-        state = _read_state(state_path)
+        state = _read_state(state_path, run_id)
         if state["error"]:
             raise BackendUnavailable(state["error"])
         if not state["ready"]:
@@ -501,7 +700,7 @@ def shared_cluster(cluster: KindCluster, shared_dir: str | Path) -> Iterator[Kin
         yield cluster
     finally:
         with lock:
-            state = _read_state(state_path)
+            state = _read_state(state_path, run_id)
             state["users"] = max(0, state["users"] - 1)
             last = state["users"] == 0
             created = bool(state.get("created"))

@@ -13,20 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from conformance.backends.base import Backend, BackendUnavailable
-from conformance.netpol.model import Cluster, K8sObject, object_key
+from conformance.backends.api_retry import transient_reason
+from conformance.backends.base import ApiError, Backend, BackendUnavailable
+from conformance.netpol.model import Cluster, K8sObject, Service, object_key
 from conformance.netpol.probing import Observation, Probe
 from conformance.netpol.snapshot import cluster_from_objects
 from conformance.probes.agnhost import RUN_LABEL, connect_command
 from conformance.probes.held import HeldConnection
-from conformance.probes.prober import pod_events, run_probes
+from conformance.probes.prober import ExecFailed, pod_events, run_exec, run_probes
 
 SPEC_HASH = "conformance.gitguardian.com/spec-hash"
 APPLY_ORDER = {"Namespace": 0, "NetworkPolicy": 1, "Service": 2, "Pod": 3}
@@ -176,6 +176,7 @@ class KubeBackend(Backend):
         self.kubeconfig = kubeconfig
         self.context = context
         self.probe_workers = probe_workers
+        self.created_namespaces: list[str] = []
         self.configuration = client.Configuration()
         try:
             config.load_kube_config(
@@ -192,6 +193,10 @@ class KubeBackend(Backend):
         self.networking = client.NetworkingV1Api(self.api_client)
         self.apps = client.AppsV1Api(self.api_client)
 
+    @property
+    def api_url(self) -> str:
+        return str(self.configuration.host)
+
     def new_core_api(self) -> client.CoreV1Api:
         """A CoreV1Api on its own ApiClient (one per prober thread: exec is not thread-safe)."""
         return client.CoreV1Api(client.ApiClient(configuration=self.configuration))
@@ -203,13 +208,17 @@ class KubeBackend(Backend):
             try:
                 self._apply_one(obj)
             except ApiException as exc:
+                if transient_reason(exc):
+                    raise
                 message = _api_error(exc)
                 if exc.status == 403 and "PodSecurity" in message:
                     raise RuntimeError(
                         f"{object_key(obj)} rejected by Pod Security admission: {message}. The probe pods "
                         "meet the 'restricted' level; a stricter custom admission policy must allow them"
                     ) from None
-                raise RuntimeError(f"cannot apply {object_key(obj)}: {message} (HTTP {exc.status})") from None
+                raise ApiError(
+                    exc.status, f"cannot apply {object_key(obj)}: {message} (HTTP {exc.status})"
+                ) from None
 
     def _apply_one(self, obj: K8sObject) -> None:
         kind = obj["kind"]
@@ -219,6 +228,8 @@ class KubeBackend(Backend):
             obj = with_spec_hash(obj)
         body = MODELS[kind].from_dict(obj)
         create, read, replace = self._verbs(kind, name, ns)
+        if kind == "Namespace":
+            create = self._recording(create, name)
         try:
             create(body)
             return
@@ -251,6 +262,16 @@ class KubeBackend(Backend):
             body.spec.cluster_ip = current.spec.cluster_ip
             body.spec.cluster_ips = current.spec.cluster_ips
         replace(body)
+
+    def _recording(self, create: Callable, name: str) -> Callable:
+        """``create`` that remembers the namespace as this backend's: it deletes it at the end."""
+
+        def call(body: Any) -> None:
+            create(body)
+            if name not in self.created_namespaces:
+                self.created_namespaces.append(name)
+
+        return call
 
     def _verbs(self, kind: str, name: str, ns: str | None) -> tuple[Callable, Callable, Callable]:
         c, n = self.core, self.networking
@@ -294,19 +315,47 @@ class KubeBackend(Backend):
                 elif kind == "NetworkPolicy":
                     self.networking.delete_namespaced_network_policy(name, ns)
                 else:
-                    self.core.delete_namespace(name)
                     namespaces.append(name)
+                    self.core.delete_namespace(name)
             except ApiException as exc:
-                if exc.status != 404:
+                if transient_reason(exc):
+                    raise
+                # Deleting a namespace that is already Terminating answers 409 Conflict ("The system is
+                # ensuring all content is removed from this namespace", kubernetes
+                # pkg/registry/core/namespace/storage/storage.go, v1.28): it is on its way out.
+                if exc.status != 404 and not (kind == "Namespace" and exc.status == 409):
                     raise RuntimeError(f"cannot delete {object_key(obj)}: {_api_error(exc)}") from None
+        self.created_namespaces = [n for n in self.created_namespaces if n not in namespaces]
         if wait:
-            deadline = time.monotonic() + timeout_s
+            deadline = self.clock.now() + timeout_s
             for name in namespaces:
-                left = max(1.0, deadline - time.monotonic())
+                left = max(1.0, deadline - self.clock.now())
                 self._wait_gone(lambda name=name: self.core.read_namespace(name), f"namespace {name}", left)
 
     def wait_gone(self, objects: Sequence[K8sObject], timeout_s: float) -> None:
         self.delete(objects, wait=True, timeout_s=timeout_s)
+
+    def resolv_conf(self, pod_key: str) -> str:
+        """``cat /etc/resolv.conf`` exec'd in the pod: agnhost is built on Alpine (its Dockerfile in
+        kubernetes test/images/agnhost installs bash etc. with apk), so busybox's cat is there."""
+        ns, name = pod_key.split("/", 1)
+        try:
+            code, out, err = run_exec(self.new_core_api(), ns, name, ["cat", "/etc/resolv.conf"], 30.0)
+        except ExecFailed as exc:
+            raise RuntimeError(f"cannot read /etc/resolv.conf of {pod_key}: {exc}") from None
+        if code != 0:
+            raise RuntimeError(f"cannot read /etc/resolv.conf of {pod_key}: exit {code}: {err.strip()[:200]}")
+        return out
+
+    def services_all(self) -> list[Service]:
+        items = self.core.list_service_for_all_namespaces().items
+        objects = [as_object(self.api_client, s, "Service", "v1") for s in items]
+        return cluster_from_objects(("cluster", o) for o in objects).services
+
+    def namespace_phases(self) -> dict[str, str]:
+        return {
+            n.metadata.name: (n.status.phase if n.status else "") for n in self.core.list_namespace().items
+        }
 
     def hold_connection(self, probe: Probe, timeout_s: float) -> HeldConnection:
         return HeldConnection(self.new_core_api(), probe, timeout_s)
@@ -323,7 +372,7 @@ class KubeBackend(Backend):
         return names
 
     def _wait_gone(self, read: Callable[[], Any], what: str, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
+        deadline = self.clock.now() + timeout_s
         while True:
             try:
                 read()
@@ -331,9 +380,9 @@ class KubeBackend(Backend):
                 if exc.status == 404:
                     return
                 raise
-            if time.monotonic() >= deadline:
+            if self.clock.now() >= deadline:
                 raise RuntimeError(f"{what} still exists {timeout_s:g}s after its deletion (finalizers?)")
-            time.sleep(GONE_POLL_S)
+            self.clock.sleep(GONE_POLL_S)
 
     # readiness and state
 
@@ -345,12 +394,12 @@ class KubeBackend(Backend):
         """Wait for the probe pods (labelled with RUN_LABEL) of the namespaces. Other pods of a borrowed
         namespace (the user's own, finished Jobs...) are not ours to wait for."""
         namespaces = list(namespaces)
-        deadline = time.monotonic() + timeout_s
+        deadline = self.clock.now() + timeout_s
         while True:
             unready = [p for ns in namespaces for p in self._pods(ns, RUN_LABEL) if not pod_is_ready(p)]
             if not unready:
                 return
-            if time.monotonic() >= deadline:
+            if self.clock.now() >= deadline:
                 lines = []
                 for p in unready:
                     meta = p["metadata"]
@@ -359,7 +408,7 @@ class KubeBackend(Backend):
                 raise RuntimeError(
                     f"{len(unready)} probe pod(s) not ready after {timeout_s:g}s: " + " || ".join(lines)
                 )
-            time.sleep(READY_POLL_S)
+            self.clock.sleep(READY_POLL_S)
 
     def state(self, namespaces: Iterable[str]) -> Cluster:
         ac = self.api_client

@@ -1,132 +1,390 @@
 """The ``model`` backend: no cluster. Objects are kept in memory and probes answered by the simulator.
 
-It behaves like an API server and a policy-enforcing CNI as far as the suite can tell: pods get IPs
-and Services ClusterIPs on apply, every namespace carries its ``kubernetes.io/metadata.name`` label,
-deleting a namespace deletes what is in it, and a probe is ``blocked`` when the simulator denies it,
-``refused`` when it is allowed but the destination does not listen on that port, ``connected``
-otherwise. A cluster's DNS (kube-system/kube-dns) is there from the start, as in a real cluster.
+It behaves like an API server, a kubelet and a policy-enforcing CNI, not like an ideal cluster:
+
+- pods get IPs and Services ClusterIPs on apply, every namespace carries its
+  ``kubernetes.io/metadata.name`` label, a cluster DNS is there from the start (``kube-system/kube-dns``
+  at 10.96.0.10, or as ``--model-faults`` says);
+- deletion is asynchronous: a deleted namespace is ``Terminating`` for a while (its pods go at once),
+  creating anything in it is refused with 403 "is being terminated", then it disappears;
+- pods are Pending, then Running and Ready after a delay; an exec in a pod that is not running fails,
+  a connection to a pod that does not listen yet is refused;
+- a new, changed or deleted NetworkPolicy takes effect after the CNI's programming delay: until
+  then probes see the old verdict;
+- a probe is ``blocked`` when the programmed policies deny it (and costs its full timeout: the CNI
+  drops), or ``refused`` at once with the ``rejects`` CNI profile; ``refused`` when allowed but nothing
+  listens; ``connected`` otherwise;
+- time is a VirtualClock: waiting advances it at once, so a run's figures are simulated live seconds;
+- faults on demand (API down for a window, a kind not served, no DNS, OpenShift DNS): model_faults.
+
+Several ModelBackend objects can share one ModelCluster, as several API clients (xdist workers, a
+probe fleet) share one real cluster; each remembers the namespaces it created.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from conformance.backends.base import Backend
-from conformance.errors import UserError
+from conformance.backends.api_retry import TransientApiError
+from conformance.backends.base import ApiError, Backend
+from conformance.backends.clock import VirtualClock
+from conformance.backends.cni_profiles import DEFAULT as DEFAULT_CNI
+from conformance.backends.cni_profiles import CniProfile
+from conformance.backends.model_faults import Faults, Latencies
 from conformance.netpol.model import Cluster, K8sObject, Pod
 from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.netpol.simulator import Simulator
 from conformance.netpol.snapshot import cluster_from_objects
+from conformance.probes.agnhost import RUN_LABEL
 
 POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
+CLUSTER_DNS_IP = "10.96.0.10"  # the kubelet's clusterDNS on kind and kubeadm clusters
+API_URL = "https://model-apiserver:6443"
 NODES = ("kind-worker", "kind-worker2")
 CLUSTER_SCOPED = ("Namespace",)
 KINDS = ("Namespace", "Pod", "Service", "NetworkPolicy")
+DEFAULT_PROBE_WORKERS = 16
 
-_DNS_LABELS = {"k8s-app": "kube-dns"}
-_DNS_PORTS = [
-    {"name": "dns", "containerPort": 53, "protocol": "UDP"},
-    {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
-]
+Key = tuple[str, str, str]
 
 
-def _key(obj: K8sObject) -> tuple[str, str, str]:
+def _key(obj: K8sObject) -> Key:
     meta = obj.get("metadata") or {}
     ns = "" if obj.get("kind") in CLUSTER_SCOPED else (meta.get("namespace") or "default")
     return (str(obj.get("kind")), ns, str(meta.get("name")))
 
 
+def _dns_objects(mode: str) -> list[K8sObject]:
+    """The cluster's DNS: CoreDNS as kubeadm/kind deploy it, or as OpenShift's DNS operator does
+    (openshift/cluster-dns-operator assets/dns: Service dns-default, ports dns/dns-tcp 53 ->
+    targetPort dns/dns-tcp, the daemonset's containers listening on 5353)."""
+    if mode == "none":
+        return []
+    if mode == "openshift":
+        ns, name, pod, port = "openshift-dns", "dns-default", "dns-default-abcde", 5353
+        labels = {"dns.operator.openshift.io/daemonset-dns": "default"}
+    else:
+        ns, name, pod, port = "kube-system", "kube-dns", "coredns", 53
+        labels = {"k8s-app": "kube-dns"}
+    container_ports = [
+        {"name": "dns", "containerPort": port, "protocol": "UDP"},
+        {"name": "dns-tcp", "containerPort": port, "protocol": "TCP"},
+    ]
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"namespace": ns, "name": pod, "labels": labels},
+            "spec": {"containers": [{"name": "dns", "ports": container_ports}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"namespace": ns, "name": name, "labels": labels},
+            "spec": {
+                "clusterIP": CLUSTER_DNS_IP,
+                "selector": labels,
+                "ports": [
+                    {"name": "dns", "port": 53, "targetPort": "dns", "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "targetPort": "dns-tcp", "protocol": "TCP"},
+                ],
+            },
+        },
+    ]
+
+
+class ModelCluster:
+    """The in-memory cluster: objects, their lifecycle on the virtual clock, the CNI's programming."""
+
+    def __init__(
+        self,
+        *,
+        cni: CniProfile = DEFAULT_CNI,
+        latencies: Latencies | None = None,
+        faults: Faults | None = None,
+        clock: VirtualClock | None = None,
+    ) -> None:
+        self.cni = cni
+        self.latencies = latencies or Latencies()
+        self.faults = faults or Faults()
+        self.clock = clock or VirtualClock()
+        self._epoch = self.clock.now()
+        self.objects: dict[Key, K8sObject] = {}
+        self._gone_at: dict[str, float] = {}  # Terminating namespace -> when it disappears
+        self._ready_at: dict[Key, float] = {}  # Pending pod -> when it is Running and Ready
+        self._policy_log: list[tuple[float, Key, K8sObject | None]] = []  # what the CNI programs, when
+        self._pod_ips = (str(ip) for ip in POD_CIDR.hosts())
+        self._service_ips = (str(ip) for ip in list(SERVICE_CIDR.hosts())[10:])
+        self._scheduled = 0
+        self._generation = 0
+        self._draws: dict[str, int] = {}
+        self._cache: dict[tuple[int, int], tuple[Cluster, Simulator]] = {}
+        self._state: tuple[int, Cluster] | None = None
+        self.apply(_dns_objects(self.faults.dns), ready=True)
+
+    # -- the API server ------------------------------------------------------------------------------
+    def api(self) -> None:
+        """Every API call: refused while the API is down; lets time-driven changes happen first."""
+        if self.faults.api_down_at(self.clock.now() - self._epoch):
+            raise TransientApiError("connection refused")
+        self._tick()
+
+    def _tick(self) -> None:
+        now = self.clock.now()
+        gone = [ns for ns, t in self._gone_at.items() if t <= now]
+        for ns in gone:
+            del self._gone_at[ns]
+            self.objects.pop(("Namespace", "", ns), None)
+            self._changed()
+        for key, t in list(self._ready_at.items()):
+            if t <= now:
+                del self._ready_at[key]
+                pod = self.objects.get(key)
+                if pod is not None:
+                    pod["status"].update(_ready_status())
+                    self._changed()
+
+    def _draw(self, span: tuple[float, float], what: str) -> float:
+        """The duration of the n-th event of its kind in this cluster: the same sequence every run,
+        whatever the objects are called (their names carry the random run id)."""
+        self._draws[what] = n = self._draws.get(what, 0) + 1
+        return self.latencies.draw(span, what, n)
+
+    def _changed(self) -> None:
+        self._generation += 1
+
+    def phase(self, namespace: str) -> str | None:
+        if ("Namespace", "", namespace) not in self.objects:
+            return None
+        return "Terminating" if namespace in self._gone_at else "Active"
+
+    def apply(self, objects: Sequence[K8sObject], *, ready: bool = False) -> list[str]:
+        """Create or replace; returns the namespaces created. Raises ApiError as the API server would."""
+        created: list[str] = []
+        for obj in sorted(objects, key=lambda o: o.get("kind") != "Namespace"):
+            kind, ns, name = key = _key(obj)
+            if not self.faults.serves(kind):
+                raise ApiError(404, f"the server could not find the requested resource ({kind})")
+            if kind not in KINDS:
+                continue
+            if kind == "Namespace" and name in self._gone_at:
+                # As KubeBackend does: a namespace still being deleted is waited out, then created.
+                self.clock.advance_to(self._gone_at[name])
+                self._tick()
+            if kind != "Namespace":
+                phase = self.phase(ns)
+                if phase is None:
+                    raise ApiError(404, f'namespaces "{ns}" not found')
+                if phase == "Terminating":
+                    raise ApiError(
+                        403,
+                        f'{kind.lower()}s "{name}" is forbidden: unable to create new content in namespace '
+                        f"{ns} because it is being terminated",
+                    )
+            new = copy.deepcopy(obj)
+            meta = new.setdefault("metadata", {})
+            if kind != "Namespace":
+                meta["namespace"] = ns
+            old = self.objects.get(key)
+            if kind == "Namespace" and old is None:
+                created.append(name)
+            if kind == "Pod":
+                self._place_pod(key, new, old, ready or self.latencies.pod_ready_s == (0.0, 0.0))
+            elif kind == "Service":
+                spec = new.setdefault("spec", {})
+                if old is not None:
+                    spec["clusterIP"] = old["spec"]["clusterIP"]
+                elif spec.get("clusterIP") in (None, ""):
+                    spec["clusterIP"] = next(self._service_ips)
+            elif kind == "NetworkPolicy":
+                self._program(key, new)
+            self.objects[key] = new
+        self._changed()
+        return created
+
+    def _place_pod(self, key: Key, new: K8sObject, old: K8sObject | None, ready: bool) -> None:
+        status = new.setdefault("status", {})
+        if old is not None and old.get("spec") == new.get("spec"):
+            status.update(old["status"])  # labels changed only: the pod keeps running
+            return
+        status["podIP"] = old["status"]["podIP"] if old else next(self._pod_ips)
+        new.setdefault("spec", {}).setdefault("nodeName", NODES[self._scheduled % len(NODES)])
+        self._scheduled += 1
+        if ready:
+            status.update(_ready_status())
+            self._ready_at.pop(key, None)
+        else:
+            status.update({"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]})
+            self._ready_at[key] = self.clock.now() + self._draw(self.latencies.pod_ready_s, "pod")
+
+    def _program(self, key: Key, policy: K8sObject | None) -> None:
+        """The CNI programs policy changes in order, each after its programming delay."""
+        delay = self._draw(self.latencies.enforcement_delay_s, "policy")
+        after = self._policy_log[-1][0] if self._policy_log else 0.0
+        self._policy_log.append((max(self.clock.now() + delay, after), key, policy))
+
+    def delete(self, objects: Sequence[K8sObject]) -> None:
+        now = self.clock.now()
+        for obj in objects:
+            kind, ns, name = key = _key(obj)
+            if kind == "Namespace":
+                if key in self.objects and name not in self._gone_at:
+                    delay = self._draw(self.latencies.namespace_terminating_s, "namespace")
+                    self._gone_at[name] = now + delay
+                    for k in [k for k in self.objects if k[1] == name]:
+                        self._remove(k)
+                    if delay <= 0:
+                        self._tick()
+            elif key in self.objects:
+                self._remove(key)
+        self._changed()
+
+    def _remove(self, key: Key) -> None:
+        del self.objects[key]
+        self._ready_at.pop(key, None)
+        if key[0] == "NetworkPolicy":
+            self._program(key, None)
+
+    # -- what is observed ----------------------------------------------------------------------------
+    def state(self) -> Cluster:
+        if self._state is None or self._state[0] != self._generation:
+            self._state = (
+                self._generation,
+                cluster_from_objects(("model", o) for o in self.objects.values()),
+            )
+        return self._state[1]
+
+    def enforced(self) -> tuple[Cluster, Simulator]:
+        """The cluster as the CNI enforces it now: the policies it has programmed, through its quirks."""
+        now = self.clock.now()
+        effective = bisect.bisect_right([t for t, _, _ in self._policy_log], now)
+        cache_key = (self._generation, effective)
+        hit = self._cache.get(cache_key)
+        if hit is None:
+            programmed: dict[Key, K8sObject] = {}
+            for _, key, policy in self._policy_log[:effective]:
+                if policy is None:
+                    programmed.pop(key, None)
+                else:
+                    programmed[key] = policy
+            state = self.state()
+            policies = self.cni.programmed(
+                cluster_from_objects(("model", p) for p in programmed.values()).policies
+            )
+            enforced = Cluster(state.namespaces, state.pods, state.services, policies)
+            hit = self._cache[cache_key] = (enforced, Simulator(enforced))
+            if len(self._cache) > 8:
+                self._cache.pop(next(iter(self._cache)))
+        return hit
+
+    def running(self, key: Key) -> bool:
+        pod = self.objects.get(key)
+        return pod is not None and (pod.get("status") or {}).get("phase") == "Running"
+
+    def resolv_conf(self, namespace: str) -> str:
+        return (
+            f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local\n"
+            f"nameserver {CLUSTER_DNS_IP}\noptions ndots:5\n"
+        )
+
+
+def _ready_status() -> dict:
+    return {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+
+
 class ModelBackend(Backend):
     name = "model"
+    api_url = API_URL
 
-    def __init__(self) -> None:
-        self._objects: dict[tuple[str, str, str], K8sObject] = {}
-        self._pod_ips = (str(ip) for ip in POD_CIDR.hosts())
-        self._service_ips = (str(ip) for ip in list(SERVICE_CIDR.hosts())[9:])
-        self._scheduled = 0
-        self._simulator: Simulator | None = None
-        self._state: Cluster | None = None
-        self.apply(self._cluster_dns())
+    def __init__(
+        self,
+        *,
+        cni: CniProfile = DEFAULT_CNI,
+        latencies: Latencies | None = None,
+        faults: Faults | None = None,
+        cluster: ModelCluster | None = None,
+        probe_workers: int = DEFAULT_PROBE_WORKERS,
+    ) -> None:
+        """A client of ``cluster`` (a new one, with ``cni``, ``latencies`` and ``faults``, if not given)."""
+        self.cluster = cluster or ModelCluster(cni=cni, latencies=latencies, faults=faults)
+        self.clock = self.cluster.clock
+        self.probe_workers = probe_workers
+        self.created_namespaces: list[str] = []
 
-    @staticmethod
-    def _cluster_dns() -> list[K8sObject]:
-        meta = {"namespace": "kube-system"}
-        return [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}},
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {**meta, "name": "coredns", "labels": _DNS_LABELS},
-                "spec": {"containers": [{"name": "coredns", "ports": _DNS_PORTS}]},
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {**meta, "name": "kube-dns", "labels": _DNS_LABELS},
-                "spec": {
-                    "selector": _DNS_LABELS,
-                    "ports": [
-                        {"name": "dns", "port": 53, "targetPort": 53, "protocol": "UDP"},
-                        {"name": "dns-tcp", "port": 53, "targetPort": 53, "protocol": "TCP"},
-                    ],
-                },
-            },
-        ]
+    @property
+    def cni(self) -> CniProfile:
+        return self.cluster.cni
 
     # -- objects -------------------------------------------------------------------------------------
     def apply(self, objects: Sequence[K8sObject]) -> None:
-        ordered = sorted(objects, key=lambda o: o.get("kind") != "Namespace")
-        for obj in ordered:
-            kind, ns, name = key = _key(obj)
-            if kind not in KINDS:
-                continue
-            if kind != "Namespace" and ("Namespace", "", ns) not in self._objects:
-                raise UserError(f'namespaces "{ns}" not found', source=f"{kind}/{ns}/{name}")
-            new = copy.deepcopy(obj)
-            new.setdefault("metadata", {})
-            if kind != "Namespace":
-                new["metadata"]["namespace"] = ns
-            old = self._objects.get(key)
-            if kind == "Pod":
-                new.setdefault("status", {})["podIP"] = old["status"]["podIP"] if old else next(self._pod_ips)
-                new.setdefault("spec", {}).setdefault("nodeName", NODES[self._scheduled % len(NODES)])
-                self._scheduled += 1
-            elif kind == "Service":
-                spec = new.setdefault("spec", {})
-                if spec.get("clusterIP") != "None":
-                    spec["clusterIP"] = old["spec"]["clusterIP"] if old else next(self._service_ips)
-            self._objects[key] = new
-        self._invalidate()
+        self.cluster.api()
+        for name in self.cluster.apply(objects):
+            if name not in self.created_namespaces:
+                self.created_namespaces.append(name)
 
     def delete(self, objects: Sequence[K8sObject]) -> None:
-        for obj in objects:
-            kind, ns, name = key = _key(obj)
-            self._objects.pop(key, None)
-            if kind == "Namespace":
-                for k in [k for k in self._objects if k[1] == name]:
-                    del self._objects[k]
-        self._invalidate()
+        self.cluster.api()
+        self.cluster.delete(objects)
+        gone = {o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace"}
+        self.created_namespaces = [n for n in self.created_namespaces if n not in gone]
+
+    def wait_gone(self, objects: Sequence[K8sObject], timeout_s: float) -> None:
+        self.delete(objects)
+        names = [o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace"]
+        self._wait(lambda: [n for n in names if self.cluster.phase(n)], timeout_s, "still exists")
 
     def wait_ready(self, namespaces: Iterable[str], timeout_s: float) -> None:
-        return None  # pods are ready as soon as they are applied
+        wanted = set(namespaces)
+
+        def unready() -> list[str]:
+            return [
+                f"{k[1]}/{k[2]}"
+                for k, o in self.cluster.objects.items()
+                if k[0] == "Pod" and k[1] in wanted and not self.cluster.running(k)
+            ]
+
+        self._wait(unready, timeout_s, "not ready")
+
+    def _wait(self, pending, timeout_s: float, what: str) -> None:
+        """Poll ``pending`` every second of virtual time (as the live backend does) until it is empty."""
+        deadline = self.clock.now() + timeout_s
+        while True:
+            self.cluster.api()
+            left = pending()
+            if not left:
+                return
+            if self.clock.now() >= deadline:
+                raise RuntimeError(f"{', '.join(left)} {what} after {timeout_s:g}s")
+            self.clock.sleep(1.0)
+
+    def namespace_phases(self) -> dict[str, str]:
+        self.cluster.api()
+        return {k[2]: self.cluster.phase(k[2]) or "" for k in self.cluster.objects if k[0] == "Namespace"}
+
+    def delete_run(self, run_id: str) -> list[str]:
+        self.cluster.api()
+        names = [
+            k[2]
+            for k, o in self.cluster.objects.items()
+            if k[0] == "Namespace"
+            and (o["metadata"].get("labels") or {}).get(RUN_LABEL) == run_id
+            and self.cluster.phase(k[2]) == "Active"
+        ]
+        self.cluster.delete([_namespace(n) for n in names])
+        return names
 
     def objects(self, kind: str | None = None) -> list[K8sObject]:
-        return [copy.deepcopy(o) for k, o in self._objects.items() if kind is None or k[0] == kind]
-
-    def _invalidate(self) -> None:
-        self._simulator = None
-        self._state = None
-
-    def _full_state(self) -> Cluster:
-        if self._state is None:
-            self._state = cluster_from_objects(("model", o) for o in self._objects.values())
-        return self._state
+        self.cluster.api()
+        return [copy.deepcopy(o) for k, o in self.cluster.objects.items() if kind is None or k[0] == kind]
 
     def state(self, namespaces: Iterable[str]) -> Cluster:
-        full = self._full_state()
+        self.cluster.api()
+        full = self.cluster.state()
         wanted = set(namespaces)
         return Cluster(
             dict(full.namespaces),
@@ -135,53 +393,94 @@ class ModelBackend(Backend):
             [p for p in full.policies if (p.get("metadata") or {}).get("namespace") in wanted],
         )
 
+    def services_all(self) -> list:
+        self.cluster.api()
+        return list(self.cluster.state().services)
+
+    def resolv_conf(self, pod_key: str) -> str:
+        self.cluster.api()
+        return self.cluster.resolv_conf(pod_key.split("/", 1)[0])
+
     # -- probes --------------------------------------------------------------------------------------
     def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
-        state = self._full_state()
-        if self._simulator is None:
-            self._simulator = Simulator(state)
-        pods_by_key = {p.key: p for p in state.pods}
-        pods_by_ip = {p.ip: p for p in state.pods if p.ip and not p.host_network}
-        services_by_ip = {s.cluster_ip: s for s in state.services if s.cluster_ip}
-        return [self._probe_one(p, pods_by_key, pods_by_ip, services_by_ip, state) for p in probes]
+        """Probes run ``probe_workers`` at a time, as live execs do; the clock moves by the time the
+        slowest worker took."""
+        self.cluster.api()
+        state, simulator = self.cluster.enforced()
+        index = _Index(state)
+        observations = [self._probe_one(p, timeout_s, state, simulator, index) for p in probes]
+        workers = [0.0] * max(1, min(self.probe_workers, len(probes) or 1))
+        for o in observations:
+            i = workers.index(min(workers))
+            workers[i] += o.latency_s
+        self.clock.advance(max(workers))
+        return observations
 
     def _probe_one(
-        self, probe: Probe, pods_by_key, pods_by_ip, services_by_ip, state: Cluster
+        self, probe: Probe, timeout_s: float, state: Cluster, simulator: Simulator, index: _Index
     ) -> Observation:
-        assert self._simulator is not None
-        client = pods_by_key.get(probe.client)
+        exec_s = self.cluster.latencies.exec_s
+
+        def seen(outcome: Outcome, detail: str, waited: float = 0.0) -> Observation:
+            return Observation(probe, outcome, detail, exec_s + waited)
+
+        client = index.pods.get(probe.client)
         if client is None:
-            return Observation(probe, Outcome.ERROR, f'pods "{probe.client}" not found')
+            return seen(Outcome.ERROR, f'pods "{probe.client}" not found')
+        if not self.cluster.running(("Pod", client.namespace, client.name)):
+            return seen(Outcome.ERROR, 'unable to upgrade connection: container not found ("client")')
         destination: Pod | str = probe.host
         port = probe.port
-        service = services_by_ip.get(probe.host)
+        service = index.services.get(probe.host)
         if service is not None:
             sp = next((p for p in service.ports if p.port == port and p.protocol == probe.protocol), None)
-            endpoints = [p for p in state.pods if service.selects(p) and p.ip]
+            endpoints = [
+                p
+                for p in state.pods
+                if service.selects(p) and p.ip and self.cluster.running(("Pod", p.namespace, p.name))
+            ]
             if sp is None or not endpoints:
-                return Observation(probe, Outcome.REFUSED, "no endpoints for this Service port")
+                # kube-proxy rejects connections to a Service port without ready endpoints
+                return seen(Outcome.REFUSED, "REFUSED: no endpoints for this Service port")
             destination = endpoints[0]
             if isinstance(sp.target_port, int):
                 port = sp.target_port
             else:
                 named = destination.named_port(sp.target_port, probe.protocol)
                 if named is None:
-                    return Observation(probe, Outcome.REFUSED, f"no port named {sp.target_port}")
+                    return seen(Outcome.REFUSED, f"REFUSED: no port named {sp.target_port}")
                 port = named.port
-        elif probe.host in pods_by_ip:
-            destination = pods_by_ip[probe.host]
-        verdict = self._simulator.verdict(client, destination, port, probe.protocol)
-        if not verdict.allowed:
-            return Observation(probe, Outcome.BLOCKED, f"TIMEOUT ({verdict.reason})")
-        if isinstance(destination, Pod) and not any(
-            cp.port == port and cp.protocol == probe.protocol for cp in destination.ports
-        ):
-            return Observation(probe, Outcome.REFUSED, f"REFUSED: nothing listens on {port}/{probe.protocol}")
+        elif probe.host in index.pod_ips:
+            destination = index.pod_ips[probe.host]
         if isinstance(destination, str):
-            return Observation(probe, Outcome.BLOCKED, f"TIMEOUT: no host at {destination}")
-        return Observation(probe, Outcome.CONNECTED, verdict.reason)
+            return seen(Outcome.BLOCKED, f"TIMEOUT: no host at {destination}", timeout_s)
+        unfiltered = client.host_network and not self.cni.filters_node_traffic
+        verdict = None if unfiltered else simulator.verdict(client, destination, port, probe.protocol)
+        if verdict is not None and not verdict.allowed:
+            if self.cni.rejects:
+                return seen(Outcome.REFUSED, f"REFUSED (the CNI rejects: {verdict.reason})")
+            return seen(Outcome.BLOCKED, f"TIMEOUT ({verdict.reason})", timeout_s)
+        listening = self.cluster.running(("Pod", destination.namespace, destination.name)) and any(
+            cp.port == port and cp.protocol == probe.protocol for cp in destination.ports
+        )
+        if not listening:
+            return seen(Outcome.REFUSED, f"REFUSED: nothing listens on {port}/{probe.protocol}")
+        return seen(Outcome.CONNECTED, verdict.reason if verdict else "not filtered: from the node")
 
     def diagnose(self, pod_key: str) -> str:
-        return (
-            "" if any(p.key == pod_key for p in self._full_state().pods) else f"pod {pod_key} does not exist"
-        )
+        ns, name = pod_key.split("/", 1)
+        pod = self.cluster.objects.get(("Pod", ns, name))
+        if pod is None:
+            return f"pod {pod_key} does not exist"
+        return f"pod {pod_key}: phase {pod['status'].get('phase')}"
+
+
+class _Index:
+    def __init__(self, state: Cluster) -> None:
+        self.pods = {p.key: p for p in state.pods}
+        self.pod_ips = {p.ip: p for p in state.pods if p.ip and not p.host_network}
+        self.services = {s.cluster_ip: s for s in state.services if s.cluster_ip}
+
+
+def _namespace(name: str) -> K8sObject:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}

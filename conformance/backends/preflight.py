@@ -18,9 +18,7 @@ from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
 from conformance.netpol import yaml_guard
 
-KIND_INSTALL = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
 DOCKER_INSTALL = "https://docs.docker.com/engine/install/"
-KUBECTL_INSTALL = "https://kubernetes.io/docs/tasks/tools/"
 NO_CLUSTER_HINT = "to run without a cluster use --backend model"
 EXISTING_HINT = "to use a cluster you already have: --backend existing --kubeconfig FILE [--context NAME]"
 
@@ -61,19 +59,19 @@ def _docker_problem(timeout_s: float) -> str | None:
     return None
 
 
-def check_kind(*, docker_timeout_s: float = DOCKER_TIMEOUT_S) -> None:
-    """The kind backend needs a running docker daemon, ``kind``, and ``kubectl`` (Calico's kind
-    quickstart installs Calico with ``kubectl create -f``)."""
+def check_kind(*, no_download: bool = False, docker_timeout_s: float = DOCKER_TIMEOUT_S) -> None:
+    """The kind backend needs a running docker daemon. kind and kubectl (Calico's kind quickstart
+    installs Calico with ``kubectl create -f``) are taken from PATH when recent enough, else fetched
+    (conformance/backends/tools.py): only with ``no_download`` is a missing one a problem here."""
+    from conformance.backends import tools
+
     problems = []
     docker = _docker_problem(docker_timeout_s)
     if docker:
         problems.append(docker)
-    if shutil.which("kind") is None:
-        problems.append(f"kind binary not found on PATH (install it: {KIND_INSTALL})")
-    if shutil.which("kubectl") is None:
-        problems.append(
-            f"kubectl not found on PATH, needed to install Calico (install it: {KUBECTL_INSTALL})"
-        )
+    if no_download:
+        missing = [t for t in (tools.KIND, tools.KUBECTL) if not tools.usable_on_path(t)]
+        problems += [tools.missing_message(t) for t in missing]
     if problems:
         raise BackendUnavailable(
             "kind backend unavailable: " + "; ".join(problems) + f". {NO_CLUSTER_HINT}; {EXISTING_HINT}."
@@ -151,9 +149,11 @@ def check_existing(kubeconfig: str | None, context: str | None) -> KubeTarget:
     return KubeTarget(tuple(present), current)
 
 
-def preflight(backend: str, *, kubeconfig: str | None = None, context: str | None = None) -> None:
+def preflight(
+    backend: str, *, kubeconfig: str | None = None, context: str | None = None, no_download: bool = False
+) -> None:
     """Run the checks of ``backend`` ("kind", "existing"; "model" needs nothing)."""
     if backend == "kind":
-        check_kind()
+        check_kind(no_download=no_download)
     elif backend == "existing":
         check_existing(kubeconfig, context)

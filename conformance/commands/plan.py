@@ -1,7 +1,8 @@
-"""``gim-netpol plan [--values FILE]... [--set K=V]... [--manifests FILE] [--matrix]``.
+"""``gim-netpol plan [--values FILE]... [--set K=V]... [--manifests FILE] [--matrix] [--cni-features]``.
 
 Prints every object one conformance run creates (namespaces, pods, services, policies) as a YAML
-stream, without touching a cluster; ``--matrix`` prints the expected truth tables instead.
+stream, without touching a cluster; ``--matrix`` prints the expected truth tables instead;
+``--cni-features`` prints the CNI feature canaries instead (all, or those the policies need).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+
+import yaml
 
 from conformance.commands.render import add_values_arguments, write_stream
 from conformance.gim.examples import DOC_ALLOWED_NAMESPACES
@@ -51,7 +54,7 @@ def build(args: argparse.Namespace):
         args.probe_image,
         gim_client=gim_client,
     )
-    scenario = Scenario(ModelBackend(), topology, values, manifests_policies=policies)
+    scenario = Scenario.standalone(ModelBackend(), topology, values, manifests_policies=policies)
     return scenario
 
 
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from conformance.suite.verdicts import expected_tables
 
     scenario = build(args)
+    if args.cni_features:
+        return _cni_features(args, scenario)
     if args.matrix:
         scenario.setup()
         scenario.deploy()
@@ -66,6 +71,34 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(expected_tables(scenario.flows(), f"expected under {mode}") + "\n")
         return 0
     write_stream(scenario.topology.objects() + scenario.policies_for(scenario.values), sys.stdout)
+    return 0
+
+
+def _cni_features(args: argparse.Namespace, scenario) -> int:
+    """The canaries' objects (or, with --matrix, their expected truth tables), on an in-memory model."""
+    from conformance.backends.model import ModelBackend
+    from conformance.commands.render import YAML_DUMPER
+    from conformance.suite import cni_features as cf
+    from conformance.suite.verdicts import expected_tables
+
+    needed = cf.needed_features(scenario.policies_for(scenario.values))
+    canaries = cf.chosen(args.cni_features, needed)
+    layout = cf.Layout(PLAN_RUN_ID)
+    backend = ModelBackend()
+    objects = cf.plan_objects(layout, canaries, args.probe_image, backend)
+    state = backend.state(layout.state_namespaces(canaries))
+    out = sys.stdout
+    out.write(f"# {len(canaries)} CNI feature canaries ({args.cni_features}); pod IPs are examples\n")
+    for canary in canaries:
+        namespaces = set(layout.namespaces(canary))
+        mine = [o for o in objects if (o["metadata"].get("namespace") or o["metadata"]["name"]) in namespaces]
+        used = "; ".join(u.describe() for u in needed.get(canary.feature, [])[:3])
+        out.write(f"# canary {canary.feature}: {canary.does}\n" + (f"# needed: {used}\n" if used else ""))
+        if args.matrix:
+            flows = cf.canary_flows(layout, canary, state, layout.policies(canary, state))
+            out.write(expected_tables(flows, f"canary {canary.feature}, expected") + "\n")
+        else:
+            out.write(yaml.dump_all(mine, Dumper=YAML_DUMPER, sort_keys=False, explicit_start=True))
     return 0
 
 
@@ -82,4 +115,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--gim-namespace", default="gitguardian", metavar="NS", help="the GIM namespace")
     parser.add_argument("--probe-image", default=AGNHOST_IMAGE, metavar="IMAGE", help="agnhost image")
     parser.add_argument("--matrix", action="store_true", help="print the expected truth tables instead")
+    parser.add_argument(
+        "--cni-features",
+        nargs="?",
+        const="all",
+        choices=("needed", "all"),
+        help="print the CNI feature canaries instead: all (the default), or those the policies need",
+    )
     parser.set_defaults(func=run)

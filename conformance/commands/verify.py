@@ -10,11 +10,14 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
 from conformance.verify.analysis import Analysis, analyse
 from conformance.verify.discovery import load_view
+from conformance.verify.flowlogs import FORMATS, read_flow_logs
 from conformance.verify.report_html import to_html
 from conformance.verify.report_json import dumps
 from conformance.verify.report_junit import to_junit
@@ -26,13 +29,27 @@ REPORT_FILES = ("verify-report.json", "verify-junit.xml", "verify-report.html")
 EPILOG = """\
 exit status:
   0  the cluster conforms: the policies implement the documented contract of the values they encode,
-     no namespace that needs GIM (Ingress controllers, Prometheus) would be blocked under enforce,
+     no namespace that the API shows needing GIM (the evidence below) would be blocked under enforce,
      and (live) every probe observed the expected verdict and the CNI canary blocked
   1  it does not: the reasons are printed (and in the reports)
-  2  usage, input or permission error: nothing was judged
+  2  usage, input, permission or API error (one line): nothing was judged
 
-snapshot: kubectl get ns,pods,svc,netpol,ingress,ingressclass -A -o yaml > snap.yaml
-  (add servicemonitors,podmonitors,prometheuses if you run prometheus-operator)
+evidence of who needs GIM (each optional; live, a kind the cluster does not serve is a note):
+  Ingress -> IngressClass controller pods     kubectl get ns,pods,svc,netpol,ingress,ingressclass -A -o yaml
+  ServiceMonitor/PodMonitor -> Prometheus     kubectl get servicemonitors,podmonitors,prometheuses -A -o yaml
+  Gateway API route -> Gateway -> data plane  kubectl get httproutes,grpcroutes,tlsroutes,tcproutes,
+                                                gateways.gateway.networking.k8s.io,gatewayclasses -A -o yaml
+  Istio VirtualService -> Gateway selector    kubectl get virtualservices,gateways.networking.istio.io
+                                                -A -o yaml
+  OpenShift Route -> openshift-ingress router kubectl get routes.route.openshift.io -A -o yaml
+  Traefik IngressRoute -> Traefik pods        kubectl get ingressroutes.traefik.io -A -o yaml
+  prometheus.io/scrape -> Prometheus server   (the pods and Services above)
+  GMP PodMonitoring -> gmp-system collectors  kubectl get podmonitorings,clusterpodmonitorings -A -o yaml
+  observed traffic (--flows)                  hubble observe --to-namespace NS -o jsonpb > flows.jsonpb;
+                                                Calico flow logs (JSON lines); CSV src_namespace,src_pod,
+                                                dst_namespace,dst_pod,dst_port,protocol
+  Give each kubectl export its own file (kubectl stops at a type the server does not serve) and pass
+  them all with --snapshot. A namespace seen only in flows is listed apart ("observed, no API evidence").
 """
 
 
@@ -52,17 +69,39 @@ def write_reports(analysis: Analysis, directory: str) -> list[Path]:
     return paths
 
 
+def judged(verify: Callable[[], Analysis]) -> Analysis:
+    """``verify()``, with any error it did not foresee turned into one line and exit 2: exit 1 means
+    "does not conform", which an unexpected error must never claim."""
+    try:
+        return verify()
+    except (UserError, BackendUnavailable, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 (the one place every other failure is turned into a line)
+        raise BackendUnavailable(
+            f"verify stopped on an unexpected error, nothing was judged: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     namespace = args.gim_namespace
     if not DNS_LABEL.fullmatch(namespace):
         raise UserError(f"{namespace!r} is not a namespace name (DNS-1123 label)", source="--gim-namespace")
+    if args.flows_format and not args.flows:
+        raise UserError(
+            "names the format of --flows files, but no --flows was given", source="--flows-format"
+        )
+    flow_logs = read_flow_logs(args.flows or (), args.flows_format)  # bad input: before any cluster call
     if args.snapshot:
         for flag in ("kubeconfig", "context"):
             if getattr(args, flag):
                 raise UserError(f"--{flag} applies to a live cluster, not to --snapshot", source=f"--{flag}")
+        if args.cni_features == "all":
+            raise UserError(
+                "CNI feature canaries need a live cluster, not a snapshot", source="--cni-features"
+            )
         if args.probe_allowed_namespaces:
             raise UserError("probes need a live cluster, not a snapshot", source="--probe-allowed-namespaces")
-        analysis = analyse(load_view(args.snapshot), namespace)
+        analysis = judged(lambda: analyse(load_view(args.snapshot), namespace, flow_logs))
     else:
         from conformance.verify.live import LiveOptions, verify_live  # the kubernetes client loads slowly
 
@@ -73,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             image=args.probe_image,
             deadline_s=args.deadline,
+            cni_features=args.cni_features,
         )
-        analysis = verify_live(namespace, options)
+        analysis = judged(lambda: verify_live(namespace, options, flow_logs))
     if args.report_dir:
         for path in write_reports(analysis, args.report_dir):
             print(f"gim-netpol: wrote {path}", file=sys.stderr)
@@ -101,6 +141,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--kubeconfig", metavar="FILE", help="kubeconfig of the live cluster (default: $KUBECONFIG)"
     )
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context of the live cluster")
+    parser.add_argument(
+        "--flows",
+        action="append",
+        metavar="FILE",
+        help="observed traffic as evidence: `hubble observe -o jsonpb` output, Calico flow logs (JSON lines)"
+        " or CSV src_namespace,src_pod,dst_namespace,dst_pod,dst_port,protocol (repeatable)",
+    )
+    parser.add_argument(
+        "--flows-format",
+        choices=FORMATS,
+        help="the format of every --flows file (default: detected per file)",
+    )
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
     parser.add_argument("--report-dir", metavar="DIR", help="write JSON, JUnit XML and HTML reports there")
     parser.add_argument(
@@ -118,5 +170,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--probe-image", default=None, metavar="IMAGE", help="live: agnhost image (for mirrors)"
+    )
+    parser.add_argument(
+        "--cni-features",
+        choices=("needed", "all", "none"),
+        default="needed",
+        help="live: CNI feature canaries for the NetworkPolicy features GIM's policies use (needed),"
+        " all, or none",
     )
     parser.set_defaults(func=run)

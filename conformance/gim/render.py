@@ -30,10 +30,18 @@ LABELS: dict[str, str] = {
     "app.kubernetes.io/part-of": "gitguardian",
     "app.kubernetes.io/component": "network-policy",
 }
+RELEASE = "gim"  # the release name the suite installs the chart as (chart.helm_command's default)
 
 
-def render(values: NetpolValues, namespace: str) -> list[K8sObject]:
-    """The NetworkPolicies GIM's chart must create in ``namespace`` for ``values``."""
+def helm_annotations(release: str, namespace: str) -> dict[str, str]:
+    """What ``helm install``/``upgrade`` records on every object it owns (Helm 3.2+, helm/helm
+    pkg/action/validate.go setMetadataVisitor), beside the ``app.kubernetes.io/managed-by: Helm`` label."""
+    return {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace}
+
+
+def render(values: NetpolValues, namespace: str, release: str = RELEASE) -> list[K8sObject]:
+    """The NetworkPolicies GIM's chart must create in ``namespace`` for ``values``, as Helm installs them
+    as ``release`` (with its ownership label and annotations)."""
     if not is_dns1123_label(namespace):
         raise UserError(f"{namespace!r} is not a valid namespace name", source="--namespace")
     if not values.enabled:
@@ -75,6 +83,10 @@ def render(values: NetpolValues, namespace: str) -> list[K8sObject]:
         _extra(policy, namespace, values.extra_policies_source, index)
         for index, policy in enumerate(values.extra_policies)
     )
+    for policy in policies:
+        metadata = policy["metadata"]
+        given = metadata.get("annotations") or {}
+        metadata["annotations"] = {**given, **helm_annotations(release, namespace)}
     return policies
 
 

@@ -11,7 +11,14 @@ class Outcome(enum.StrEnum):
     CONNECTED = "connected"
     BLOCKED = "blocked"  # connect timed out: Calico drops denied packets
     REFUSED = "refused"  # the packet got through but nothing listens there
+    # Refused on a port the destination is known to serve: the CNI answered the denied connection with
+    # a reject (kube-router: iptables REJECT, ICMP port-unreachable). A block, seen at once.
+    REJECTED = "rejected"
     ERROR = "error"  # the probe itself failed: never counted as blocked
+
+    @property
+    def blocked(self) -> bool:
+        return self in (Outcome.BLOCKED, Outcome.REJECTED)
 
     @property
     def reached(self) -> bool:
@@ -37,3 +44,11 @@ class Observation:
     outcome: Outcome
     detail: str = ""  # agnhost's stderr, the exec error, the pod's events...
     latency_s: float = 0.0
+
+
+def rejected(observation: Observation) -> Observation:
+    """A refusal from a destination known to listen on that port, read as what it is: a reject."""
+    if observation.outcome is not Outcome.REFUSED:
+        return observation
+    detail = f"rejected: refused on a port the destination serves ({observation.detail.strip()})"
+    return Observation(observation.probe, Outcome.REJECTED, detail, observation.latency_s)

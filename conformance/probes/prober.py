@@ -25,6 +25,7 @@ import yaml
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL
 
+from conformance.api_errors import transient_reason
 from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.probes.agnhost import classify, connect_command
 
@@ -53,15 +54,15 @@ def exit_code_from_status(text: str | None) -> tuple[int | None, str]:
     return None, str(status.get("message") or text[:200])
 
 
-def exec_probe(api: Any, probe: Probe, timeout_s: float) -> Observation:
-    """Run one probe with ``api`` (a CoreV1Api) and classify what agnhost said."""
-    namespace, pod = probe.client.split("/", 1)
-    command = connect_command(probe.host, probe.port, probe.protocol, timeout_s)
-    start = time.monotonic()
+class ExecFailed(Exception):
+    """The exec itself failed (no probe ran): the message says why."""
 
-    def failed(detail: str) -> Observation:
-        return Observation(probe, Outcome.ERROR, detail, time.monotonic() - start)
 
+def run_exec(
+    api: Any, namespace: str, pod: str, command: list[str], timeout_s: float
+) -> tuple[int, str, str]:
+    """Run ``command`` in the pod's first container; (exit code, stdout, stderr). Raises ExecFailed,
+    or the client's own error when the API server cannot be reached (retried by the caller)."""
     try:
         resp = stream(
             api.connect_get_namespaced_pod_exec,
@@ -74,23 +75,39 @@ def exec_probe(api: Any, probe: Probe, timeout_s: float) -> Observation:
             tty=False,
             _preload_content=False,
         )
-    except Exception as exc:  # ApiException, websocket errors, TLS errors: all mean "no probe happened"
-        return failed(f"exec in {probe.client} failed: {exc}".strip())
+    except Exception as exc:  # ApiException, websocket errors, TLS errors: all mean "nothing ran"
+        if transient_reason(exc):
+            raise  # the API server is down: retried, then an infrastructure error, not a probe error
+        raise ExecFailed(f"exec in {namespace}/{pod} failed: {exc}".strip()) from None
     try:
-        resp.run_forever(timeout=timeout_s + EXEC_GRACE_S)
+        resp.run_forever(timeout=timeout_s)
         if resp.is_open():
-            return failed(f"exec in {probe.client} did not finish within {timeout_s + EXEC_GRACE_S:g}s")
+            raise ExecFailed(f"exec in {namespace}/{pod} did not finish within {timeout_s:g}s")
         stdout = resp.read_stdout(timeout=0) or ""
         stderr = resp.read_stderr(timeout=0) or ""
         status = resp.read_channel(ERROR_CHANNEL, timeout=0)
+    except ExecFailed:
+        raise
     except Exception as exc:
-        return failed(f"exec in {probe.client} broke off: {exc}")
+        raise ExecFailed(f"exec in {namespace}/{pod} broke off: {exc}") from None
     finally:
         with contextlib.suppress(Exception):  # closing a dead socket is not worth reporting
             resp.close()
     code, why = exit_code_from_status(status)
     if code is None:
-        return failed(f"exec in {probe.client} failed: {why}")
+        raise ExecFailed(f"exec in {namespace}/{pod} failed: {why}")
+    return code, stdout, stderr
+
+
+def exec_probe(api: Any, probe: Probe, timeout_s: float) -> Observation:
+    """Run one probe with ``api`` (a CoreV1Api) and classify what agnhost said."""
+    namespace, pod = probe.client.split("/", 1)
+    command = connect_command(probe.host, probe.port, probe.protocol, timeout_s)
+    start = time.monotonic()
+    try:
+        code, stdout, stderr = run_exec(api, namespace, pod, command, timeout_s + EXEC_GRACE_S)
+    except ExecFailed as exc:
+        return Observation(probe, Outcome.ERROR, str(exc), time.monotonic() - start)
     outcome, detail = classify(code, stdout, stderr)
     return Observation(probe, outcome, detail, time.monotonic() - start)
 

@@ -2,14 +2,21 @@
 
 - baseline: with no policy, every probe connects (proves the probe pods, images and exec work);
 - canary: a deny-all policy in a scratch namespace blocks (proves the CNI enforces NetworkPolicy).
-A live cluster that fails the canary would make every 'allowed' verdict meaningless.
+A live cluster that fails the canary would make every 'allowed' verdict meaningless. Given the session's
+probe fleet, both run on it (the very pods the tests probe, no namespace to create and wait for); the
+canary's deny-all is deleted before any test.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from conformance.backends.base import Backend
+from conformance.netpol.model import K8sObject
+from conformance.probes.agnhost import RUN_LABEL
+from conformance.suite import cni_features
+from conformance.suite.fleet import Fleet
 from conformance.suite.flows import plan_flows
 from conformance.suite.scenario import Timing
 from conformance.suite.topology import REFERENCE_WORKLOADS, Topology
@@ -26,21 +33,105 @@ class ControlFailed(Exception):
 class ControlResults:
     baseline: CheckReport
     canary: CheckReport
+    cni: cni_features.CniFeatureReport | None = None  # the feature canaries (--cni-features)
 
 
-def deny_all(namespace: str) -> dict:
+def deny_all(namespace: str, labels: dict[str, str] | None = None) -> dict:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": "canary-deny-all", "namespace": namespace},
+        "metadata": {"name": "canary-deny-all", "namespace": namespace, "labels": dict(labels or {})},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
     }
 
 
 def run_controls(
-    backend: Backend, run_id: str, timing: Timing, *, image: str, suffix: str = ""
+    backend: Backend,
+    run_id: str,
+    timing: Timing,
+    *,
+    image: str,
+    suffix: str = "",
+    cni_features_choice: str = "none",
+    policies: Sequence[K8sObject] = (),
+    fleet: Fleet | None = None,
 ) -> ControlResults:
-    """Baseline then canary in scratch namespaces, deleted afterwards. Raises ControlFailed."""
+    """Baseline then canary in scratch namespaces, deleted afterwards; then the CNI feature canaries
+    ``cni_features_choice`` asks for (those of the features ``policies`` use, all, or none). Raises
+    ControlFailed, with one line per feature the policies use that the CNI does not enforce."""
+    if fleet is not None:
+        results = _run_controls_on(fleet, timing)
+    else:
+        results = _run_controls(backend, run_id, timing, image=image, suffix=suffix)
+    needed = cni_features.needed_features(policies)
+    canaries = cni_features.chosen(cni_features_choice, needed)
+    if not canaries:
+        return results
+    report = cni_features.run_canaries(
+        backend,
+        canaries,
+        cni_features.Layout(run_id, suffix),
+        image=image,
+        probe_timeout_s=timing.probe_timeout_s,
+        deadline_s=timing.converge_timeout_s,
+        ready_timeout_s=timing.ready_timeout_s,
+        retry_interval_s=timing.retry_interval_s,
+        needed=needed,
+    )
+    failures = report.failures()
+    if failures:
+        raise ControlFailed("\n".join(failures))
+    return ControlResults(results.baseline, results.canary, report)
+
+
+def _run_controls_on(fleet: Fleet, timing: Timing) -> ControlResults:
+    """Baseline and canary on the session's fleet, to the GIM stand-ins from every client in a namespace
+    the fleet created (a borrowed namespace may hold policies of its own: no baseline there)."""
+    topo = fleet.topology
+    backend = fleet.backend
+    clients = [topo.client_key(ns) for ns in topo.namespaces if ns not in fleet.borrowed]
+
+    def run(label: str) -> CheckReport:
+        fleet.confirm_ready()
+        state = backend.state(topo.namespaces)
+        flows = plan_flows(state, clients, topo.gim_namespace, contract=None, via=("pod",))
+        return check(
+            backend,
+            flows,
+            label=label,
+            probe_timeout_s=timing.probe_timeout_s,
+            deadline_s=timing.converge_timeout_s,
+            retry_interval_s=timing.retry_interval_s,
+        )
+
+    canary_policy = deny_all(topo.gim_namespace, {RUN_LABEL: topo.run_id})  # the fleet's reset deletes it
+    try:
+        return _judge(backend, run, lambda: backend.apply([canary_policy]))
+    finally:
+        fleet.reset()
+
+
+def _judge(backend: Backend, run, deploy_canary) -> ControlResults:
+    """Run the baseline, deploy the canary's deny-all, run the canary; ControlFailed when one fails."""
+    baseline = run("control: baseline, no policy")
+    if not baseline.ok:
+        raise ControlFailed(
+            "baseline failed: with no policy at all, probes do not connect, so the probe pods or the "
+            "cluster network are broken\n" + baseline.explain()
+        )
+    if not baseline.results or not all(r.flow.expected.allowed for r in baseline.results):
+        raise ControlFailed("baseline failed: no probe was planned, or the simulator expected a block")
+    deploy_canary()
+    canary = run("control: canary, deny-all")
+    if not canary.ok:
+        cni = getattr(backend, "detect_cni", lambda: "unknown")()
+        raise ControlFailed(f"{NOT_ENFORCED} (detected: {cni})\n" + canary.explain())
+    return ControlResults(baseline, canary)
+
+
+def _run_controls(
+    backend: Backend, run_id: str, timing: Timing, *, image: str, suffix: str
+) -> ControlResults:
     topo = Topology(
         run_id,
         f"canary-{run_id[:6]}{suffix}",
@@ -65,19 +156,6 @@ def run_controls(
                 retry_interval_s=timing.retry_interval_s,
             )
 
-        baseline = run("control: baseline, no policy")
-        if not baseline.ok:
-            raise ControlFailed(
-                "baseline failed: with no policy at all, probes do not connect, so the probe pods or the "
-                "cluster network are broken\n" + baseline.explain()
-            )
-        if not baseline.results or not all(r.flow.expected.allowed for r in baseline.results):
-            raise ControlFailed("baseline failed: no probe was planned, or the simulator expected a block")
-        backend.apply([deny_all(topo.gim_namespace)])
-        canary = run("control: canary, deny-all")
-        if not canary.ok:
-            cni = getattr(backend, "detect_cni", lambda: "unknown")()
-            raise ControlFailed(f"{NOT_ENFORCED} (detected: {cni})\n" + canary.explain())
-        return ControlResults(baseline, canary)
+        return _judge(backend, run, lambda: backend.apply([deny_all(topo.gim_namespace)]))
     finally:
         backend.delete(topo.namespace_objects())

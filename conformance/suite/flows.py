@@ -27,6 +27,15 @@ class Flow:
     promise: Promise | None  # the documented contract, when the scenario has values
 
     @property
+    def destination_serves(self) -> bool:
+        """Whether the destination is known to listen on the probed port: a probe server (agnhost porter
+        listens on every port it declares, and is Ready) or a DNS pod declaring it."""
+        return any(
+            cp.port == self.destination_port and cp.protocol == self.probe.protocol
+            for cp in self.destination.ports
+        )
+
+    @property
     def contract_broken(self) -> bool:
         return self.promise is not None and self.promise.allowed != self.expected.allowed
 

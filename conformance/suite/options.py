@@ -60,14 +60,24 @@ def options() -> tuple[Option, ...]:
         Option("--cluster-name", "kind cluster name", "gim-netpol"),
         Option(
             "--reuse-cluster",
-            "use an existing kind cluster of that name instead of creating one (it is never deleted)",
+            "use the kind cluster of that name if it exists (it is then left in place); "
+            "if it does not, one is created and deleted at the end unless --keep-cluster",
             False,
             "flag",
         ),
         Option("--keep-cluster", "do not delete the kind cluster the run created", False, "flag"),
         Option("--calico-version", "Calico release installed on kind", d["calico"]),
         Option(
-            "--calico-manifests", "folder holding tigera-operator.yaml and custom-resources.yaml (air-gapped)"
+            "--calico-manifests",
+            "folder holding operator-crds.yaml (Calico >= v3.30), tigera-operator.yaml and "
+            "custom-resources.yaml (air-gapped)",
+        ),
+        Option(
+            "--no-download",
+            "never fetch kind/kubectl: a missing or too old one is an error saying what to install "
+            "(air-gapped)",
+            False,
+            "flag",
         ),
         Option("--probe-image", "agnhost image of the probe pods (for mirrors)", d["image"]),
         Option("--probe-timeout", "seconds before a connect counts as blocked", 2.0, "float"),
@@ -79,6 +89,31 @@ def options() -> tuple[Option, ...]:
         ),
         Option("--ready-timeout", "seconds to wait for probe pods to be Ready", 180.0, "float"),
         Option("--probe-workers", "probes run at once", 16, "int"),
+        Option(
+            "--api-retry-timeout",
+            "seconds to retry transient API errors (refused, reset, 429, 5xx) before an infrastructure error",
+            60.0,
+            "float",
+        ),
+        Option(
+            "--model-cni",
+            "CNI quirks of the model backend, comma-separated: drops (Calico), rejects (kube-router), "
+            "ignores-named-ports, ignores-endport, node-unfiltered, weave-npc (the three weave-npc quirks)",
+            "drops",
+        ),
+        Option(
+            "--model-faults",
+            "faults of the model backend, comma-separated: api-down@START+SECONDS, not-served=KIND, no-dns, "
+            "openshift-dns",
+            "",
+        ),
+        Option(
+            "--model-latencies",
+            "latencies of the model backend on its virtual clock: realistic (namespace Terminating 10-20 s, "
+            "pod Ready 2-5 s, policy enforced 1-2 s after its change) or instant",
+            "realistic",
+            choices=("realistic", "instant"),
+        ),
         Option("--values", "GIM values file to test (repeatable; later files win, as helm -f)", [], "list"),
         Option("--set", "value override in helm --set syntax (repeatable)", [], "list"),
         Option(
@@ -86,8 +121,27 @@ def options() -> tuple[Option, ...]:
         ),
         Option("--chart", "chart path: run helm template with --values and test its output"),
         Option("--gim-namespace", "GIM namespace when the values name real namespaces", "gitguardian"),
-        Option("--keep-namespaces", "leave each test's namespaces in the cluster (debugging)", False, "flag"),
+        Option(
+            "--keep-namespaces",
+            "leave each test's namespaces and policies in the cluster (debugging; implies --fleet test)",
+            False,
+            "flag",
+        ),
+        Option(
+            "--fleet",
+            "session: probe namespaces and pods created once and reused by every test (fast); "
+            "test: fresh ones for every test (slow, for comparison)",
+            "session",
+            choices=("session", "test"),
+        ),
         Option("--report-dir", "write a JSON report of every check here"),
+        Option(
+            "--cni-features",
+            "CNI feature canaries run before the tests: needed (the NetworkPolicy features the policies "
+            "under test use), all, or none; a needed feature the CNI does not enforce fails the run",
+            "needed",
+            choices=("needed", "all", "none"),
+        ),
         Option(
             "--verify-namespace",
             "verify the cluster GIM already runs in, in this namespace "
@@ -144,6 +198,14 @@ def _typed(opt: Option, value: Any, source: str) -> Any:
         raise UserError(f"expected a positive number, got {value!r}", source=source) from None
     if opt.choices and value not in opt.choices:
         raise UserError(f"expected one of {', '.join(opt.choices)}, got {value!r}", source=source)
+    if opt.flag == "--model-cni":
+        from conformance.backends.cni_profiles import parse_profile
+
+        parse_profile(value, source)
+    elif opt.flag == "--model-faults":
+        from conformance.backends.model_faults import parse_faults
+
+        parse_faults(value, source)
     return value
 
 
@@ -165,6 +227,6 @@ def markdown_table() -> str:
     """The options as a Markdown table, for the README."""
     rows = ["| option | environment | default | meaning |", "|---|---|---|---|"]
     for opt in options():
-        default = "" if opt.default in (None, [], False) else f"`{opt.default}`"
+        default = "" if opt.default in (None, [], False, "") else f"`{opt.default}`"
         rows.append(f"| `{opt.flag}` | `{opt.env}` | {default} | {opt.help} |")
     return "\n".join(rows)

@@ -7,6 +7,7 @@ gate never passes by skipping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,13 +24,18 @@ from conformance.backends.base import Backend, BackendUnavailable
 from conformance.errors import UserError
 from conformance.gim.values import NetpolValues, load_values
 from conformance.suite import options as opts
+from conformance.suite.cni_features import cni_summary_lines, policies_under_test
 from conformance.suite.controls import ControlFailed, ControlResults, run_controls
+from conformance.suite.fleet import Fleet, FleetBroken
 from conformance.suite.scenario import Scenario, Timing
 from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology, Workload
 
 MODES = ("disabled", "dryrun", "enforce")
 SUITE_DIR = Path(__file__).resolve().parents[1]  # conformance/, where the test_*.py files live
 _SETTINGS_KEY = pytest.StashKey["Settings"]()
+_CLOCK_KEY = pytest.StashKey[Any]()
+INFRASTRUCTURE = "gim-netpol-infrastructure-error"
+CLOCK = "gim-netpol-clock"
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,15 @@ def values_mode(values: NetpolValues) -> str:
     return values.mode if values.enabled else "disabled"
 
 
-def _run_id() -> str:
-    shared = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # one id for every xdist worker of a run
-    return (shared or uuid.uuid4().hex)[:8]
+def _run_id(config: pytest.Config) -> str:
+    """One id for the whole run: xdist's testrunuid, which the controller hands to every worker (set
+    here, before xdist starts them, so that the controller knows it too)."""
+    shared = os.environ.get("PYTEST_XDIST_TESTRUNUID") or getattr(config.option, "testrunuid", None)
+    if not shared:
+        shared = uuid.uuid4().hex
+        if hasattr(config.option, "testrunuid"):
+            config.option.testrunuid = shared
+    return shared[:8]
 
 
 def load_settings(config: pytest.Config) -> Settings:
@@ -68,7 +80,7 @@ def load_settings(config: pytest.Config) -> Settings:
         probe_timeout_s=o["probe_timeout"],
         converge_timeout_s=o["converge_timeout"],
         ready_timeout_s=o["ready_timeout"],
-        retry_interval_s=0.0 if o["backend"] == "model" else 1.0,
+        retry_interval_s=1.0,
     )
     if (o["manifests"] or o["chart"]) and not o["values"]:
         raise UserError(
@@ -98,7 +110,7 @@ def load_settings(config: pytest.Config) -> Settings:
         workloads = tuple(chart.workloads) or REFERENCE_WORKLOADS
         notes += list(chart.notes)
         gim_client = chart.client_workload or GIM_CLIENT
-    return Settings(o, _run_id(), timing, values, policies, workloads, tuple(notes), gim_client)
+    return Settings(o, _run_id(config), timing, values, policies, workloads, tuple(notes), gim_client)
 
 
 # -- hooks ---------------------------------------------------------------------------------------------
@@ -197,6 +209,47 @@ def _runs_suite(config: pytest.Config) -> bool:
     return False
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """An unreachable API server ends the test as an infrastructure ERROR with one line (never a FAILED
+    verdict, never a traceback), marked in the report so that a gate tells a broken cluster from a
+    broken chart. Each report also carries the backend's clock (the model's simulated live time)."""
+    from conformance.api_errors import ApiUnreachable
+
+    outcome = yield
+    report = outcome.get_result()
+    clock = item.config.stash.get(_CLOCK_KEY, None)
+    if clock is not None and call.when == "teardown":
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        report.user_properties.append((CLOCK, json.dumps({"worker": worker, "now": clock.now()})))
+    if call.excinfo is not None and isinstance(call.excinfo.value, ApiUnreachable):
+        message = f"INFRASTRUCTURE ERROR: {call.excinfo.value}"
+        report.outcome = "failed"
+        report.longrepr = message
+        item.user_properties.append((INFRASTRUCTURE, message))
+        report.user_properties.append((INFRASTRUCTURE, message))
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple | None:
+    if report.failed and any(name == INFRASTRUCTURE for name, _ in report.user_properties):
+        return "error", "E", "ERROR"
+    return None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's last line, when the run could not clean up: what was left and the command."""
+    settings = config.stash.get(_SETTINGS_KEY, None)
+    if settings is None or hasattr(config, "workerinput"):
+        return
+    from conformance.backends.factory import leftovers_line, leftovers_path
+
+    line = leftovers_line(_leftovers_dir(config), settings.run_id)
+    if line:
+        leftovers_path(_leftovers_dir(config), settings.run_id).unlink(missing_ok=True)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 # -- fixtures ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def netpol_settings(pytestconfig: pytest.Config) -> Settings:
@@ -204,35 +257,54 @@ def netpol_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def netpol_backend(netpol_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+def netpol_backend(
+    netpol_settings: Settings, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Backend]:
     """One backend per session (per xdist worker); a kind cluster is shared by all workers."""
-    from conformance.backends.factory import open_backend
+    from conformance.backends.factory import open_backend, run_state_dir
 
-    shared_dir = tmp_path_factory.getbasetemp().parent  # the same for every xdist worker of a run
+    shared_dir = run_state_dir(tmp_path_factory.getbasetemp(), netpol_settings.run_id)
     try:
-        with open_backend(netpol_settings.options, netpol_settings.run_id, shared_dir) as backend:
+        with open_backend(
+            netpol_settings.options, netpol_settings.run_id, shared_dir, _leftovers_dir(pytestconfig)
+        ) as backend:
+            pytestconfig.stash[_CLOCK_KEY] = backend.clock
             yield backend
     except BackendUnavailable as e:
         pytest.fail(f"gim-netpol: cannot start backend {netpol_settings.backend}: {e}", pytrace=False)
 
 
+def _leftovers_dir(config: pytest.Config) -> Path:
+    """Where workers record what they could not delete, for the controller's last line."""
+    return config.rootpath / ".pytest_cache" / "gim-netpol"
+
+
 @pytest.fixture(scope="session")
-def netpol_controls(netpol_settings: Settings, netpol_backend: Backend) -> ControlResults:
-    """Baseline and CNI canary, once per session (per xdist worker), before any scenario."""
+def netpol_controls(
+    netpol_settings: Settings, netpol_backend: Backend, netpol_fleet: Callable[[], Fleet]
+) -> ControlResults:
+    """Baseline and CNI canary, once per session (per xdist worker), before any scenario: on the
+    session's probe fleet, or in scratch namespaces when every test has a fleet of its own."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    s = netpol_settings
+    per_test = s.options["fleet"] == "test" or s.options["keep_namespaces"]
     try:
         return run_controls(
             netpol_backend,
-            netpol_settings.run_id,
-            netpol_settings.timing,
-            image=netpol_settings.options["probe_image"],
+            s.run_id,
+            s.timing,
+            image=s.options["probe_image"],
             suffix=worker,
+            cni_features_choice=s.options["cni_features"],
+            policies=policies_under_test(s.values, s.policies, s.options["gim_namespace"]),
+            fleet=None if per_test else netpol_fleet(),
         )
-    except ControlFailed as e:
+    except (ControlFailed, FleetBroken) as e:
         pytest.fail(str(e), pytrace=False)
 
 
 _counter = iter(range(1, 1_000_000))
+_cni_recorded: list[bool] = []
 
 
 def _name(role: str, run_id: str, serial: int) -> str:
@@ -241,6 +313,49 @@ def _name(role: str, run_id: str, serial: int) -> str:
 
 
 ScenarioFactory = Callable[..., Scenario]
+FLEET_ROLES = ("ingress-nginx", "monitoring")  # client namespaces the reference values allow
+
+
+def _fleet_topology(s: Settings, serial: int) -> Topology:
+    """The fleet's namespaces: with --values, the names they fix; else names unique to the run."""
+    other = (_name("not-allowed", s.run_id, serial),)
+    if s.values is not None:
+        gim, allowed = s.options["gim_namespace"], s.values.allowed_namespaces
+    else:
+        gim, allowed = _name("gim", s.run_id, serial), tuple(_name(r, s.run_id, serial) for r in FLEET_ROLES)
+    return Topology(
+        s.run_id, gim, allowed, other, s.workloads, s.options["probe_image"], gim_client=s.gim_client
+    )
+
+
+def _new_fleet(s: Settings, backend: Backend) -> Fleet:
+    fleet = Fleet(backend, _fleet_topology(s, next(_counter)), s.timing.ready_timeout_s)
+    try:
+        fleet.setup()
+    except BaseException as e:
+        # What was created is deleted now, or named with its cleanup command at the end of the session.
+        with contextlib.suppress(Exception):
+            fleet.teardown()
+        if isinstance(e, FleetBroken):
+            pytest.fail(str(e), pytrace=False)
+        raise
+    return fleet
+
+
+@pytest.fixture(scope="session")
+def netpol_fleet(netpol_settings: Settings, netpol_backend: Backend) -> Iterator[Callable[[], Fleet]]:
+    """The session's probe fleet, created on first use (a run whose tests all skip creates nothing) and
+    deleted at the end of the session unless --keep-namespaces."""
+    made: list[Fleet] = []
+
+    def get() -> Fleet:
+        if not made:
+            made.append(_new_fleet(netpol_settings, netpol_backend))
+        return made[0]
+
+    yield get
+    if made and not netpol_settings.options["keep_namespaces"]:
+        made[0].teardown()
 
 
 @pytest.fixture
@@ -248,15 +363,17 @@ def scenario(
     netpol_settings: Settings,
     netpol_backend: Backend,
     netpol_controls: ControlResults,
+    netpol_fleet: Callable[[], Fleet],
     request: pytest.FixtureRequest,
 ) -> Iterator[ScenarioFactory]:
-    """Build a scenario for a mode: namespaces, stand-ins and clients deployed, no policy yet.
+    """Build a scenario for a mode on the probe fleet, with the mode's policies deployed.
 
     ``own_values=True`` marks a test that needs values of its own shape: it is skipped when the run was
     given --values. ``switches_modes=True`` marks a test that redeploys the same values in other modes:
     with --values it uses them (mode set by the test), with --manifests it is skipped (one rendering
     holds one mode). Otherwise, with --values, the user's values and namespace names are used, and a
-    test for another mode is skipped with the reason.
+    test for another mode is skipped with the reason. With ``--fleet test`` every scenario gets a fleet
+    of its own, created and deleted with it.
     """
     made: list[Scenario] = []
     s = netpol_settings
@@ -264,15 +381,13 @@ def scenario(
     def make(
         mode: str,
         *,
-        allowed: int = 2,
+        allowed: int = len(FLEET_ROLES),
         extra_policies: tuple[dict, ...] = (),
         own_values: bool = False,
         switches_modes: bool = False,
         deploy: bool = True,
     ) -> Scenario:
         assert mode in MODES, mode
-        serial = next(_counter)
-        other = _name("not-allowed", s.run_id, serial)
         if s.values is not None:
             if own_values:
                 pytest.skip("this test sets values of its own shape; it runs without --values/--set")
@@ -289,34 +404,21 @@ def scenario(
                 pytest.skip(
                     f"not applicable: the values under test set mode {values_mode(s.values)}, not {mode}"
                 )
-            topology = Topology(
-                s.run_id,
-                s.options["gim_namespace"],
-                values.allowed_namespaces,
-                (other,),
-                s.workloads,
-                s.options["probe_image"],
-                gim_client=s.gim_client,
-            )
-        else:
-            roles = ("ingress-nginx", "monitoring", "allowed")[:allowed]
-            allowed_ns = tuple(_name(r, s.run_id, serial) for r in roles)
-            topology = Topology(
-                s.run_id,
-                _name("gim", s.run_id, serial),
-                allowed_ns,
-                (other,),
-                s.workloads,
-                s.options["probe_image"],
-                gim_client=s.gim_client,
-            )
+        per_test = s.options["fleet"] == "test" or s.options["keep_namespaces"]
+        fleet = Fleet(netpol_backend, _fleet_topology(s, next(_counter))) if per_test else netpol_fleet()
+        topology = fleet.view(None if s.values is not None else allowed)
+        if s.values is None:
             values = NetpolValues(
                 enabled=mode != "disabled",
                 mode="enforce" if mode == "enforce" else "dryrun",
-                allowed_namespaces=allowed_ns,
+                allowed_namespaces=topology.allowed_namespaces,
                 extra_policies=tuple(extra_policies),
             )
-        sc = Scenario(netpol_backend, topology, values, s.timing, s.policies)
+        if per_test:
+            sc = Scenario.standalone(netpol_backend, topology, values, s.timing, s.policies)
+        else:
+            sc = Scenario(netpol_backend, fleet, topology, values, s.timing, s.policies)
+        sc.cni = netpol_controls.cni
         made.append(sc)
         sc.setup()
         if deploy:
@@ -324,10 +426,24 @@ def scenario(
         return sc
 
     yield make
+    from conformance.api_errors import ApiUnreachable
+
+    if netpol_controls.cni is not None and not _cni_recorded:  # once per session (per xdist worker)
+        _cni_recorded.append(True)
+        request.node.user_properties.append(
+            ("gim-netpol-cni-features", json.dumps(netpol_controls.cni.to_json()))
+        )
     for sc in made:
         _record(request, sc)
         if not s.options["keep_namespaces"]:
-            sc.teardown()
+            try:
+                sc.teardown()
+            except ApiUnreachable as e:
+                # Said once, at the test that met the outage; what is left is deleted (or named, with
+                # the command that removes it) at the end of the session.
+                request.node.user_properties.append(
+                    ("gim-netpol-note", f"teardown postponed to the end of the session: {e}")
+                )
 
 
 def _record(request: pytest.FixtureRequest, sc: Scenario) -> None:
@@ -354,8 +470,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not rows or settings is None:
         return
     terminalreporter.section(f"gim-netpol conformance ({settings.backend} backend)")
+    for value in dict.fromkeys(v for _, n, v in rows if n == "gim-netpol-cni-features"):
+        terminalreporter.write_line("\n".join(cni_summary_lines(json.loads(value))))
+    clocks: dict[str, float] = {}
     for nodeid, name, value in rows:
-        if name == "gim-netpol-check":
+        if name == "gim-netpol-cni-features":
+            continue
+        if name == CLOCK:
+            d = json.loads(value)
+            clocks[d["worker"]] = max(clocks.get(d["worker"], 0.0), d["now"])
+        elif name == INFRASTRUCTURE:
+            terminalreporter.write_line(f"{value}  [{nodeid}]")
+        elif name == "gim-netpol-check":
             d = json.loads(value)
             terminalreporter.write_line(
                 f"{d['label']}: {d['probes']} probes, {d['mismatches']} mismatches,"
@@ -364,6 +490,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             )
         else:
             terminalreporter.write_line(f"note: {value}  [{nodeid}]")
+    if clocks and settings.backend == "model":
+        # Workers run side by side: the run takes as long as its longest worker.
+        per_worker = ", ".join(f"{w} {t:.0f} s" for w, t in sorted(clocks.items()))
+        terminalreporter.write_line(
+            f"simulated live time: {max(clocks.values()):.0f} s"
+            + (f" (workers: {per_worker})" if len(clocks) > 1 else "")
+        )
     report_dir = settings.options["report_dir"]
     if report_dir:
         path = Path(report_dir)
@@ -371,11 +504,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         out = path / "gim-netpol-checks.json"
         out.write_text(
             json.dumps(
-                [
-                    {"test": n, "kind": k, **(json.loads(v) if k == "gim-netpol-check" else {"note": v})}
-                    for n, k, v in rows
-                ],
+                [{"test": n, "kind": k, **_entry(k, v)} for n, k, v in rows if k != CLOCK],
                 indent=2,
             )
         )
         terminalreporter.write_line(f"report: {out}")
+
+
+def _entry(kind: str, value: str) -> dict:
+    if kind in ("gim-netpol-check", "gim-netpol-cni-features"):
+        return json.loads(value)
+    if kind == INFRASTRUCTURE:
+        return {"infrastructure_error": True, "error": value}
+    return {"note": value}

@@ -1,4 +1,4 @@
-"""One test's world: its namespaces, stand-in workloads and clients, the policies it deploys, its checks.
+"""One test's world on the probe fleet: the values it deploys, the namespaces it adds, its checks.
 
 Tests only talk to a Scenario; the Scenario only talks to the Backend interface, so the same test
 runs on the model backend and on a live cluster.
@@ -6,7 +6,7 @@ runs on the model backend and on a live cluster.
 
 from __future__ import annotations
 
-import time
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -19,13 +19,22 @@ from conformance.gim.values import NetpolValues
 from conformance.netpol.model import Cluster, K8sObject, Service, policy_key
 from conformance.netpol.simulator import Simulator
 from conformance.probes.agnhost import RUN_LABEL
+from conformance.suite.cni_features import CniFeatureReport, feature_hints
+from conformance.suite.dns import ClusterDns, find_cluster_dns
+from conformance.suite.fleet import Fleet, FleetBroken
 from conformance.suite.flows import Flow, plan_flows, without_safety_net
-from conformance.suite.topology import DNS_NAMESPACE, DNS_SERVICE, Topology
-from conformance.suite.verdicts import CheckReport, check
+from conformance.suite.topology import Topology
+from conformance.suite.verdicts import CheckReport, FlowResult, check
+
+_scratch_serial = itertools.count(1)
 
 
 @dataclass(frozen=True)
 class Timing:
+    # A dropped packet costs the whole timeout, and a block must be seen twice. Upstream's probes use
+    # `agnhost connect --timeout=1s` and re-probe; but Linux sends its first SYN retransmission after
+    # 1 s (initial RTO, RFC 6298 2.1), so 1 s reads one lost SYN on an allowed path as a block. 2 s
+    # leaves room for that retransmission; an allowed flow is probed again until the deadline anyway.
     probe_timeout_s: float = 2.0
     converge_timeout_s: float = 30.0
     ready_timeout_s: float = 180.0
@@ -34,48 +43,66 @@ class Timing:
 
 @dataclass
 class Scenario:
+    """One test on the fleet: the values it deploys, the checks it makes, what it adds and removes."""
+
     backend: Backend
-    topology: Topology
+    fleet: Fleet
+    topology: Topology  # the fleet as this test sees it (which client namespaces the values allow)
     values: NetpolValues
     timing: Timing = field(default_factory=Timing)
     manifests_policies: tuple[K8sObject, ...] | None = None  # the chart's own policies (--manifests)
     reports: list[CheckReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     applied: list[K8sObject] = field(default_factory=list)
-    borrowed: tuple[str, ...] = ()  # client namespaces that existed before the scenario
-    created: list[K8sObject] = field(default_factory=list)
+    cni: CniFeatureReport | None = None  # the session's CNI feature canaries, named in mismatch explanations
+    _dns: ClusterDns | None = None
+    added: list[str] = field(default_factory=list)  # client namespaces this test created itself
+    last_apply_s: float = 0.0  # what the last deploy cost, reported with the next check
+    owns_fleet: bool = False  # the fleet is this scenario's alone: set up and deleted with it
+
+    @classmethod
+    def standalone(
+        cls,
+        backend: Backend,
+        topology: Topology,
+        values: NetpolValues,
+        timing: Timing | None = None,
+        manifests_policies: tuple[K8sObject, ...] | None = None,
+    ) -> Scenario:
+        """A scenario on a fleet of its own (``--fleet test``, ``gim-netpol plan``, the suite's tests)."""
+        timing = timing or Timing()
+        fleet = Fleet(backend, topology, timing.ready_timeout_s)
+        return cls(backend, fleet, topology, values, timing, manifests_policies, owns_fleet=True)
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def setup(self) -> None:
-        """Create the namespaces, stand-ins and clients. A client namespace that already exists (the
-        values name real namespaces) gets only its client pod; a GIM namespace that already exists is
-        refused: the suite deploys policies there and deletes it at the end."""
-        present = self.backend.state([]).namespaces
-        gim = self.topology.gim_namespace
-        if gim in present:
-            pytest.fail(
-                f"namespace {gim} already exists in this cluster: the suite deploys its own stand-ins and "
-                "policies there and deletes it afterwards. Pass --gim-namespace with an unused name, run "
-                "`gim-netpol cleanup` if a crashed run left it, or check a live GIM with `gim-netpol verify`",
-                pytrace=False,
-            )
-        self.borrowed = tuple(ns for ns in self.topology.client_namespaces if ns in present)
-        objects = [o for o in self.topology.objects() if not self._is_borrowed_namespace(o)]
-        self.created = [o for o in objects if o["kind"] != "Namespace"]
-        self.backend.apply(objects)
-        self.backend.wait_ready(self.topology.namespaces, self.timing.ready_timeout_s)
-
-    def _is_borrowed_namespace(self, obj: K8sObject) -> bool:
-        return obj["kind"] == "Namespace" and obj["metadata"]["name"] in self.borrowed
+        """Create the scenario's own fleet (a shared fleet is set up once by the session)."""
+        if self.owns_fleet:
+            try:
+                self.fleet.setup()
+            except FleetBroken as e:
+                pytest.fail(str(e), pytrace=False)
 
     def teardown(self) -> None:
-        """Delete what the scenario created: its namespaces, and its pods in namespaces it borrowed."""
-        in_borrowed = [o for o in self.created if o["metadata"].get("namespace") in self.borrowed]
-        if in_borrowed:
-            self.backend.delete(in_borrowed)
-        self.backend.delete(
-            [o for o in self.topology.namespace_objects() if not self._is_borrowed_namespace(o)]
-        )
+        """Return the fleet to its known state: the test's policies deleted (with any other policy of
+        the run in the fleet's namespaces), and the namespaces it created deleted; a fleet of its own
+        is deleted whole."""
+        if self.applied:
+            self.backend.delete(self.applied)
+            self.applied = []
+        self.fleet.reset()
+        if self.added:
+            objects = self.topology.namespace_objects(self.added)
+            self.backend.delete(objects)
+            self.backend.wait_gone(objects, self.timing.ready_timeout_s)
+            self.added = []
+        if self.owns_fleet:
+            self.fleet.teardown()
+
+    def scratch_name(self, role: str) -> str:
+        """A namespace name that no other scenario of this process uses (the fleet's GIM namespace
+        already tells runs and xdist workers apart)."""
+        return f"{role}-{next(_scratch_serial)}-{self.topology.gim_namespace}"[:63].rstrip("-")
 
     def add_client_namespace(self, namespace: str, *, allowed: bool) -> None:
         """Create one more client namespace (with its client pod) now, after the policies."""
@@ -84,6 +111,8 @@ class Scenario:
             self.topology = replace(t, allowed_namespaces=(*t.allowed_namespaces, namespace))
         else:
             self.topology = replace(t, other_namespaces=(*t.other_namespaces, namespace))
+        if namespace not in self.added:
+            self.added.append(namespace)
         self.backend.apply(
             self.topology.namespace_objects([namespace]) + self.topology.client_objects(namespace)
         )
@@ -100,6 +129,8 @@ class Scenario:
         objects = self.topology.namespace_objects([namespace])
         self.backend.delete(objects)
         self.backend.wait_gone(objects, self.timing.ready_timeout_s)
+        if namespace in self.added:
+            self.added.remove(namespace)
 
     # -- policies ------------------------------------------------------------------------------------
     def policies_for(self, values: NetpolValues) -> list[K8sObject]:
@@ -120,7 +151,7 @@ class Scenario:
     def deploy(self, values: NetpolValues | None = None) -> float:
         """Install or upgrade to ``values`` as ``helm upgrade`` would: apply the new set, then delete the
         policies it no longer renders. Returns the seconds the API took."""
-        start = time.monotonic()
+        start = self.backend.clock.now()
         if values is not None:
             self.values = values
         policies = self.policies_for(self.values)
@@ -131,25 +162,41 @@ class Scenario:
         if stale:
             self.backend.delete(stale)
         self.applied = policies
-        return time.monotonic() - start
+        self.last_apply_s = self.backend.clock.now() - start
+        return self.last_apply_s
 
     def with_values(self, **changes) -> NetpolValues:
         return replace(self.values, **changes)
 
     # -- observation ---------------------------------------------------------------------------------
+    def cluster_dns(self) -> ClusterDns:
+        """The cluster DNS as the GIM client pod sees it (looked up once per scenario)."""
+        if self._dns is None:
+            self._dns = find_cluster_dns(self.backend, self.topology.client_key(self.topology.gim_namespace))
+        return self._dns
+
+    def dns_results(self, results: Sequence[FlowResult]) -> list[FlowResult]:
+        """The results of ``results`` that probed the cluster DNS; skips the test, with the reason,
+        when the cluster has no DNS Service to probe."""
+        dns = self.cluster_dns()
+        if not dns.found:
+            self.notes.append(f"DNS: {dns.not_checked()}")
+            pytest.skip(dns.not_checked())
+        return [r for r in results if r.flow.destination.namespace == dns.namespace]
+
     def state(self) -> Cluster:
-        return self.backend.state([*self.topology.namespaces, DNS_NAMESPACE])
+        dns = self._dns.namespace if self._dns is not None and self._dns.namespace else None
+        return self.backend.state([*self.topology.namespaces, *([dns] if dns else [])])
 
     def flows(self, *, clients: Sequence[str] | None = None, include_dns: bool = False) -> list[Flow]:
+        if include_dns:
+            self.cluster_dns()
         state = self.state()
         contract = Contract(self.values, self.topology.gim_namespace, state)
         extra: list[tuple[Service, list]] = []
-        if include_dns:
-            extra = [
-                (s, [p for p in state.pods if s.selects(p)])
-                for s in state.services
-                if s.namespace == DNS_NAMESPACE and s.name == DNS_SERVICE
-            ]
+        dns = self.cluster_dns() if include_dns else None
+        if dns is not None and dns.found and dns.service is not None:
+            extra = [(dns.service, list(dns.endpoints))]
         return plan_flows(
             state,
             clients if clients is not None else self.topology.client_keys,
@@ -161,6 +208,10 @@ class Scenario:
     def check(
         self, label: str, *, clients: Sequence[str] | None = None, include_dns: bool = False
     ) -> CheckReport:
+        try:
+            ready_s = self.fleet.confirm_ready()
+        except FleetBroken as e:
+            pytest.fail(str(e), pytrace=False)
         report = check(
             self.backend,
             self.flows(clients=clients, include_dns=include_dns),
@@ -169,6 +220,10 @@ class Scenario:
             deadline_s=self.timing.converge_timeout_s,
             retry_interval_s=self.timing.retry_interval_s,
         )
+        if report.mismatches:
+            report.hints = feature_hints(self.state().policies, self.cni)
+        report.apply_s, report.ready_s = self.last_apply_s, ready_s
+        self.last_apply_s = 0.0
         self.reports.append(report)
         return report
 

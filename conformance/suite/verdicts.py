@@ -1,26 +1,35 @@
 """Observed against expected: probe, retry only what disagrees, and explain every mismatch.
 
 A flow expected allowed must be seen connected; a flow expected blocked must be seen blocked on two
-samples in a row (a single timeout can be a slow pod). A refusal proves the packets got through; an
-error (the exec failed, the pod is not ready...) is never counted as blocked: it is an infrastructure
-problem and is reported as such.
+samples in a row (a single timeout can be a slow pod). A refusal is read with what is known of the
+destination: on a port the destination is known to serve (a ready stand-in declaring it), the CNI
+rejected the connection (kube-router answers a denied connection with ICMP port-unreachable), which
+is a block, "rejected"; elsewhere the packets got through and nothing listens, "refused". An error (the
+exec failed, the pod is not ready...) is never counted as blocked: it is an infrastructure problem and
+is reported as such.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import RetryError, Retrying, retry_if_result, wait_fixed
 
 from conformance.backends.base import Backend
-from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.probing import Observation, Outcome, Probe, rejected
 from conformance.netpol.truthtable import render_table
 from conformance.suite.flows import Flow
 
-OBSERVED_SYMBOLS = {".": "connected", "X": "blocked", "R": "refused", "E": "error", "-": "not probed"}
+OBSERVED_SYMBOLS = {
+    ".": "connected",
+    "X": "blocked",
+    "x": "rejected (refused on a port the pod serves: blocked)",
+    "R": "refused",
+    "E": "error",
+    "-": "not probed",
+}
 DIFF_SYMBOLS = {".": "as expected", "!": "mismatch", "-": "not probed"}
 CONTRACT_SYMBOLS = {
     ".": "allowed",
@@ -28,16 +37,22 @@ CONTRACT_SYMBOLS = {
     "!": "the applied policies break this promise",
     "-": "not probed",
 }
-OUTCOME_CELL = {Outcome.CONNECTED: ".", Outcome.BLOCKED: "X", Outcome.REFUSED: "R", Outcome.ERROR: "E"}
+OUTCOME_CELL = {
+    Outcome.CONNECTED: ".",
+    Outcome.BLOCKED: "X",
+    Outcome.REJECTED: "x",
+    Outcome.REFUSED: "R",
+    Outcome.ERROR: "E",
+}
 
 
 def settled(expected_allowed: bool, samples: Sequence[Observation]) -> bool:
-    """Observed as expected: connected, or blocked on the last two samples in a row."""
+    """Observed as expected: connected, or blocked (dropped or rejected) on the last two samples in a row."""
     if not samples:
         return False
     if expected_allowed:
         return samples[-1].outcome is Outcome.CONNECTED
-    return len(samples) >= 2 and all(o.outcome is Outcome.BLOCKED for o in samples[-2:])
+    return len(samples) >= 2 and all(o.outcome.blocked for o in samples[-2:])
 
 
 def observe(
@@ -48,24 +63,52 @@ def observe(
     probe_timeout_s: float,
     deadline_s: float,
     retry_interval_s: float = 1.0,
+    served: Sequence[bool] | None = None,
 ) -> list[list[Observation]]:
     """The samples of every probe: all once, then only the unsettled ones again, until every probe has
-    settled or the deadline has passed."""
+    settled or the deadline has passed. ``served[i]`` says the destination of probe i is known to
+    listen on its port: a refusal there is a reject.
+
+    A connection seen while the policies were not in force yet proves nothing: right after an apply
+    the CNI is still programming, and a flow expected blocked that still got through shows it. So an
+    allowed flow whose connection was sampled in or before the last round in which any flow expected
+    blocked got through is probed again (with the retries already due, so it costs no extra round):
+    a CNI that skips an allow policy is caught once its deny holds, not passed while nothing held."""
     samples: list[list[Observation]] = [[] for _ in probes]
+    sampled_in: list[int] = [0] * len(probes)  # the round of each probe's last sample
+    known = list(served) if served is not None else [False] * len(probes)
+    rounds = 0
+    last_leak = 0  # the last round in which a flow expected blocked was not blocked
+
+    def due() -> list[int]:
+        return [
+            i
+            for i, s in enumerate(samples)
+            if not settled(expected_allowed[i], s) or (expected_allowed[i] and sampled_in[i] <= last_leak)
+        ]
 
     def probe_pending() -> list[int]:
-        pending = [i for i, s in enumerate(samples) if not settled(expected_allowed[i], s)]
+        nonlocal rounds, last_leak
+        pending = due()
         if pending:
+            rounds += 1
             for i, o in zip(
                 pending, backend.probe([probes[i] for i in pending], probe_timeout_s), strict=True
             ):
-                samples[i].append(o)
-        return [i for i, s in enumerate(samples) if not settled(expected_allowed[i], s)]
+                observed = rejected(o) if known[i] else o
+                samples[i].append(observed)
+                sampled_in[i] = rounds
+                if not expected_allowed[i] and observed.outcome.reached:
+                    last_leak = rounds
+        return due()
 
+    clock = backend.clock
+    start = clock.now()
     retrying = Retrying(
-        stop=stop_after_delay(deadline_s),
+        stop=lambda _state: clock.now() - start >= deadline_s,  # on the backend's clock, not tenacity's
         wait=wait_fixed(retry_interval_s),
         retry=retry_if_result(bool),
+        sleep=clock.sleep,
         reraise=False,
     )
     with contextlib.suppress(RetryError):  # what has not settled is the caller's to report
@@ -102,6 +145,15 @@ class CheckReport:
     probe_timeout_s: float
     repro: dict[int, str] = field(default_factory=dict)
     diagnostics: dict[str, str] = field(default_factory=dict)  # client pod -> its events, for errors
+    # More to say about a mismatch (the NetworkPolicy features of the rules involved and their CNI canary)
+    hints: Callable[[FlowResult], list[str]] | None = None
+    apply_s: float = 0.0  # the API calls that deployed the policies under check
+    ready_s: float = 0.0  # confirming that the probe pods are still Ready
+
+    @property
+    def retries(self) -> int:
+        """Probes run again because they had not settled yet (convergence, or a flake)."""
+        return sum(len(r.samples) for r in self.results) - sum(1 for r in self.results if r.samples)
 
     @property
     def contract_breaks(self) -> list[FlowResult]:
@@ -178,6 +230,8 @@ class CheckReport:
                 f" observed [{seen}]"
             )
             lines.append(f"    why expected: {f.expected.reason}")
+            if self.hints is not None and not r.infrastructure_error:
+                lines.extend(f"    {hint}" for hint in self.hints(r))
             if r.last and r.last.detail:
                 lines.append(f"    detail: {r.last.detail.strip()[:300]}")
             if id(r) in self.repro:
@@ -194,7 +248,10 @@ class CheckReport:
             "probes": len(self.results),
             "mismatches": len(self.mismatches),
             "contract_breaks": len(self.contract_breaks),
+            "apply_s": round(self.apply_s, 3),
+            "ready_s": round(self.ready_s, 3),
             "converge_s": round(self.converge_s, 3),
+            "retries": self.retries,
             # pod-IP probes whose two ends run on the same node / on different nodes
             "same_node": sum(1 for r in self.results if r.flow.probe.via == "pod" and _same_node(r.flow)),
             "cross_node": sum(
@@ -279,7 +336,7 @@ def check(
     retry_interval_s: float = 1.0,
 ) -> CheckReport:
     """Probe every flow, then retry only the unsettled ones until all settle or the deadline passes."""
-    start = time.monotonic()
+    start = backend.clock.now()
     samples = observe(
         backend,
         [f.probe for f in flows],
@@ -287,9 +344,10 @@ def check(
         probe_timeout_s=probe_timeout_s,
         deadline_s=deadline_s,
         retry_interval_s=retry_interval_s,
+        served=[f.destination_serves for f in flows],
     )
     results = [FlowResult(f, s) for f, s in zip(flows, samples, strict=True)]
-    report = CheckReport(label, backend.name, results, time.monotonic() - start, probe_timeout_s)
+    report = CheckReport(label, backend.name, results, backend.clock.now() - start, probe_timeout_s)
     for r in report.mismatches:
         report.repro[id(r)] = backend.repro(r.flow.probe, probe_timeout_s)
         if r.infrastructure_error and r.flow.probe.client not in report.diagnostics:

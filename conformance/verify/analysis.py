@@ -12,7 +12,9 @@ but do not change the status: they need a person's judgement.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from conformance.errors import UserError
 from conformance.netpol.model import Pod
@@ -25,7 +27,9 @@ from conformance.verify.expected import (
     synthetic_client,
     with_policies,
 )
+from conformance.verify.flowlogs import FlowLog
 from conformance.verify.inference import ENFORCE, Inference, infer
+from conformance.verify.observed import observed_source
 from conformance.verify.shadow import Need, Shadow, shadow
 
 EXIT_CONFORMS, EXIT_DOES_NOT_CONFORM = 0, 1
@@ -84,6 +88,8 @@ class Analysis:
     problems: list[str] = field(default_factory=list)  # why the cluster does not conform
     probes: list[ProbeRecord] = field(default_factory=list)  # live runs only
     live: bool = False
+    observed_blocked: dict[str, list[Blocked]] = field(default_factory=dict)  # flow logs only, no API
+    cni_features: Any = None  # live: the CNI feature canaries (a suite.cni_features.CniFeatureReport)
 
     @property
     def violations(self) -> list[ExpectedFlow]:
@@ -135,8 +141,9 @@ def _suggest(inference: Inference, found: Shadow) -> list[Suggestion]:
     return [Suggestion(name, reasons[name]) for name in sorted(reasons)]
 
 
-def analyse(view: ClusterView, gim_namespace: str) -> Analysis:
-    """Everything verify concludes from ``view`` about ``gim_namespace``."""
+def analyse(view: ClusterView, gim_namespace: str, flow_logs: Sequence[FlowLog] = ()) -> Analysis:
+    """Everything verify concludes from ``view`` (and the observed traffic of ``flow_logs``) about
+    ``gim_namespace``."""
     cluster = view.cluster
     if gim_namespace not in cluster.namespaces:
         known = ", ".join(sorted(cluster.namespaces)) or "none"
@@ -144,7 +151,8 @@ def analyse(view: ClusterView, gim_namespace: str) -> Analysis:
             f"namespace {gim_namespace!r} is not in the input (namespaces: {known})", source="--gim-namespace"
         )
     inference = infer(cluster, gim_namespace)
-    found = shadow(view, gim_namespace)
+    extra = [observed_source(flow_logs, inference.allowed_namespaces)] if flow_logs else []
+    found = shadow(view, gim_namespace, extra)
     flows, flow_notes = expected_flows(cluster, inference)
     would_block = _would_block(view, inference, found.needs)
     host_blocked = _would_block(view, inference, found.host_network)
@@ -170,8 +178,24 @@ def analyse(view: ClusterView, gim_namespace: str) -> Analysis:
         )
         analysis.warnings.append(
             f"host-network pods {pods} need GIM (evidence in the shadow diff): their traffic comes from"
-            f" the node's IP, which allowedNamespaces never matches; {fate}. Admit the node CIDRs with an"
-            " extraPolicy ipBlock or run the controller without hostNetwork"
+            f" the node's IP, which allowedNamespaces never matches; {fate}. "
+            + (
+                "; ".join(need.advice)
+                if need.advice
+                else "Admit the node CIDRs with an extraPolicy ipBlock"
+                " or run the controller without hostNetwork"
+            )
+        )
+    analysis.observed_blocked = _would_block(view, inference, found.observed_only)
+    for need in found.observed_only:
+        fate = (
+            f"enforce would block it ({len(analysis.observed_blocked[need.namespace])} flow(s))"
+            if need.namespace in analysis.observed_blocked
+            else "enforce would still let it through"
+        )
+        analysis.warnings.append(
+            f"{need.namespace} was observed reaching GIM but nothing in the API shows it needs GIM"
+            f" (observed, no API evidence): {fate}; add it to allowedNamespaces if that traffic is legitimate"
         )
     analysis.warnings.extend(f"could not place: {u}" for u in found.unresolved)
     analysis.warnings.extend(inference.notes)

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from conformance.errors import UserError
 from conformance.netpol.model import Cluster, K8sObject
 from conformance.netpol.snapshot import STDIN, cluster_from_objects, read_documents, source_name
+from conformance.verify.kinds import OPTIONAL, file_key
 
 MODEL_KINDS = frozenset({"Namespace", "Pod", "Service", "NetworkPolicy"})
-# Kinds the shadow diff reads from the raw documents.
-SHADOW_KINDS = frozenset({"Ingress", "IngressClass", "ServiceMonitor", "PodMonitor", "Prometheus"})
 
 
 @dataclass
 class ClusterView:
-    """A cluster as verify sees it. ``raw`` holds every object read, by kind, as the API prints it."""
+    """A cluster as verify sees it. ``raw`` holds every object read, by its ``kinds.file_key``, as the
+    API prints it."""
 
     cluster: Cluster
     raw: dict[str, list[K8sObject]] = field(default_factory=dict)
@@ -55,11 +55,12 @@ def view_from_objects(
     ignored: dict[str, int] = {}
     for origin, obj in pairs:
         kind = obj.get("kind") if isinstance(obj, dict) else None
-        if kind in MODEL_KINDS:
+        key = file_key(obj) if isinstance(obj, dict) else None
+        if kind in MODEL_KINDS and key == kind:
             model_pairs.append((origin, obj))
             raw.setdefault(kind, []).append(obj)
-        elif kind in SHADOW_KINDS:
-            raw.setdefault(kind, []).append(obj)
+        elif key is not None:
+            raw.setdefault(key, []).append(obj)
         else:
             ignored[str(kind)] = ignored.get(str(kind), 0) + 1
     cluster = cluster_from_objects(model_pairs, notes=notes.append)
@@ -76,6 +77,12 @@ def load_view(paths: Sequence[str]) -> ClusterView:
         raise UserError("stdin ('-') can be read only once", source="--snapshot")
     pairs = [(source_name(path), obj) for path in paths for obj in read_documents(path)]
     view = view_from_objects(pairs, source=", ".join(source_name(p) for p in paths))
+    absent = sorted({k.shown for k in OPTIONAL if not view.has_kind(k.file_key)})
+    if absent:
+        view.notes.append(
+            "not in the input, so not checked: " + ", ".join(absent) + " (if your cluster has them, export"
+            " each API group with its own kubectl get: see gim-netpol verify --help)"
+        )
     if not view.objects("Namespace"):
         view.notes.append(
             "the snapshot has no Namespace objects: namespaces are known only from the objects in them,"

@@ -9,9 +9,13 @@ recognised by what they do, not by name:
 - allowed namespaces: selects every pod, allows ingress from namespaceSelector peers that name
   namespaces by their ``kubernetes.io/metadata.name`` label (matchLabels, or an ``In`` expression).
 
-A policy that is none of these is an extra policy (``networkPolicy.extraPolicies``). The chart's
-labels only tell whether Helm manages a policy. Whatever cannot be mapped back to values is said in
-``notes`` rather than guessed.
+A policy that is none of these is an extra policy (``networkPolicy.extraPolicies``). Whether a policy is
+the chart's is read from what Helm itself records on every object it installs, not from a label a chart
+may or may not set: Helm 3.2+ stamps the label ``app.kubernetes.io/managed-by: Helm`` and the
+annotations ``meta.helm.sh/release-name`` / ``meta.helm.sh/release-namespace`` at install and upgrade
+(helm/helm pkg/action/validate.go, ``setMetadataVisitor``; it refuses to adopt an object whose values
+differ). ``helm template | kubectl apply`` leaves no annotations. Whatever cannot be mapped back to
+values is said in ``notes`` rather than guessed.
 """
 
 from __future__ import annotations
@@ -31,15 +35,51 @@ ALLOWED_NAMESPACES = "allowed-namespaces"
 EXTRA = "extra"
 CORE_ROLES = (SAFETY_NET, DEFAULT_DENY, SAME_NAMESPACE, ALLOWED_NAMESPACES)
 
-CHART_LABELS = {"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/part-of": "gitguardian"}
+MANAGED_BY_LABEL, MANAGED_BY_HELM = "app.kubernetes.io/managed-by", "Helm"
+RELEASE_NAME = "meta.helm.sh/release-name"
+RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
+
+
+@dataclass(frozen=True)
+class HelmOwner:
+    """What Helm recorded on an object: the release (None when only the managed-by label is there)."""
+
+    release: str | None
+    namespace: str | None
+
+    def __str__(self) -> str:
+        if self.release is None:
+            return "Helm (managed-by label only: no release annotations)"
+        return f"Helm release {self.release}" + (f" in {self.namespace}" if self.namespace else "")
+
+
+def helm_owner(obj: K8sObject) -> HelmOwner | None:
+    """The Helm release that installed ``obj``, or None when Helm's records are absent."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    release = annotations.get(RELEASE_NAME)
+    if release:
+        return HelmOwner(str(release), annotations.get(RELEASE_NAMESPACE))
+    if labels.get(MANAGED_BY_LABEL) == MANAGED_BY_HELM:
+        return HelmOwner(None, None)
+    return None
 
 
 @dataclass(frozen=True)
 class PolicyRole:
     key: str  # namespace/name
     roles: tuple[str, ...]  # CORE_ROLES this policy plays, or (EXTRA,)
-    managed_by_chart: bool  # carries the chart's labels
+    owner: HelmOwner | None  # what Helm recorded on it; None: not installed by Helm
     detail: str  # one line: what the policy does
+
+    @property
+    def managed_by_chart(self) -> bool:
+        return self.owner is not None
+
+    @property
+    def release(self) -> str | None:
+        return self.owner.release if self.owner else None
 
     @property
     def is_extra(self) -> bool:
@@ -56,6 +96,12 @@ class Inference:
     policies: list[PolicyRole]
     safety_net_egress: bool  # the safety net also allows all egress
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def releases(self) -> list[str]:
+        """The Helm releases that installed the GIM defaults (normally one)."""
+        found = [p.release for p in self.policies if not p.is_extra and p.release]
+        return sorted(set(found))
 
     @property
     def extra_policies(self) -> list[str]:
@@ -125,11 +171,6 @@ def _peer_kind(peer: Any) -> tuple[str, list[str]]:
     if names is not None and _empty_selector(peer.get("podSelector")):
         return "namespaces", names
     return "other", []
-
-
-def _managed_by_chart(policy: K8sObject) -> bool:
-    labels = (policy.get("metadata") or {}).get("labels") or {}
-    return all(labels.get(k) == v for k, v in CHART_LABELS.items())
 
 
 def _classify(
@@ -203,7 +244,7 @@ def infer(cluster: Cluster, gim_namespace: str) -> Inference:
     allowed: list[str] = []
     for policy in sorted(policies, key=policy_key):
         kinds, names, detail = _classify(policy, cluster, notes)
-        roles.append(PolicyRole(policy_key(policy), kinds, _managed_by_chart(policy), detail))
+        roles.append(PolicyRole(policy_key(policy), kinds, helm_owner(policy), detail))
         allowed.extend(n for n in names if n not in allowed)
 
     ingress_safety = [
@@ -213,8 +254,7 @@ def infer(cluster: Cluster, gim_namespace: str) -> Inference:
         # An allow-all-egress policy is a dryrun safety net only beside an ingress one; otherwise it is
         # the user's own rule.
         roles = [
-            PolicyRole(r.key, (EXTRA,), r.managed_by_chart, r.detail) if SAFETY_NET in r.roles else r
-            for r in roles
+            PolicyRole(r.key, (EXTRA,), r.owner, r.detail) if SAFETY_NET in r.roles else r for r in roles
         ]
     core = [r for r in roles if not r.is_extra]
     safety = [r for r in roles if SAFETY_NET in r.roles]
@@ -233,12 +273,15 @@ def infer(cluster: Cluster, gim_namespace: str) -> Inference:
         notes.append(
             f"no policy allows ingress from {gim_namespace} itself: GIM pods may not reach each other"
         )
-    unlabelled = [r.key for r in core if not r.managed_by_chart]
-    if unlabelled:
+    unowned = [r.key for r in core if not r.managed_by_chart]
+    if unowned:
         notes.append(
-            "shaped like GIM's defaults but without the chart's labels (created by hand?): "
-            + ", ".join(unlabelled)
+            "shaped like GIM's defaults but not installed by Helm (no app.kubernetes.io/managed-by: Helm"
+            f" label, no {RELEASE_NAME} annotation): created by hand? " + ", ".join(unowned)
         )
+    releases = sorted({r.release for r in core if r.release})
+    if len(releases) > 1:
+        notes.append("GIM's default policies come from more than one Helm release: " + ", ".join(releases))
     safety_egress = bool(safety) and any(_covers_egress(cluster, r.key) for r in safety)
     if safety and not safety_egress and any(_restricts_egress(cluster, k) for k in _keys(roles, extra=True)):
         notes.append(

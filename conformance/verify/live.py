@@ -18,11 +18,11 @@ included; SIGTERM is turned into the same path); ``gim-netpol cleanup`` removes 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
 import signal
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,32 +30,30 @@ from typing import Any
 from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
 from conformance.netpol.model import Cluster, ContainerPort, K8sObject, Pod
-from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.probing import Observation, Outcome, Probe, rejected
 from conformance.probes import agnhost
 from conformance.suite.flows import plan_flows
 from conformance.suite.verdicts import observe, settled
+from conformance.verify import kinds
 from conformance.verify.analysis import Analysis, ProbeRecord, analyse
+from conformance.verify.cni_features import check_cni_features, explain_probes
 from conformance.verify.discovery import ClusterView, view_from_objects
-from conformance.verify.rbac import MONITORING_GROUP, api_review, missing_permissions, required_permissions
+from conformance.verify.flowlogs import FlowLog
+from conformance.verify.rbac import api_review, missing_permissions, required_permissions
 
 RUN_LABEL = agnhost.RUN_LABEL
 CANARY_PORT = 8080
 SCRATCH_PREFIX = "gim-netpol-verify"
 READY_TIMEOUT_S = 180.0
 
-# kind -> (apiVersion, how to list it: (api name, method)); the typed lists carry no kind.
-CORE_LISTS: dict[str, tuple[str, str, str]] = {
-    "Namespace": ("v1", "core", "list_namespace"),
-    "Pod": ("v1", "core", "list_pod_for_all_namespaces"),
-    "Service": ("v1", "core", "list_service_for_all_namespaces"),
-    "NetworkPolicy": ("networking.k8s.io/v1", "networking", "list_network_policy_for_all_namespaces"),
-    "Ingress": ("networking.k8s.io/v1", "networking", "list_ingress_for_all_namespaces"),
-    "IngressClass": ("networking.k8s.io/v1", "networking", "list_ingress_class"),
-}
-MONITORING_PLURALS = {
-    "ServiceMonitor": "servicemonitors",
-    "PodMonitor": "podmonitors",
-    "Prometheus": "prometheuses",
+# kind -> how to list it (api name, method); the typed lists carry no kind.
+CORE_LISTS: dict[str, tuple[str, str]] = {
+    "Namespace": ("core", "list_namespace"),
+    "Pod": ("core", "list_pod_for_all_namespaces"),
+    "Service": ("core", "list_service_for_all_namespaces"),
+    "NetworkPolicy": ("networking", "list_network_policy_for_all_namespaces"),
+    "Ingress": ("networking", "list_ingress_for_all_namespaces"),
+    "IngressClass": ("networking", "list_ingress_class"),
 }
 
 
@@ -67,6 +65,7 @@ class LiveOptions:
     timeout_s: float = 5.0
     image: str | None = None
     deadline_s: float = 30.0  # retrying disagreeing probes (and waiting for the canary's deny-all to hold)
+    cni_features: str = "needed"  # the CNI feature canaries: needed (by GIM's policies), all, none
 
 
 # -- connection -------------------------------------------------------------------------------------
@@ -107,46 +106,117 @@ def as_documents(
     return out
 
 
-def discover(api: Any, source: str) -> ClusterView:
-    """The cluster's state through list calls only (get/list verbs: nothing is written)."""
+@contextlib.contextmanager
+def reading(what: str) -> Iterator[None]:
+    """API failures while reading ``what`` as one line (exit 2): 403 names the permission to grant; any
+    other status or a connection failure says what could not be read. Never a traceback, never exit 1."""
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 403:
+            raise UserError(
+                f"forbidden to read {what}: apply deploy/rbac-verify.yaml for this identity", source="RBAC"
+            ) from None
+        raise BackendUnavailable(f"the API server failed to read {what}: {_status_line(exc)}") from None
+    except HTTPError as exc:  # refused, reset, timed out, after urllib3's own retries
+        raise BackendUnavailable(f"the API server could not be reached to read {what}: {exc}") from None
+
+
+def _status_line(exc: Any) -> str:
+    """``500 Internal Server Error: etcdserver: leader changed``: the status and the Status message."""
+    try:
+        body = json.loads(exc.body) if exc.body else {}
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return " ".join(f"{exc.status} {exc.reason or ''}: {message or ''}".split()).rstrip(":")
+
+
+def served_versions(api: Any) -> dict[str, list[str]]:
+    """Group -> served versions, the preferred one first (the discovery document at /apis)."""
+    from kubernetes import client
+
+    with reading("the API groups (/apis)"):
+        groups = client.ApisApi(api).get_api_versions().groups or []
+    served = {}
+    for group in groups:
+        preferred = group.preferred_version.version if group.preferred_version else None
+        versions = [v.version for v in group.versions or []]
+        served[group.name] = ([preferred] if preferred else []) + [v for v in versions if v != preferred]
+    return served
+
+
+def discover(api: Any, source: str, served: dict[str, list[str]] | None = None) -> ClusterView:
+    """The cluster's state through list calls only (get/list verbs: nothing is written). Every optional
+    kind is listed on its own: a group or kind the cluster does not serve (absent from discovery, or
+    answering 404 as a half-installed set of CRDs does) is a note."""
     from kubernetes import client
 
     apis = {"core": client.CoreV1Api(api), "networking": client.NetworkingV1Api(api)}
     documents: list[K8sObject] = []
     listed = []
-    for kind, (version, which, method) in CORE_LISTS.items():
-        items = getattr(apis[which], method)().items
-        documents += as_documents(kind, version, items, api.sanitize_for_serialization)
-        listed.append(kind)
-    if MONITORING_GROUP in served_groups(api):
-        custom = client.CustomObjectsApi(api)
-        for kind, plural in MONITORING_PLURALS.items():
-            listing = custom.list_cluster_custom_object(MONITORING_GROUP, "v1", plural)
-            documents += as_documents(kind, f"{MONITORING_GROUP}/v1", listing.get("items") or [], dict)
-            listed.append(kind)
-    return view_from_objects(((source, d) for d in documents), source=source, listed_kinds=listed)
+    for kind in kinds.CORE:
+        which, method = CORE_LISTS[kind.kind]
+        api_version = f"{kind.group}/{kind.versions[0]}" if kind.group else kind.versions[0]
+        with reading(kind.shown):
+            items = getattr(apis[which], method)().items
+        documents += as_documents(kind.kind, api_version, items, api.sanitize_for_serialization)
+        listed.append(kind.file_key)
+    served = served_versions(api) if served is None else served
+    custom = client.CustomObjectsApi(api)
+    absent: list[kinds.Kind] = []
+    for kind in kinds.OPTIONAL:
+        version = kinds.pick_version(kind, served)
+        if version is None:
+            absent.append(kind)
+            continue
+        listing = _list_if_served(custom, kind, version)
+        if listing is None:
+            absent.append(kind)
+            continue
+        items = listing.get("items") or []
+        documents += as_documents(kind.kind, f"{kind.group}/{version}", items, dict)
+        listed.append(kind.file_key)
+    view = view_from_objects(((source, d) for d in documents), source=source, listed_kinds=listed)
+    view.notes.extend(not_served_notes(absent))
+    return view
 
 
-def served_groups(api: Any) -> set[str]:
-    from kubernetes import client
+def _list_if_served(custom: Any, kind: kinds.Kind, version: str) -> dict | None:
+    """The cluster-wide list of ``kind``, or None when the API answers 404 (the group is served but
+    this kind's CRD is not installed, or was removed since discovery)."""
+    from kubernetes.client.rest import ApiException
 
-    return {g.name for g in client.ApisApi(api).get_api_versions().groups or []}
+    with reading(kind.shown):
+        try:
+            return custom.list_cluster_custom_object(kind.group, version, kind.plural)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
 
 
-def check_permissions(api: Any, *, probing: bool) -> list[str]:
-    """UserError listing the missing permissions verify cannot do without; notes for optional ones."""
-    monitoring = MONITORING_GROUP in served_groups(api)
-    missing = missing_permissions(
-        api_review(api), required_permissions(probing=probing, monitoring=monitoring)
-    )
+def not_served_notes(absent: list[kinds.Kind]) -> list[str]:
+    """One note per API group: the kinds of it the cluster does not serve."""
+    by_group: dict[str, list[kinds.Kind]] = {}
+    for kind in absent:
+        by_group.setdefault(kind.group, []).append(kind)
+    return [kinds.not_served_note(group) for group in by_group.values()]
+
+
+def check_permissions(api: Any, served: dict[str, list[str]], *, probing: bool) -> None:
+    """UserError listing the missing permissions verify cannot do without (the optional kinds' only
+    for the groups the cluster serves)."""
+    with reading("SelfSubjectAccessReviews"):
+        missing = missing_permissions(api_review(api), required_permissions(probing=probing, groups=served))
     if missing:
         listed = "; ".join(str(p) for p in missing)
         raise UserError(
             f"missing permissions: {listed}. Apply deploy/rbac-verify.yaml for this identity", source="RBAC"
         )
-    return (
-        [] if monitoring else ["monitoring.coreos.com is not served: no ServiceMonitor/PodMonitor to check"]
-    )
 
 
 # -- pure planning ----------------------------------------------------------------------------------
@@ -285,20 +355,22 @@ def _key(obj: K8sObject) -> str:
 
 
 def _wait_for_ips(backend: Any, namespaces: list[str], keys: list[str], timeout_s: float) -> Cluster:
-    deadline = time.monotonic() + timeout_s
+    clock = backend.clock
+    deadline = clock.now() + timeout_s
     while True:
         state = backend.state(namespaces)
         ips = {p.key: p.ip for p in state.pods}
         waiting = [k for k in keys if not ips.get(k)]
         if not waiting:
             return state
-        if time.monotonic() >= deadline:
+        if clock.now() >= deadline:
             raise RuntimeError(f"probe pods without an IP after {timeout_s:g}s: {', '.join(waiting)}")
-        time.sleep(2.0)
+        clock.sleep(2.0)
 
 
-def verify_live(gim_namespace: str, options: LiveOptions) -> Analysis:
-    """Permissions, discovery, analysis, canary and probes against the cluster of ``options``."""
+def verify_live(gim_namespace: str, options: LiveOptions, flow_logs: Sequence[FlowLog] = ()) -> Analysis:
+    """Permissions, discovery, analysis (with the observed traffic of ``flow_logs``), canary and probes
+    against the cluster of ``options``."""
     from conformance.backends.kube import KubeBackend
 
     try:
@@ -310,11 +382,11 @@ def verify_live(gim_namespace: str, options: LiveOptions) -> Analysis:
             source="verify",
         ) from None
     try:
-        notes = check_permissions(backend.api_client, probing=True)
+        served = served_versions(backend.api_client)
+        check_permissions(backend.api_client, served, probing=True)
         source = f"cluster {options.context or '(current context)'}"
-        view = discover(backend.api_client, source)
-        analysis = analyse(view, gim_namespace)
-        analysis.notes.extend(notes)
+        view = discover(backend.api_client, source, served)
+        analysis = analyse(view, gim_namespace, flow_logs)
         probe_cluster(backend, analysis, view, options, new_run_id())
         return analysis
     finally:
@@ -360,16 +432,30 @@ def _run_probes(
     if baseline.outcome is Outcome.CONNECTED:
         _apply(backend, [deny])
         # a policy takes a moment to be programmed; blocked must hold on two samples in a row
-        deadline = time.monotonic() + options.deadline_s
-        while time.monotonic() < deadline:
-            denied += backend.probe([probe], options.timeout_s)
-            if len(denied) >= 2 and all(o.outcome is Outcome.BLOCKED for o in denied[-2:]):
+        deadline = backend.clock.now() + options.deadline_s
+        while backend.clock.now() < deadline:
+            # the baseline connected, so the canary server listens there: a refusal is a reject
+            denied += [rejected(o) for o in backend.probe([probe], options.timeout_s)]
+            if len(denied) >= 2 and all(o.outcome.blocked for o in denied[-2:]):
                 denied = denied[-2:]
                 break
     problem = canary_problem(baseline, denied, backend.detect_cni())
     if problem:
         analysis.problems.insert(0, problem)
         return  # no 'allowed' result can be trusted on this cluster
+    analysis.cni_features, problems = check_cni_features(
+        backend,
+        view.cluster,
+        analysis.gim_namespace,
+        run_id,
+        choice=options.cni_features,
+        image=image,
+        probe_timeout_s=options.timeout_s,
+        deadline_s=options.deadline_s,
+        ready_timeout_s=READY_TIMEOUT_S,
+        prefix=f"{SCRATCH_PREFIX}-{run_id}",
+    )
+    analysis.problems.extend(problems)
 
     probe_ns = scratch_namespace(run_id, "probe")
     name = probe_ns["metadata"]["name"]
@@ -402,6 +488,13 @@ def _run_probes(
         last = obs[-1]
         ok = settled(expected, obs)
         detail = last.detail
+        # GIM's own pods: whether one listens on a port is not known, so a refusal is either nothing
+        # listening or a CNI that rejects instead of dropping (kube-router): unknown, never allowed.
+        unknown = not ok and last.outcome is Outcome.REFUSED
+        if unknown:
+            detail = (
+                f"unknown: refused (nothing listens there, or the CNI rejects denied connections); {detail}"
+            )
         if last.outcome is Outcome.ERROR:
             detail = f"{detail}\n{backend.diagnose(probe.client)}"
         analysis.probes.append(
@@ -414,16 +507,22 @@ def _run_probes(
                 via=probe.via,
                 expected_allowed=expected,
                 reason=reason,
-                outcome=str(last.outcome),
+                outcome="unknown" if unknown else str(last.outcome),
                 agrees=ok,
                 latency_s=last.latency_s,
                 repro=backend.repro(probe, options.timeout_s),
                 detail=detail,
             )
         )
-        if not ok:
+        if unknown:
+            analysis.notes.append(
+                f"probe {probe.client} -> {probe.target}:{probe.port}/{probe.protocol} via {probe.via}:"
+                " refused, not checked (nothing listens there, or the CNI rejects denied connections)"
+            )
+        elif not ok:
             expected_word = "allowed" if expected else "blocked"
             analysis.problems.append(
                 f"probe {probe.client} -> {probe.target}:{probe.port}/{probe.protocol} via {probe.via}:"
                 f" expected {expected_word}, observed {last.outcome} ({reason})"
             )
+    explain_probes(analysis, cluster, clients)

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.netpol.model import K8sObject
-
-MONITORING_GROUP = "monitoring.coreos.com"
+from conformance.verify import kinds
 
 
 @dataclass(frozen=True, order=True)
@@ -40,19 +39,9 @@ def _read(group: str, resource: str, why: str) -> list[Permission]:
 
 
 # Read-only discovery of the whole cluster's state (nothing is written outside the run's namespaces).
-DISCOVERY: tuple[Permission, ...] = (
-    *_read("", "namespaces", "every namespace and its labels"),
-    *_read("", "pods", "GIM pods, ingress controllers, Prometheus pods"),
-    *_read("", "services", "GIM Services and their ports"),
-    *_read("networking.k8s.io", "networkpolicies", "the policies in force"),
-    *_read("networking.k8s.io", "ingresses", "Ingresses routing to GIM"),
-    *_read("networking.k8s.io", "ingressclasses", "which controller serves an Ingress"),
-)
-MONITORING: tuple[Permission, ...] = (
-    *_read(MONITORING_GROUP, "servicemonitors", "ServiceMonitors selecting GIM"),
-    *_read(MONITORING_GROUP, "podmonitors", "PodMonitors selecting GIM"),
-    *_read(MONITORING_GROUP, "prometheuses", "which Prometheus scrapes them"),
-)
+DISCOVERY: tuple[Permission, ...] = tuple(p for k in kinds.CORE for p in _read(k.group, k.plural, k.why))
+# The optional kinds, needed only when the cluster serves their group.
+OPTIONAL: tuple[Permission, ...] = tuple(p for k in kinds.OPTIONAL for p in _read(k.group, k.plural, k.why))
 # Probes: namespaces the run creates (labelled with its id) and the pods in them. RBAC cannot limit
 # create/delete to labelled namespaces: verify only ever deletes namespaces carrying its run label.
 PROBING: tuple[Permission, ...] = (
@@ -70,11 +59,12 @@ PROBING: tuple[Permission, ...] = (
 )
 
 
-def required_permissions(*, probing: bool = True, monitoring: bool = True) -> list[Permission]:
-    """What verify needs: discovery always; monitoring CRDs when present; probing on a live run."""
+def required_permissions(*, probing: bool = True, groups: Iterable[str] | None = None) -> list[Permission]:
+    """What verify needs: discovery always; the optional kinds of the served ``groups`` (None: all of
+    them, as deploy/rbac-verify.yaml grants); probing on a live run."""
     needed = list(DISCOVERY)
-    if monitoring:
-        needed += MONITORING
+    served = None if groups is None else set(groups)
+    needed += [p for p in OPTIONAL if served is None or p.group in served]
     if probing:
         needed += PROBING
     return needed

@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from conformance.verify.analysis import Analysis
+from conformance.verify.cni_features import html_section
 from conformance.verify.inference import DRYRUN, ENFORCE
 from conformance.verify.matrix import ALLOWED, BLOCKED, BROKEN, MIXED, NONE, SYMBOLS, grid
 from conformance.verify.report_json import values_snippet
@@ -115,18 +116,20 @@ def _configuration(analysis: Analysis) -> str:
         ("mode", mode),
         ("allowedNamespaces", ", ".join(inf.allowed_namespaces) or "(none)"),
         ("extraPolicies", ", ".join(inf.extra_policies) or "(none)"),
+        ("Helm release", ", ".join(inf.releases) or "(none recorded)"),
     ]
     head = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     policies = "".join(
         f"<tr><td>{escape(p.key)}</td><td>{escape(', '.join(p.roles))}</td>"
-        f"<td>{'yes' if p.managed_by_chart else 'no'}</td><td>{escape(p.detail)}</td></tr>"
+        f"<td>{escape(str(p.owner) if p.owner else 'no: not installed by Helm')}</td>"
+        f"<td>{escape(p.detail)}</td></tr>"
         for p in inf.policies
     )
     table = f"<table>{head}</table>"
     if policies:
         table += (
             "<h3>Policies in the GIM namespace</h3><table><tr><th>policy</th><th>role</th>"
-            "<th>chart labels</th><th>what it does</th></tr>"
+            "<th>installed by</th><th>what it does</th></tr>"
             f"{policies}</table>"
         )
     return table
@@ -134,7 +137,8 @@ def _configuration(analysis: Analysis) -> str:
 
 def _shadow(analysis: Analysis) -> str:
     inf = analysis.inference
-    if not analysis.shadow.needs and not analysis.shadow.host_network:
+    found = analysis.shadow
+    if not found.needs and not found.host_network and not found.observed_only:
         return "<p>Nothing in the input shows another namespace reaching GIM.</p>"
     rows = []
     for need in analysis.shadow.needs:
@@ -142,7 +146,7 @@ def _shadow(analysis: Analysis) -> str:
         word = ("blocked" if inf.mode == ENFORCE else "would be blocked") if blocked else "allowed"
         tag = f'<span class="tag {"blocked" if blocked else "allowed"}">{word}</span>'
         listed = "yes" if need.namespace in inf.allowed_namespaces else "no"
-        evidence = "".join(f"<li>{escape(e)}</li>" for e in need.evidence)
+        evidence = "".join(f"<li>{escape(e)}</li>" for e in [*need.evidence, *need.observed])
         why = "".join(
             f"<li>{escape(b.source)} &rarr; {escape(b.target)}: {escape(b.reason)}</li>"
             for b in analysis.would_block.get(need.namespace, [])[:5]
@@ -151,8 +155,16 @@ def _shadow(analysis: Analysis) -> str:
             f"<tr><td>{escape(need.namespace)}</td><td>{tag}</td><td>{listed}</td>"
             f"<td><ul>{evidence}</ul>{_blocked_list(why)}</td></tr>"
         )
-    for need in analysis.shadow.host_network:
-        evidence = "".join(f"<li>{escape(e)}</li>" for e in need.evidence)
+    for need in found.observed_only:
+        blocked = need.namespace in analysis.observed_blocked
+        word = "observed, no API evidence" + (": enforce would block it" if blocked else "")
+        evidence = "".join(f"<li>{escape(e)}</li>" for e in need.observed)
+        rows.append(
+            f"<tr><td>{escape(need.namespace)}</td><td><span class='tag mixed'>{escape(word)}</span></td>"
+            f"<td>no</td><td><ul>{evidence}</ul></td></tr>"
+        )
+    for need in found.host_network:
+        evidence = "".join(f"<li>{escape(e)}</li>" for e in [*need.evidence, *need.observed])
         rows.append(
             f"<tr><td>{escape(need.namespace)}</td><td><span class='tag mixed'>host network</span></td>"
             f"<td>n/a</td><td><ul>{evidence}</ul></td></tr>"
@@ -219,6 +231,7 @@ def to_html(analysis: Analysis) -> str:
         f"{matrix}"
         f"<h2>Values to paste</h2><pre>{escape(values_snippet(analysis))}</pre>"
         f"{_probes(analysis)}"
+        f"{html_section(analysis.cni_features)}"
         f"{_list('Warnings', analysis.warnings)}{_list('Notes', analysis.notes)}"
     )
     title = escape(f"gim-netpol verify {analysis.gim_namespace}")

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from conformance.verify.analysis import Analysis
+from conformance.verify.cni_features import json_section
 from conformance.verify.inference import DISABLED, DRYRUN
 
 
@@ -26,6 +27,10 @@ def values_snippet(analysis: Analysis) -> str:
         for s in analysis.suggested:
             lines.extend(f"    # {reason}" for reason in s.reasons)
             lines.append(f"    - {s.namespace}")
+    observed = analysis.shadow.observed_only
+    if observed:
+        lines.append("    # observed in flow logs, no API evidence: uncomment the ones that are legitimate")
+        lines.extend(f"    # - {n.namespace}" for n in observed)
     if analysis.inference.extra_policies:
         lines.append(
             "  # extraPolicies: keep the entries you have ("
@@ -84,8 +89,15 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "allowedNamespaces": list(inference.allowed_namespaces),
         "safetyNet": inference.safety_nets,
         "safetyNetCoversEgress": inference.safety_net_egress,
+        "helmReleases": inference.releases,
         "policies": [
-            {"name": p.key, "roles": list(p.roles), "managedByChart": p.managed_by_chart, "detail": p.detail}
+            {
+                "name": p.key,
+                "roles": list(p.roles),
+                "managedByChart": p.managed_by_chart,
+                "helmRelease": p.release,
+                "detail": p.detail,
+            }
             for p in inference.policies
         ],
         "extraPolicies": inference.extra_policies,
@@ -93,11 +105,21 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
             {
                 "namespace": n.namespace,
                 "evidence": list(n.evidence),
+                "observed": list(n.observed),
                 "sources": list(n.sources),
                 "targets": [f"{t.pod}:{t.port}/{t.protocol}" for t in n.targets],
                 "allowed": n.namespace in inference.allowed_namespaces,
             }
             for n in analysis.shadow.needs
+        ],
+        "observedOnly": [
+            {
+                "namespace": n.namespace,
+                "observed": list(n.observed),
+                "targets": [f"{t.pod}:{t.port}/{t.protocol}" for t in n.targets],
+                "blockedUnderEnforce": n.namespace in analysis.observed_blocked,
+            }
+            for n in analysis.shadow.observed_only
         ],
         "wouldBlock": sorted(analysis.would_block),
         "wouldBlockFlows": {
@@ -118,6 +140,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "valuesSnippet": values_snippet(analysis),
         "flows": [_flow(analysis, f) for f in analysis.flows],
         "probes": [_probe(p) for p in analysis.probes],
+        "cniFeatures": json_section(analysis.cni_features),
         "conforms": analysis.conforms,
         "exitStatus": analysis.exit_status,
         "problems": list(analysis.problems),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from conformance.verify.analysis import Analysis
+from conformance.verify.cni_features import junit_cases
 
 
 def _case(
@@ -56,10 +57,22 @@ def to_junit(analysis: Analysis) -> str:
                 f"{b.source} -> {b.target}: {b.reason}" for b in blocked
             )
         props = {"namespace": need.namespace, "evidence": "; ".join(need.evidence), "mode": "enforce"}
+        if need.observed:
+            props["observed"] = "; ".join(need.observed)
         failed += _case(
             needs, "verify.needsAccess", f"{need.namespace} reaches GIM [enforce]", props, failure
         )
     suites.append((needs, len(analysis.shadow.needs), failed))
+
+    cni_cases = junit_cases(analysis.cni_features)
+    if cni_cases:
+        cni = ET.SubElement(root, "testsuite", name=f"verify {ns}: CNI features")
+        failed = 0
+        for name, props, failure, skipped in cni_cases:
+            failed += _case(cni, "verify.cniFeatures", name, props, failure)
+            if skipped:
+                ET.SubElement(cni[-1], "skipped", message=str(props.get("reason", "")))
+        suites.append((cni, len(cni_cases), failed))
 
     if analysis.live:
         probes = ET.SubElement(root, "testsuite", name=f"verify {ns}: probes [{mode}]")
@@ -67,7 +80,9 @@ def to_junit(analysis: Analysis) -> str:
         for p in analysis.probes:
             expected = "allowed" if p.expected_allowed else "blocked"
             failure = None
-            if not p.agrees:
+            if p.outcome == "unknown":  # refused by a pod whose listening is not known: not checked
+                failure = None
+            elif not p.agrees:
                 failure = (
                     f"expected {expected}, observed {p.outcome} ({p.reason})\nrepro: {p.repro}\n{p.detail}"
                 )
@@ -85,6 +100,8 @@ def to_junit(analysis: Analysis) -> str:
             }
             name = f"{p.client} -> {p.target}:{p.port}/{p.protocol} via {p.via} [{mode}]"
             failed += _case(probes, f"verify.{mode}.probe", name, props, failure)
+            if p.outcome == "unknown":
+                ET.SubElement(probes[-1], "skipped", message=f"not checked: {p.detail.splitlines()[0][:300]}")
         suites.append((probes, len(analysis.probes), failed))
 
     total = sum(t for _, t, _ in suites)

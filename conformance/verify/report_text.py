@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conformance.netpol.truthtable import render_table
 from conformance.verify.analysis import Analysis
+from conformance.verify.cni_features import text_section
 from conformance.verify.inference import DRYRUN, ENFORCE
 from conformance.verify.matrix import SYMBOLS, grid
 from conformance.verify.report_json import values_snippet
@@ -19,12 +20,13 @@ def _configuration(analysis: Analysis) -> list[str]:
     lines.append(f"  mode:              {mode}")
     lines.append(f"  allowedNamespaces: {', '.join(inf.allowed_namespaces) or '(none)'}")
     lines.append(f"  extraPolicies:     {', '.join(inf.extra_policies) or '(none)'}")
+    lines.append(f"  Helm release:      {', '.join(inf.releases) or '(none recorded on the policies)'}")
     if inf.policies:
         lines.append("  policies:")
         width = max(len(p.key) for p in inf.policies)
         for p in inf.policies:
-            chart = "chart" if p.managed_by_chart else "no chart labels"
-            lines.append(f"    {p.key:<{width}}  {'+'.join(p.roles):<20} {chart:<16} {p.detail}")
+            owner = f"release {p.release}" if p.release else ("Helm" if p.owner else "not Helm")
+            lines.append(f"    {p.key:<{width}}  {'+'.join(p.roles):<20} {owner:<16} {p.detail}")
     return lines
 
 
@@ -36,7 +38,8 @@ def _table(analysis: Analysis, *, under_enforce: bool, title: str) -> str:
 def _shadow(analysis: Analysis) -> list[str]:
     inf = analysis.inference
     lines = ["Who needs to reach GIM (shadow diff)"]
-    if not analysis.shadow.needs and not analysis.shadow.host_network:
+    found = analysis.shadow
+    if not found.needs and not found.host_network and not found.observed_only:
         lines.append("  nothing in the input shows another namespace reaching GIM")
     for need in analysis.shadow.needs:
         if need.namespace in analysis.would_block:
@@ -46,11 +49,20 @@ def _shadow(analysis: Analysis) -> list[str]:
         listed = "listed" if need.namespace in inf.allowed_namespaces else "not in allowedNamespaces"
         lines.append(f"  {need.namespace}: {status} ({listed})")
         lines.extend(f"    evidence: {e}" for e in need.evidence)
+        lines.extend(f"    observed: {e}" for e in need.observed)
         for b in analysis.would_block.get(need.namespace, [])[:3]:
             lines.append(f"    blocked: {b.source} -> {b.target}: {b.reason}")
-    for need in analysis.shadow.host_network:
+    for need in found.host_network:
         lines.append(f"  {need.namespace}: host network ({', '.join(need.sources)})")
         lines.extend(f"    evidence: {e}" for e in need.evidence)
+        lines.extend(f"    observed: {e}" for e in need.observed)
+    if found.observed_only:
+        lines.append("  Observed in flow logs, no API evidence (judge whether they need GIM):")
+    for need in found.observed_only:
+        blocked = analysis.observed_blocked.get(need.namespace, [])
+        status = "WOULD BE BLOCKED under enforce" if blocked else "allowed under enforce"
+        lines.append(f"  {need.namespace}: {status} (observed, no API evidence)")
+        lines.extend(f"    observed: {e}" for e in need.observed)
     return lines
 
 
@@ -68,6 +80,8 @@ def render_text(analysis: Analysis, *, max_problems: int = 20) -> str:
         if items:
             parts.append("\n".join([title, *(f"  - {i}" for i in items)]))
     parts.append("Values to paste (suggested allowedNamespaces)\n" + values_snippet(analysis).rstrip())
+    if analysis.cni_features is not None:
+        parts.append(text_section(analysis.cni_features))
     if analysis.conforms:
         verdict = (
             "CONFORMS: the policies keep the documented contract and nothing that needs GIM would be blocked"

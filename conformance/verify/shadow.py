@@ -18,12 +18,22 @@ which no namespaceSelector matches: they are reported apart, with a warning.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from conformance.netpol.model import Cluster, K8sObject, Pod, Service, object_key
+from conformance.netpol.model import K8sObject, object_key
 from conformance.netpol.selectors import matches as selector_matches
 from conformance.netpol.snapshot import FINISHED_PHASES
+from conformance.verify import routes, scrapes
 from conformance.verify.discovery import ClusterView
+from conformance.verify.evidence import (
+    Add,
+    Target,
+    container_tokens,
+    flag_value,
+    pod_port,
+    service_targets,
+)
 
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
@@ -32,13 +42,9 @@ NGINX_DEFAULTS = {"--controller-class": "k8s.io/ingress-nginx", "--ingress-class
 PROMETHEUS_POD_LABELS = ("operator.prometheus.io/name", "prometheus")
 
 
-@dataclass(frozen=True)
-class Target:
-    """A GIM pod and port that a source needs to reach."""
-
-    pod: str  # namespace/name
-    port: int
-    protocol: str = "TCP"
+# One evidence source: (view, GIM namespace, add, unresolved, notes) -> None. Each reads the kinds it
+# knows from the view and calls ``add`` for every namespace it shows needing GIM.
+Source = Callable[[ClusterView, str, Add, list[str], list[str]], None]
 
 
 @dataclass
@@ -50,9 +56,22 @@ class Need:
     sources: list[str] = field(default_factory=list)  # pod keys; empty: any pod of the namespace
     targets: list[Target] = field(default_factory=list)
 
-    def merge(self, evidence: str, sources: list[str], targets: list[Target]) -> None:
-        if evidence not in self.evidence:
-            self.evidence.append(evidence)
+    advice: list[str] = field(default_factory=list)  # what to do if these sources use the host network
+    observed: list[str] = field(default_factory=list)  # evidence from flow logs (traffic seen, not API)
+
+    def merge(
+        self,
+        evidence: str,
+        sources: list[str],
+        targets: list[Target],
+        advice: str = "",
+        observed: bool = False,
+    ) -> None:
+        if advice and advice not in self.advice:
+            self.advice.append(advice)
+        listed = self.observed if observed else self.evidence
+        if evidence not in listed:
+            listed.append(evidence)
         self.sources.extend(s for s in sources if s not in self.sources)
         self.targets.extend(t for t in targets if t not in self.targets)
 
@@ -63,30 +82,15 @@ class Shadow:
     host_network: list[Need]  # sources that use the node's network: namespace rules do not apply
     unresolved: list[str]  # evidence of a need whose source namespace the API does not show
     notes: list[str]
+    observed_only: list[Need] = field(default_factory=list)  # seen in flow logs, no API evidence
 
     def need(self, namespace: str) -> Need | None:
         return next((n for n in self.needs if n.namespace == namespace), None)
 
 
-def _container_tokens(pod: K8sObject) -> list[list[str]]:
-    spec = pod.get("spec") or {}
-    containers = list(spec.get("containers") or [])
-    return [[str(t) for t in (c.get("command") or []) + (c.get("args") or [])] for c in containers]
-
-
-def flag_value(tokens: list[str], flag: str) -> str | None:
-    """The value of ``--flag=value`` or ``--flag value`` in a container's command line."""
-    for i, token in enumerate(tokens):
-        if token.startswith(flag + "="):
-            return token[len(flag) + 1 :]
-        if token == flag and i + 1 < len(tokens):
-            return tokens[i + 1]
-    return None
-
-
 def _controller_match(pod: K8sObject, class_name: str, controller: str | None) -> str | None:
     """The flag by which this pod serves the class, or None."""
-    for tokens in _container_tokens(pod):
+    for tokens in container_tokens(pod):
         nginx = any(t.endswith(NGINX_BINARY) for t in tokens)
         for flag, wanted in (("--controller-class", controller), ("--ingress-class", class_name)):
             if wanted is None:
@@ -99,35 +103,6 @@ def _controller_match(pod: K8sObject, class_name: str, controller: str | None) -
             elif value == wanted:
                 return f"{flag}={value}"
     return None
-
-
-def _resolve_service_port(svc: Service, port: int | str | None) -> list[tuple[int | str, str]]:
-    """(targetPort, protocol) of the Service ports that ``port`` (number, name or None: all) names."""
-    out = []
-    for sp in svc.ports:
-        if port is None or port == sp.port or (isinstance(port, str) and port == sp.name):
-            out.append((sp.target_port, sp.protocol))
-    return out
-
-
-def _pod_port(pod: Pod, target: int | str, protocol: str) -> int | None:
-    if isinstance(target, int):
-        return target
-    if target.isdigit():
-        return int(target)
-    named = pod.named_port(target, protocol)
-    return named.port if named else None
-
-
-def service_targets(cluster: Cluster, svc: Service, port: int | str | None) -> list[Target]:
-    targets = []
-    for target_port, protocol in _resolve_service_port(svc, port):
-        for pod in cluster.pods:
-            if svc.selects(pod):
-                number = _pod_port(pod, target_port, protocol)
-                if number is not None:
-                    targets.append(Target(pod.key, number, protocol))
-    return targets
 
 
 def _backends(ingress: K8sObject) -> list[tuple[str, int | str | None]]:
@@ -175,7 +150,7 @@ def _ingress_class(view: ClusterView, ingress: K8sObject) -> tuple[str | None, s
     return name, controller, how
 
 
-def _ingress_needs(view: ClusterView, gim: str, add, unresolved: list[str]) -> None:
+def ingress_needs(view: ClusterView, gim: str, add: Add, unresolved: list[str], notes: list[str]) -> None:
     cluster = view.cluster
     services = {s.name: s for s in cluster.services if s.namespace == gim}
     for ingress in view.objects("Ingress"):
@@ -255,7 +230,7 @@ def _monitor_targets(view: ClusterView, monitor: K8sObject, kind: str, gim: str)
                     found = [
                         Target(p.key, n, "TCP")
                         for p in cluster.pods
-                        if svc.selects(p) and (n := _pod_port(p, ep["targetPort"], "TCP")) is not None
+                        if svc.selects(p) and (n := pod_port(p, ep["targetPort"], "TCP")) is not None
                     ]
                 else:  # endpoints[].port names a Service port; without it, every port of the Service
                     found = service_targets(cluster, svc, ep.get("port"))
@@ -271,7 +246,7 @@ def _monitor_targets(view: ClusterView, monitor: K8sObject, kind: str, gim: str)
                 if port is None:
                     numbers = [(p.port, p.protocol) for p in pod.ports]
                 else:
-                    number = _pod_port(pod, port, "TCP")
+                    number = pod_port(pod, port, "TCP")
                     numbers = [(number, "TCP")] if number is not None else []
                 targets.extend(
                     Target(pod.key, n, proto)
@@ -281,14 +256,8 @@ def _monitor_targets(view: ClusterView, monitor: K8sObject, kind: str, gim: str)
     return targets
 
 
-def _monitoring_needs(view: ClusterView, gim: str, add, unresolved: list[str], notes: list[str]) -> None:
+def monitoring_needs(view: ClusterView, gim: str, add: Add, unresolved: list[str], notes: list[str]) -> None:
     monitors = [(k, m) for k in ("ServiceMonitor", "PodMonitor") for m in view.objects(k)]
-    if not view.has_kind("ServiceMonitor") and not view.has_kind("PodMonitor"):
-        notes.append(
-            "no ServiceMonitor or PodMonitor in the input: monitoring needs were not checked"
-            " (add servicemonitors,podmonitors,prometheuses to the kubectl get command"
-            " if you run prometheus-operator)"
-        )
     prometheuses = view.objects("Prometheus")
     for kind, monitor in monitors:
         any_ns, names = _monitor_namespaces(monitor)
@@ -314,32 +283,46 @@ def _monitoring_needs(view: ClusterView, gim: str, add, unresolved: list[str], n
             add(ns, f"{what}; scraped by {object_key(prom)} ({shown})", pods, targets)
 
 
-def shadow(view: ClusterView, gim_namespace: str) -> Shadow:
-    """The namespaces that need to reach ``gim_namespace``, with their evidence."""
+def _sources() -> tuple[Source, ...]:
+    return (ingress_needs, monitoring_needs, *routes.SOURCES, *scrapes.SOURCES)
+
+
+def shadow(view: ClusterView, gim_namespace: str, extra_sources: Sequence[Source] = ()) -> Shadow:
+    """The namespaces that need to reach ``gim_namespace``, with their evidence; ``extra_sources`` add
+    evidence from outside the API (flow logs)."""
     needs: dict[str, Need] = {}
     host: dict[str, Need] = {}
     unresolved: list[str] = []
     notes: list[str] = []
     pods = {p.key: p for p in view.cluster.pods}
 
-    def add(namespace: str, evidence: str, sources: list[str], targets: list[Target]) -> None:
+    def add(
+        namespace: str,
+        evidence: str,
+        sources: list[str],
+        targets: list[Target],
+        advice: str = "",
+        *,
+        observed: bool = False,
+    ) -> None:
         if namespace == gim_namespace:
             return
         on_host = [s for s in sources if s in pods and pods[s].host_network]
         others = [s for s in sources if s not in on_host]
         if on_host:
-            host.setdefault(namespace, Need(namespace)).merge(evidence, on_host, targets)
+            host.setdefault(namespace, Need(namespace)).merge(evidence, on_host, targets, advice, observed)
         if others or not sources:
-            needs.setdefault(namespace, Need(namespace)).merge(evidence, others, targets)
+            needs.setdefault(namespace, Need(namespace)).merge(evidence, others, targets, "", observed)
 
-    _ingress_needs(view, gim_namespace, add, unresolved)
-    _monitoring_needs(view, gim_namespace, add, unresolved, notes)
+    for source in (*_sources(), *extra_sources):
+        source(view, gim_namespace, add, unresolved, notes)
     if not view.has_kind("Ingress"):
         notes.append(
             "no Ingress in the input: Ingress controllers were not checked (add ingress,ingressclass)"
         )
     return Shadow(
-        needs=[needs[k] for k in sorted(needs)],
+        needs=[needs[k] for k in sorted(needs) if needs[k].evidence],
+        observed_only=[needs[k] for k in sorted(needs) if not needs[k].evidence],
         host_network=[host[k] for k in sorted(host)],
         unresolved=unresolved,
         notes=notes,

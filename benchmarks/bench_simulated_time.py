@@ -1,0 +1,47 @@
+"""Simulated live time of a full conformance run on the model backend (issue 8, item 9).
+
+The model's virtual clock adds up what a live run would spend (namespaces terminating, pods getting
+Ready, policies being programmed, probe execs, dropped probes waiting out their timeout, retries):
+this prints it for each latency setting, serial and under ``-n 2``, with the wall time it took here.
+
+    .venv/bin/python benchmarks/bench_simulated_time.py
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(latencies: str, workers: list[str]) -> tuple[str, float]:
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "--backend", "model", "-p", "no:cacheprovider"]
+        + ["--model-latencies", latencies, *workers],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.monotonic() - start
+    found = re.search(r"simulated live time: .*", proc.stdout)
+    if proc.returncode != 0 or not found:
+        sys.exit(f"run failed ({latencies} {workers}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return found.group(0), wall
+
+
+def main() -> None:
+    print(f"{'latencies':<10} {'workers':<8} {'wall':>7}  simulated")
+    for latencies in ("instant", "realistic"):
+        for label, workers in (("1", ["-p", "no:xdist"]), ("2", ["-n", "2"])):
+            simulated, wall = run(latencies, workers)
+            print(f"{latencies:<10} {label:<8} {wall:6.1f}s  {simulated}")
+
+
+if __name__ == "__main__":
+    main()

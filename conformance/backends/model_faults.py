@@ -1,0 +1,86 @@
+"""What the model backend's cluster does besides enforcing policies: its latencies and its faults.
+
+Latencies (virtual seconds; ``realistic`` is the default, measured on a Kubernetes 1.28 cluster):
+a deleted namespace stays ``Terminating`` 10-20 s, a pod is Pending then Ready after 2-5 s, a new or
+changed NetworkPolicy takes effect after 1-2 s (the CNI's programming time), one probe exec costs
+0.3 s plus, when the packets are dropped, the probe's whole timeout. ``instant`` sets them all to zero.
+
+Faults (``--model-faults``, comma-separated):
+
+- ``api-down@START+SECONDS``: the API server refuses connections from virtual second START (counted
+  from the backend's creation) for SECONDS, as a stopped kube-apiserver does;
+- ``not-served=KIND``: the API answers 404 for that kind (a CRD not installed): ``not-served=PodMonitor``;
+- ``no-dns``: no cluster DNS Service (pods' resolv.conf still names the kubelet's clusterDNS address);
+- ``openshift-dns``: DNS served as OpenShift does: Service ``openshift-dns/dns-default``, port 53 -> pod 5353.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, replace
+
+from conformance.errors import UserError
+
+
+@dataclass(frozen=True)
+class Latencies:
+    namespace_terminating_s: tuple[float, float] = (10.0, 20.0)
+    pod_ready_s: tuple[float, float] = (2.0, 5.0)
+    enforcement_delay_s: tuple[float, float] = (1.0, 2.0)
+    exec_s: float = 0.3  # one probe exec's round trip (API server -> kubelet -> runtime)
+
+    @classmethod
+    def instant(cls) -> Latencies:
+        return cls((0.0, 0.0), (0.0, 0.0), (0.0, 0.0), 0.0)
+
+    def draw(self, span: tuple[float, float], *key: object) -> float:
+        """A duration within ``span``, the same every run for the same key (a hash, no random state)."""
+        low, high = span
+        unit = zlib.crc32(repr(key).encode()) / 0xFFFFFFFF
+        return low + (high - low) * unit
+
+
+LATENCIES = {"realistic": Latencies(), "instant": Latencies.instant()}
+
+DNS_MODES = ("kube-dns", "none", "openshift")
+
+
+@dataclass(frozen=True)
+class Faults:
+    api_down: tuple[tuple[float, float], ...] = ()  # [start, end) windows of virtual time
+    not_served: tuple[str, ...] = ()  # kinds the API answers 404 for
+    dns: str = "kube-dns"
+
+    def api_down_at(self, t: float) -> bool:
+        return any(start <= t < end for start, end in self.api_down)
+
+    def serves(self, kind: str) -> bool:
+        return kind.lower() not in {k.lower() for k in self.not_served}
+
+
+_API_DOWN = re.compile(r"api-down@(\d+(?:\.\d+)?)\+(\d+(?:\.\d+)?)")
+
+
+def parse_faults(text: str, source: str = "--model-faults") -> Faults:
+    """``"api-down@30+180,no-dns"`` -> Faults. Raises UserError naming the bad item."""
+    faults = Faults()
+    for item in (i.strip() for i in (text or "").split(",")):
+        if not item:
+            continue
+        if m := _API_DOWN.fullmatch(item):
+            start, length = float(m.group(1)), float(m.group(2))
+            faults = replace(faults, api_down=(*faults.api_down, (start, start + length)))
+        elif item.startswith("not-served=") and item.removeprefix("not-served="):
+            faults = replace(faults, not_served=(*faults.not_served, item.removeprefix("not-served=")))
+        elif item == "no-dns":
+            faults = replace(faults, dns="none")
+        elif item == "openshift-dns":
+            faults = replace(faults, dns="openshift")
+        else:
+            raise UserError(
+                f"unknown fault {item!r}: expected api-down@START+SECONDS, not-served=KIND, no-dns, "
+                "openshift-dns",
+                source=source,
+            )
+    return faults
