@@ -9,7 +9,7 @@ canary's deny-all is deleted before any test.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from conformance.backends.base import Backend
@@ -91,8 +91,25 @@ def _run_controls_on(fleet: Fleet, timing: Timing) -> ControlResults:
     backend = fleet.backend
     clients = [topo.client_key(ns) for ns in topo.namespaces if ns not in fleet.borrowed]
 
+    run = _checker(backend, topo, clients, timing, before=fleet.confirm_ready)
+    canary_policy = deny_all(topo.gim_namespace, {RUN_LABEL: topo.run_id})  # the fleet's reset deletes it
+    try:
+        return _judge(backend, run, lambda: backend.apply([canary_policy]))
+    finally:
+        fleet.reset()
+
+
+def _checker(
+    backend: Backend,
+    topo: Topology,
+    clients: Sequence[str],
+    timing: Timing,
+    before: Callable[[], object] = lambda: None,
+) -> Callable[[str], CheckReport]:
+    """A control check: pod-IP probes from ``clients`` to the GIM stand-ins, no contract."""
+
     def run(label: str) -> CheckReport:
-        fleet.confirm_ready()
+        before()
         state = backend.state(topo.namespaces)
         flows = plan_flows(state, clients, topo.gim_namespace, contract=None, via=("pod",))
         return check(
@@ -104,14 +121,12 @@ def _run_controls_on(fleet: Fleet, timing: Timing) -> ControlResults:
             retry_interval_s=timing.retry_interval_s,
         )
 
-    canary_policy = deny_all(topo.gim_namespace, {RUN_LABEL: topo.run_id})  # the fleet's reset deletes it
-    try:
-        return _judge(backend, run, lambda: backend.apply([canary_policy]))
-    finally:
-        fleet.reset()
+    return run
 
 
-def _judge(backend: Backend, run, deploy_canary) -> ControlResults:
+def _judge(
+    backend: Backend, run: Callable[[str], CheckReport], deploy_canary: Callable[[], None]
+) -> ControlResults:
     """Run the baseline, deploy the canary's deny-all, run the canary; ControlFailed when one fails."""
     baseline = run("control: baseline, no policy")
     if not baseline.ok:
@@ -144,18 +159,7 @@ def _run_controls(
     try:
         backend.wait_ready(topo.namespaces, timing.ready_timeout_s)
 
-        def run(label: str) -> CheckReport:
-            state = backend.state(topo.namespaces)
-            flows = plan_flows(state, topo.client_keys, topo.gim_namespace, contract=None, via=("pod",))
-            return check(
-                backend,
-                flows,
-                label=label,
-                probe_timeout_s=timing.probe_timeout_s,
-                deadline_s=timing.converge_timeout_s,
-                retry_interval_s=timing.retry_interval_s,
-            )
-
+        run = _checker(backend, topo, topo.client_keys, timing)
         return _judge(backend, run, lambda: backend.apply([deny_all(topo.gim_namespace)]))
     finally:
         backend.delete(topo.namespace_objects())
