@@ -130,6 +130,7 @@ def test_the_suite_fails_the_session_when_the_values_need_a_feature_the_cni_igno
         in run.output
     )
     assert "passed" not in run.output.splitlines()[-1]
+    assert "During handling of the above exception" not in run.output, "one line, not a chained traceback"
 
 
 def test_the_same_values_pass_on_a_cni_that_enforces_named_ports(tmp_path):

@@ -271,7 +271,8 @@ def netpol_backend(
             pytestconfig.stash[_CLOCK_KEY] = backend.clock
             yield backend
     except BackendUnavailable as e:
-        pytest.fail(f"gim-netpol: cannot start backend {netpol_settings.backend}: {e}", pytrace=False)
+        message = f"gim-netpol: cannot start backend {netpol_settings.backend}: {e}"
+        raise pytest.fail.Exception(message, pytrace=False) from None  # one line, no chained traceback
 
 
 def _leftovers_dir(config: pytest.Config) -> Path:
@@ -300,7 +301,7 @@ def netpol_controls(
             fleet=None if per_test else netpol_fleet(),
         )
     except (ControlFailed, FleetBroken) as e:
-        pytest.fail(str(e), pytrace=False)
+        raise pytest.fail.Exception(str(e), pytrace=False) from None  # one line, no chained traceback
 
 
 _counter = iter(range(1, 1_000_000))
@@ -337,7 +338,7 @@ def _new_fleet(s: Settings, backend: Backend) -> Fleet:
         with contextlib.suppress(Exception):
             fleet.teardown()
         if isinstance(e, FleetBroken):
-            pytest.fail(str(e), pytrace=False)
+            raise pytest.fail.Exception(str(e), pytrace=False) from None
         raise
     return fleet
 

@@ -81,7 +81,7 @@ class Scenario:
             try:
                 self.fleet.setup()
             except FleetBroken as e:
-                pytest.fail(str(e), pytrace=False)
+                raise pytest.fail.Exception(str(e), pytrace=False) from None
 
     def teardown(self) -> None:
         """Return the fleet to its known state: the test's policies deleted (with any other policy of
@@ -211,7 +211,7 @@ class Scenario:
         try:
             ready_s = self.fleet.confirm_ready()
         except FleetBroken as e:
-            pytest.fail(str(e), pytrace=False)
+            raise pytest.fail.Exception(str(e), pytrace=False) from None
         report = check(
             self.backend,
             self.flows(clients=clients, include_dns=include_dns),
