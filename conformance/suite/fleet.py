@@ -30,17 +30,15 @@ class Fleet:
     borrowed: tuple[str, ...] = ()  # client namespaces that existed before the fleet
     created: list[K8sObject] = field(default_factory=list)  # what the fleet made, namespaces aside
     pods: dict[str, str | None] = field(default_factory=dict)  # probe pod -> its IP when set up
-    setup_s: float = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def setup(self, *, refuse_existing_gim: bool = True) -> None:
+    def setup(self) -> None:
         """Create the namespaces, stand-ins and clients and wait until they are Ready. A client namespace
         that already exists (the values name real namespaces) gets only its client pod; a GIM namespace
         that already exists is refused: the suite deploys policies there and deletes it at the end."""
-        start = self.backend.clock.now()
         present = self._wait_out_terminating()
         gim = self.topology.gim_namespace
-        if refuse_existing_gim and gim in present:
+        if gim in present:
             raise FleetBroken(
                 f"namespace {gim} already exists in this cluster: the suite deploys its own stand-ins and "
                 "policies there and deletes it afterwards. Pass --gim-namespace with an unused name, run "
@@ -52,7 +50,6 @@ class Fleet:
         self.backend.apply(objects)
         self.backend.wait_ready(self.topology.namespaces, self.ready_timeout_s)
         self.pods = self._probe_pods(self.topology.namespaces)
-        self.setup_s = self.backend.clock.now() - start
 
     def _wait_out_terminating(self) -> dict[str, str]:
         """The cluster's namespaces, once those of the topology still being deleted are gone.
@@ -108,25 +105,31 @@ class Fleet:
                 f"{k} was recreated (IP {self.pods[k]} -> {now[k]})" for k in moved
             ]
             raise FleetBroken(
-                "probe pods changed since the fleet was set up: " + "; ".join(problems)
+                "probe pods changed since the fleet was set up: "
+                + "; ".join(problems)
                 + " (deleted by hand, evicted, or the node went away?): the run's verdicts cannot be trusted"
             )
         self.backend.wait_ready(self.topology.namespaces, self.ready_timeout_s)
         return self.backend.clock.now() - start
 
     def view(self, allowed: int | None = None) -> Topology:
-        """The fleet as one test sees it: the first ``allowed`` client namespaces listed in the values,
-        the others not (``None``: as the fleet was built)."""
-        if allowed is None:
-            return self.topology
-        listed = self.topology.allowed_namespaces
-        if allowed > len(listed):
-            raise ValueError(f"the fleet has {len(listed)} namespaces to allow, not {allowed}")
-        return replace(
-            self.topology,
-            allowed_namespaces=listed[:allowed],
-            other_namespaces=(*listed[allowed:], *self.topology.other_namespaces),
-        )
+        """The fleet as one test sees it (see ``view``)."""
+        return view(self.topology, allowed)
+
+
+def view(topology: Topology, allowed: int | None) -> Topology:
+    """``topology`` as one test sees it: the first ``allowed`` client namespaces listed in the values,
+    the others not (``None``: as it was built)."""
+    if allowed is None:
+        return topology
+    listed = topology.allowed_namespaces
+    if allowed > len(listed):
+        raise ValueError(f"the fleet has {len(listed)} namespaces to allow, not {allowed}")
+    return replace(
+        topology,
+        allowed_namespaces=listed[:allowed],
+        other_namespaces=(*listed[allowed:], *topology.other_namespaces),
+    )
 
 
 def _labels(obj: K8sObject) -> dict[str, str]:

@@ -26,7 +26,7 @@ from conformance.gim.values import NetpolValues, load_values
 from conformance.suite import options as opts
 from conformance.suite.cni_features import cni_summary_lines, policies_under_test
 from conformance.suite.controls import ControlFailed, ControlResults, run_controls
-from conformance.suite.fleet import Fleet, FleetBroken
+from conformance.suite.fleet import Fleet, FleetBroken, view
 from conformance.suite.scenario import Scenario, Timing
 from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology, Workload
 
@@ -56,6 +56,11 @@ class Settings:
     @property
     def fixed_names(self) -> bool:
         return self.values is not None
+
+    @property
+    def fleet_per_test(self) -> bool:
+        """Every test gets a fleet of its own (``--fleet test``; ``--keep-namespaces`` implies it)."""
+        return self.options["fleet"] == "test" or self.options["keep_namespaces"]
 
 
 def values_mode(values: NetpolValues) -> str:
@@ -288,7 +293,6 @@ def netpol_controls(
     session's probe fleet, or in scratch namespaces when every test has a fleet of its own."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     s = netpol_settings
-    per_test = s.options["fleet"] == "test" or s.options["keep_namespaces"]
     try:
         return run_controls(
             netpol_backend,
@@ -298,7 +302,7 @@ def netpol_controls(
             suffix=worker,
             cni_features_choice=s.options["cni_features"],
             policies=policies_under_test(s.values, s.policies, s.options["gim_namespace"]),
-            fleet=None if per_test else netpol_fleet(),
+            fleet=None if s.fleet_per_test else netpol_fleet(),
         )
     except (ControlFailed, FleetBroken) as e:
         raise pytest.fail.Exception(str(e), pytrace=False) from None  # one line, no chained traceback
@@ -405,9 +409,12 @@ def scenario(
                 pytest.skip(
                     f"not applicable: the values under test set mode {values_mode(s.values)}, not {mode}"
                 )
-        per_test = s.options["fleet"] == "test" or s.options["keep_namespaces"]
-        fleet = Fleet(netpol_backend, _fleet_topology(s, next(_counter))) if per_test else netpol_fleet()
-        topology = fleet.view(None if s.values is not None else allowed)
+        allowing = None if s.values is not None else allowed
+        if s.fleet_per_test:
+            topology = view(_fleet_topology(s, next(_counter)), allowing)
+        else:
+            fleet = netpol_fleet()
+            topology = fleet.view(allowing)
         if s.values is None:
             values = NetpolValues(
                 enabled=mode != "disabled",
@@ -415,7 +422,7 @@ def scenario(
                 allowed_namespaces=topology.allowed_namespaces,
                 extra_policies=tuple(extra_policies),
             )
-        if per_test:
+        if s.fleet_per_test:
             sc = Scenario.standalone(netpol_backend, topology, values, s.timing, s.policies)
         else:
             sc = Scenario(netpol_backend, fleet, topology, values, s.timing, s.policies)

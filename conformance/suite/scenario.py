@@ -87,10 +87,8 @@ class Scenario:
         """Return the fleet to its known state: the test's policies deleted (with any other policy of
         the run in the fleet's namespaces), and the namespaces it created deleted; a fleet of its own
         is deleted whole."""
-        if self.applied:
-            self.backend.delete(self.applied)
-            self.applied = []
-        self.fleet.reset()
+        self.fleet.reset()  # the test's policies carry the run label: the reset deletes them
+        self.applied = []
         if self.added:
             objects = self.topology.namespace_objects(self.added)
             self.backend.delete(objects)
@@ -189,12 +187,10 @@ class Scenario:
         return self.backend.state([*self.topology.namespaces, *([dns] if dns else [])])
 
     def flows(self, *, clients: Sequence[str] | None = None, include_dns: bool = False) -> list[Flow]:
-        if include_dns:
-            self.cluster_dns()
+        dns = self.cluster_dns() if include_dns else None  # before state(): it reads the DNS namespace
         state = self.state()
         contract = Contract(self.values, self.topology.gim_namespace, state)
         extra: list[tuple[Service, list]] = []
-        dns = self.cluster_dns() if include_dns else None
         if dns is not None and dns.found and dns.service is not None:
             extra = [(dns.service, list(dns.endpoints))]
         return plan_flows(
