@@ -7,6 +7,8 @@ leader change answers 5xx (client-go treats these as retryable: ``k8s.io/apimach
 
 from __future__ import annotations
 
+import json
+
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -16,6 +18,16 @@ class TransientApiError(Exception):
 
 class ApiUnreachable(Exception):
     """The API stayed unreachable for the whole retry budget: an infrastructure error, not a verdict."""
+
+
+def status_message(exc: BaseException) -> str | None:
+    """The ``message`` of the Status object that the API server sent with an error, if it sent one."""
+    try:
+        body = json.loads(exc.body) if getattr(exc, "body", None) else {}
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return message or None
 
 
 def transient_reason(exc: BaseException) -> str | None:

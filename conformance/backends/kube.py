@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from conformance.api_errors import status_message
 from conformance.backends.api_retry import transient_reason
 from conformance.backends.base import ApiError, Backend, BackendUnavailable
 from conformance.netpol.model import Cluster, K8sObject, Service, object_key
@@ -150,12 +151,7 @@ def repro_command(probe: Probe, timeout_s: float, kubeconfig: str | None, contex
 
 
 def _api_error(exc: ApiException) -> str:
-    try:
-        body = json.loads(exc.body) if exc.body else {}
-    except (TypeError, ValueError):
-        body = {}
-    message = body.get("message") if isinstance(body, dict) else None
-    return message or str(exc.reason or exc).strip()
+    return status_message(exc) or str(exc.reason or exc).strip()
 
 
 # --- the backend -----------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ included; SIGTERM is turned into the same path); ``gim-netpol cleanup`` removes 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import secrets
@@ -27,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from conformance.api_errors import status_message
 from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
 from conformance.netpol.model import Cluster, ContainerPort, K8sObject, Pod
@@ -127,11 +127,7 @@ def reading(what: str) -> Iterator[None]:
 
 def _status_line(exc: Any) -> str:
     """``500 Internal Server Error: etcdserver: leader changed``: the status and the Status message."""
-    try:
-        body = json.loads(exc.body) if exc.body else {}
-    except (TypeError, ValueError):
-        body = {}
-    message = body.get("message") if isinstance(body, dict) else None
+    message = status_message(exc)
     return " ".join(f"{exc.status} {exc.reason or ''}: {message or ''}".split()).rstrip(":")
 
 
