@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench_simulated_time import run_model_suite  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "tests" / "fixtures" / "chart"
@@ -36,26 +35,17 @@ RUNS = {
 def simulated(fleet: str, args: list[str]) -> tuple[float, str, dict[str, float]]:
     """The simulated live time, the test counts, and where the checks spent their time."""
     with tempfile.TemporaryDirectory() as report_dir:
-        start = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "conformance", "--backend", "model", "-p", "no:cacheprovider"]
-            + ["-p", "no:xdist", "--fleet", fleet, "--report-dir", report_dir, *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
+        summary, stdout, wall = run_model_suite(
+            ["-p", "no:xdist", "--fleet", fleet, "--report-dir", report_dir, *args]
         )
-        wall = time.monotonic() - start
-        found = re.search(r"simulated live time: ([\d.]+) s", proc.stdout)
-        counts = re.search(r"\d+ passed[^=]*", proc.stdout)
-        if proc.returncode != 0 or not found:
-            sys.exit(f"run failed (--fleet {fleet} {args}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        seconds = float(re.search(r"simulated live time: ([\d.]+) s", summary).group(1))
+        counts = re.search(r"\d+ passed[^=]*", stdout)
         checks = [
             c
             for c in json.loads((Path(report_dir) / "gim-netpol-checks.json").read_text())
             if c["kind"] == "gim-netpol-check"
         ]
-    canaries = re.search(r"CNI features: .*?([\d.]+)s", proc.stdout)
+    canaries = re.search(r"CNI features: .*?([\d.]+)s", stdout)
     parts = {
         "checks": len(checks),
         "apply_s": sum(c["apply_s"] for c in checks),
@@ -65,7 +55,7 @@ def simulated(fleet: str, args: list[str]) -> tuple[float, str, dict[str, float]
         "cni_canaries_s": float(canaries.group(1)) if canaries else 0.0,
         "wall_s": wall,
     }
-    return float(found.group(1)), counts.group(0).strip() if counts else "", parts
+    return seconds, counts.group(0).strip() if counts else "", parts
 
 
 def main() -> None:

@@ -18,11 +18,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(latencies: str, workers: list[str]) -> tuple[str, float]:
+def run_model_suite(args: list[str]) -> tuple[str, str, float]:
+    """``pytest conformance --backend model ARGS`` in a fresh process: its summary line ``simulated live
+    time: ...``, its stdout and its wall time. Exits when the run fails."""
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "conformance", "--backend", "model", "-p", "no:cacheprovider"]
-        + ["--model-latencies", latencies, *workers],
+        + args,
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -31,8 +33,13 @@ def run(latencies: str, workers: list[str]) -> tuple[str, float]:
     wall = time.monotonic() - start
     found = re.search(r"simulated live time: .*", proc.stdout)
     if proc.returncode != 0 or not found:
-        sys.exit(f"run failed ({latencies} {workers}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return found.group(0), wall
+        sys.exit(f"run failed ({' '.join(args)}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return found.group(0), proc.stdout, wall
+
+
+def run(latencies: str, workers: list[str]) -> tuple[str, float]:
+    simulated, _, wall = run_model_suite(["--model-latencies", latencies, *workers])
+    return simulated, wall
 
 
 def main() -> None:
