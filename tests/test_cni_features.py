@@ -154,12 +154,12 @@ def test_the_host_network_canary_is_not_checked_where_pod_security_forbids_it():
 class NoSctp(ModelBackend):
     """Nodes without the sctp kernel module (an external thing): an SCTP connect fails at once."""
 
-    def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
+    def answer(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
         return [
             Observation(o.probe, Outcome.ERROR, "OTHER: socket: protocol not supported", o.latency_s)
             if o.probe.protocol == "SCTP"
             else o
-            for o in super().probe(probes, timeout_s)
+            for o in super().answer(probes, timeout_s)
         ]
 
 

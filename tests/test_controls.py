@@ -21,17 +21,17 @@ class IgnoresPolicies(ModelBackend):
     def detect_cni(self) -> str:
         return "flannel"
 
-    def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
+    def answer(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
         return [
             Observation(o.probe, Outcome.CONNECTED, "connected") if o.outcome is Outcome.BLOCKED else o
-            for o in super().probe(probes, timeout_s)
+            for o in super().answer(probes, timeout_s)
         ]
 
 
 class ProbesFail(ModelBackend):
     """Probe pods that cannot exec (image not pulled...): every probe is an error."""
 
-    def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
+    def answer(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
         return [Observation(p, Outcome.ERROR, "container not found") for p in probes]
 
 

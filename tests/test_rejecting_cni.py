@@ -55,12 +55,12 @@ class KubeRouter121(ModelBackend):
     """kube-router 1.2.2 runs a pod's ingress and egress policies in one chain: GIM pods selected for
     egress still reach each other. Everything else it rejects as the rejects profile does."""
 
-    def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
+    def answer(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
         return [
             Observation(o.probe, Outcome.CONNECTED, "connected")
             if o.probe.client.startswith("gim/") and o.probe.target.startswith("gim/")
             else o
-            for o in super().probe(probes, timeout_s)
+            for o in super().answer(probes, timeout_s)
         ]
 
 

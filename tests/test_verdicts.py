@@ -162,9 +162,12 @@ def test_only_disagreeing_probes_are_probed_again():
     report = run(backend, [ALLOWED, DENIED, flaky])
     assert report.ok
     assert backend.calls == Counter({ALLOWED.probe: 1, DENIED.probe: 2, flaky.probe: 3})
+    # The denied flow's block is confirmed in the same round (a second sample at once, the batch
+    # [DENIED]); the flaky one is probed again, round after round, until it connects.
     assert backend.batches == [
         [ALLOWED.probe, DENIED.probe, flaky.probe],
-        [DENIED.probe, flaky.probe],
+        [DENIED.probe],
+        [flaky.probe],
         [flaky.probe],
     ]
 

@@ -334,8 +334,8 @@ class ModelCluster(ModelBackend):
         self.delete(doomed)
         return [n["metadata"]["name"] for n in doomed]
 
-    def probe(self, probes, timeout_s):
-        observed = super().probe(probes, timeout_s)
+    def answer(self, probes, timeout_s):
+        observed = super().answer(probes, timeout_s)
         if self.enforcing:
             return observed
         return [Observation(o.probe, Outcome.CONNECTED, "no policy enforcement") for o in observed]

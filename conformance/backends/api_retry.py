@@ -89,6 +89,7 @@ class RetryingBackend(Backend):
     wait_ready = retrying_method("wait_ready")
     state = retrying_method("state")
     probe = retrying_method("probe")
+    probe_samples = retrying_method("probe_samples")
     namespace_phases = retrying_method("namespace_phases")
     diagnose = retrying_method("diagnose")
     resolv_conf = retrying_method("resolv_conf")

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from conformance.backends.clock import RealClock
 from conformance.netpol.model import Cluster, K8sObject, Service
-from conformance.netpol.probing import Observation, Probe
+from conformance.netpol.probing import Observation, Outcome, Probe
 
 
 class Clock(Protocol):
@@ -84,6 +84,19 @@ class Backend(ABC):
     def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
         """Run the probes (in parallel where the backend can) and return one observation each,
         in the same order."""
+
+    def probe_samples(
+        self, probes: Sequence[Probe], timeout_s: float, confirm: Sequence[bool]
+    ) -> list[list[Observation]]:
+        """The samples of one round: every probe once, and a probe with ``confirm[i]`` (a flow expected
+        blocked) that did not connect once more right away, so that a block is seen twice in a row
+        without another round. Backends that batch probes do both in one exec per client pod."""
+        samples = [[o] for o in self.probe(probes, timeout_s)]
+        again = [i for i, s in enumerate(samples) if confirm[i] and s[0].outcome is not Outcome.CONNECTED]
+        if again:
+            for i, o in zip(again, self.probe([probes[i] for i in again], timeout_s), strict=True):
+                samples[i].append(o)
+        return samples
 
     def repro(self, probe: Probe, timeout_s: float) -> str:
         """A command a person can paste to run the probe again by hand."""

@@ -54,6 +54,7 @@ def model_backend(options: dict[str, Any]) -> Backend:
         faults=parse_faults(options.get("model_faults") or ""),
         latencies=LATENCIES[options.get("model_latencies") or "realistic"],
         probe_workers=options.get("probe_workers") or 16,
+        probe_batch=(options.get("probe_batch") or "on") == "on",
     )
 
 
@@ -173,8 +174,15 @@ def open_backend(
 
     preflight(options)
     workers = options["probe_workers"]
+    batch = (options.get("probe_batch") or "on") == "on"
     if name == "existing":
-        kube = KubeBackend(options["kubeconfig"], options["context"], name="existing", probe_workers=workers)
+        kube = KubeBackend(
+            options["kubeconfig"],
+            options["context"],
+            name="existing",
+            probe_workers=workers,
+            probe_batch=batch,
+        )
         with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options, leftovers_dir) as live:
             yield live
         return
@@ -198,6 +206,12 @@ def open_backend(
     with shared_cluster(cluster, shared_dir, run_id):
         for note in cluster.notes:  # e.g. a cluster left by a killed run was replaced
             warnings.warn(f"gim-netpol: {note}", stacklevel=1)
-        kube = KubeBackend(str(cluster.kubeconfig_path), cluster.context, name="kind", probe_workers=workers)
+        kube = KubeBackend(
+            str(cluster.kubeconfig_path),
+            cluster.context,
+            name="kind",
+            probe_workers=workers,
+            probe_batch=batch,
+        )
         with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options, leftovers_dir) as live:
             yield live

@@ -27,7 +27,7 @@ from conformance.netpol.probing import Observation, Probe
 from conformance.netpol.snapshot import cluster_from_objects
 from conformance.probes.agnhost import RUN_LABEL, connect_command
 from conformance.probes.held import HeldConnection
-from conformance.probes.prober import ExecFailed, pod_events, run_exec, run_probes
+from conformance.probes.prober import ExecFailed, pod_events, run_batches, run_exec, run_probes
 
 SPEC_HASH = "conformance.gitguardian.com/spec-hash"
 APPLY_ORDER = {"Namespace": 0, "NetworkPolicy": 1, "Service": 2, "Pod": 3}
@@ -167,8 +167,11 @@ class KubeBackend(Backend):
         *,
         name: str = "existing",
         probe_workers: int = 8,
+        probe_batch: bool = True,
     ) -> None:
         self.name = name
+        self.probe_batch = probe_batch
+        self.no_shell: set[str] = set()  # client pods whose image has no /bin/sh: one exec per probe
         self.kubeconfig = kubeconfig
         self.context = context
         self.probe_workers = probe_workers
@@ -425,6 +428,19 @@ class KubeBackend(Backend):
 
     def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
         return run_probes(self.new_core_api, probes, timeout_s, self.probe_workers)
+
+    def probe_samples(
+        self, probes: Sequence[Probe], timeout_s: float, confirm: Sequence[bool]
+    ) -> list[list[Observation]]:
+        return run_batches(
+            self.new_core_api,
+            probes,
+            timeout_s,
+            confirm,
+            self.probe_workers,
+            batch=self.probe_batch,
+            no_shell=self.no_shell,
+        )
 
     def diagnose(self, pod_key: str) -> str:
         ns, name = pod_key.split("/", 1)

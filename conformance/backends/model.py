@@ -201,7 +201,9 @@ class ModelCluster:
                     spec["clusterIP"] = old["spec"]["clusterIP"]
                 elif spec.get("clusterIP") in (None, ""):
                     spec["clusterIP"] = next(self._service_ips)
-            elif kind == "NetworkPolicy":
+            elif kind == "NetworkPolicy" and not _same_policy(old, new):
+                # An apply that changes nothing is a no-op for the API server (no new resourceVersion,
+                # no watch event): the CNI has nothing to program.
                 self._program(key, new)
             self.objects[key] = new
         self._changed()
@@ -293,6 +295,14 @@ class ModelCluster:
         )
 
 
+def _same_policy(old: K8sObject | None, new: K8sObject) -> bool:
+    if old is None:
+        return False
+    return old.get("spec") == new.get("spec") and (old.get("metadata") or {}).get("labels") == (
+        new.get("metadata") or {}
+    ).get("labels")
+
+
 def _ready_status() -> dict:
     return {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
 
@@ -309,11 +319,13 @@ class ModelBackend(Backend):
         faults: Faults | None = None,
         cluster: ModelCluster | None = None,
         probe_workers: int = DEFAULT_PROBE_WORKERS,
+        probe_batch: bool = True,
     ) -> None:
         """A client of ``cluster`` (a new one, with ``cni``, ``latencies`` and ``faults``, if not given)."""
         self.cluster = cluster or ModelCluster(cni=cni, latencies=latencies, faults=faults)
         self.clock = self.cluster.clock
         self.probe_workers = probe_workers
+        self.probe_batch = probe_batch
         self.created_namespaces: list[str] = []
 
     @property
@@ -402,19 +414,51 @@ class ModelBackend(Backend):
         return self.cluster.resolv_conf(pod_key.split("/", 1)[0])
 
     # -- probes --------------------------------------------------------------------------------------
-    def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
-        """Probes run ``probe_workers`` at a time, as live execs do; the clock moves by the time the
-        slowest worker took."""
+    def answer(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
+        """What each probe observes now (the API, the kubelet and the CNI as they stand), each with what
+        it costs: the exec's round trip plus, for a dropped packet, the whole timeout. Moves no clock."""
         self.cluster.api()
         state, simulator = self.cluster.enforced()
         index = _Index(state)
-        observations = [self._probe_one(p, timeout_s, state, simulator, index) for p in probes]
-        workers = [0.0] * max(1, min(self.probe_workers, len(probes) or 1))
-        for o in observations:
-            i = workers.index(min(workers))
-            workers[i] += o.latency_s
-        self.clock.advance(max(workers))
+        return [self._probe_one(p, timeout_s, state, simulator, index) for p in probes]
+
+    def probe(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
+        """One exec per probe, as ``agnhost connect`` exec'd alone."""
+        observations = self.answer(probes, timeout_s)
+        exec_s = self.cluster.latencies.exec_s
+        self._run_execs([max(exec_s, o.latency_s) for o in observations])  # an exec costs its round trip
         return observations
+
+    def probe_samples(
+        self, probes: Sequence[Probe], timeout_s: float, confirm: Sequence[bool]
+    ) -> list[list[Observation]]:
+        """With ``probe_batch`` (the default, as the live prober): one exec per client pod whose connects
+        run at once, a block to confirm sampled again inside it; without, one exec per sample, the
+        confirmations in a second wave (Backend.probe_samples)."""
+        if not self.probe_batch:
+            return super().probe_samples(probes, timeout_s, confirm)
+        samples = [[o] for o in self.answer(probes, timeout_s)]
+        again = [i for i, s in enumerate(samples) if confirm[i] and s[0].outcome is not Outcome.CONNECTED]
+        if again:
+            for i, o in zip(again, self.answer([probes[i] for i in again], timeout_s), strict=True):
+                samples[i].append(o)
+        exec_s = self.cluster.latencies.exec_s
+        per_client: dict[str, float] = {}
+        for probe, got in zip(probes, samples, strict=True):
+            # Inside the exec the connects run concurrently; a confirmation follows its first sample.
+            waited = sum(max(0.0, o.latency_s - exec_s) for o in got)
+            per_client[probe.client] = max(per_client.get(probe.client, 0.0), waited)
+        self._run_execs([exec_s + waited for waited in per_client.values()])
+        return samples
+
+    def _run_execs(self, costs: Sequence[float]) -> None:
+        """Execs of these durations, ``probe_workers`` at a time on the client's side and at most
+        ``exec_inflight`` at a time on the API server's: the clock moves by the busiest slot's total."""
+        slots = [0.0] * max(1, min(self.probe_workers, self.cluster.latencies.exec_inflight, len(costs) or 1))
+        for cost in costs:
+            i = slots.index(min(slots))
+            slots[i] += cost
+        self.clock.advance(max(slots))
 
     def _probe_one(
         self, probe: Probe, timeout_s: float, state: Cluster, simulator: Simulator, index: _Index

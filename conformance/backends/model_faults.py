@@ -28,11 +28,15 @@ class Latencies:
     namespace_terminating_s: tuple[float, float] = (10.0, 20.0)
     pod_ready_s: tuple[float, float] = (2.0, 5.0)
     enforcement_delay_s: tuple[float, float] = (1.0, 2.0)
-    exec_s: float = 0.3  # one probe exec's round trip (API server -> kubelet -> runtime)
+    exec_s: float = 0.3  # one exec's round trip (API server -> kubelet -> runtime), whatever it runs
+    # Execs the API server streams at once for one client. Not a documented apiserver limit (exec is a
+    # long-running request, outside --max-requests-inflight): the live figures (a round of 40 single-probe
+    # execs costs three waves of timeouts with --probe-workers 16) fit 16.
+    exec_inflight: int = 16
 
     @classmethod
     def instant(cls) -> Latencies:
-        return cls((0.0, 0.0), (0.0, 0.0), (0.0, 0.0), 0.0)
+        return cls((0.0, 0.0), (0.0, 0.0), (0.0, 0.0), 0.0, 16)
 
     def draw(self, span: tuple[float, float], *key: object) -> float:
         """A duration within ``span``, the same every run for the same key (a hash, no random state)."""

@@ -28,6 +28,7 @@ from kubernetes.stream.ws_client import ERROR_CHANNEL
 from conformance.api_errors import transient_reason
 from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.probes.agnhost import classify, connect_command
+from conformance.probes.batch import BatchItem, batch_command, parse_batch_output, shell_missing
 
 # Time allowed, beyond agnhost's own timeout, for the exec round trip (API server -> kubelet -> runtime).
 EXEC_GRACE_S = 10.0
@@ -136,6 +137,82 @@ def run_probes(
         max_workers=max(1, min(workers, len(probes))), thread_name_prefix="probe"
     ) as pool:
         return list(pool.map(run, probes))
+
+
+def run_batches(
+    api_factory: Callable[[], Any],
+    probes: Sequence[Probe],
+    timeout_s: float,
+    confirm: Sequence[bool],
+    workers: int = 8,
+    *,
+    batch: bool = True,
+    no_shell: set[str] | None = None,
+) -> list[list[Observation]]:
+    """The samples of every probe, in the probes' order: one exec per client pod running all of that
+    client's connects at once (``batch``; see conformance.probes.batch), at most ``workers`` execs at a
+    time. A probe with ``confirm`` that did not connect is sampled once more at once. A pod whose image
+    has no /bin/sh is added to ``no_shell`` and probed one exec per probe from then on, as is every pod
+    when ``batch`` is False."""
+    no_shell = no_shell if no_shell is not None else set()
+    samples: list[list[Observation]] = [[] for _ in probes]
+    by_client: dict[str, list[int]] = {}
+    for i, p in enumerate(probes):
+        by_client.setdefault(p.client, []).append(i)
+    single: list[int] = []  # probed one exec per probe, after the batches
+    lock = threading.Lock()
+    local = threading.local()
+
+    def run(client: str) -> None:
+        indices = by_client[client]
+        items = [BatchItem(probes[i], bool(confirm[i])) for i in indices]
+        namespace, pod = client.split("/", 1)
+        start = time.monotonic()
+        try:
+            if getattr(local, "api", None) is None:
+                local.api = api_factory()
+            command = batch_command(items, timeout_s)
+            # Two timeouts when a connect is confirmed, plus the exec's own round trip.
+            _code, stdout, _stderr = run_exec(
+                local.api, namespace, pod, command, 2 * timeout_s + EXEC_GRACE_S
+            )
+        except ExecFailed as exc:
+            if shell_missing(str(exc)):
+                with lock:
+                    no_shell.add(client)
+                    single.extend(indices)
+                return
+            for i in indices:
+                samples[i] = [Observation(probes[i], Outcome.ERROR, str(exc), time.monotonic() - start)]
+            return
+        except Exception as exc:
+            if transient_reason(exc):
+                raise
+            for i in indices:
+                samples[i] = [Observation(probes[i], Outcome.ERROR, f"cannot exec in {client}: {exc}")]
+            return
+        for i, got in zip(indices, parse_batch_output(items, stdout, time.monotonic() - start), strict=True):
+            samples[i] = got
+
+    batched = [c for c in by_client if batch and c not in no_shell]
+    single.extend(i for c in by_client if c not in batched for i in by_client[c])
+    if batched:
+        with ThreadPoolExecutor(max(1, min(workers, len(batched))), thread_name_prefix="probe") as pool:
+            list(pool.map(run, batched))
+    if single:
+        single.sort()
+        for i, o in zip(
+            single, run_probes(api_factory, [probes[i] for i in single], timeout_s, workers), strict=True
+        ):
+            samples[i] = [o]
+        again = [
+            i for i in single if confirm[i] and samples[i][0].outcome is not Outcome.CONNECTED
+        ]
+        for i, o in zip(
+            again, run_probes(api_factory, [probes[i] for i in again], timeout_s, workers), strict=True
+        ):
+            samples[i].append(o)
+    return samples
 
 
 def pod_events(core_api: Any, namespace: str, pod: str) -> str:

@@ -88,7 +88,14 @@ def options() -> tuple[Option, ...]:
             "float",
         ),
         Option("--ready-timeout", "seconds to wait for probe pods to be Ready", 180.0, "float"),
-        Option("--probe-workers", "probes run at once", 16, "int"),
+        Option("--probe-workers", "execs run at once (one per client pod with --probe-batch on)", 16, "int"),
+        Option(
+            "--probe-batch",
+            "on: one exec per client pod per round, its connects run at once inside it (needs /bin/sh in "
+            "the probe image; a pod without one falls back by itself); off: one exec per probe",
+            "on",
+            choices=("on", "off"),
+        ),
         Option(
             "--api-retry-timeout",
             "seconds to retry transient API errors (refused, reset, 429, 5xx) before an infrastructure error",

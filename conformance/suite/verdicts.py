@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tenacity import RetryError, Retrying, retry_if_result, wait_fixed
+from tenacity import RetryError, Retrying, retry_if_result
 
 from conformance.backends.base import Backend
 from conformance.netpol.probing import Observation, Outcome, Probe, rejected
@@ -87,26 +87,38 @@ def observe(
             if not settled(expected_allowed[i], s) or (expected_allowed[i] and sampled_in[i] <= last_leak)
         ]
 
+    clock = backend.clock
+    round_started = [clock.now()]
+
     def probe_pending() -> list[int]:
         nonlocal rounds, last_leak
         pending = due()
         if pending:
             rounds += 1
-            for i, o in zip(
-                pending, backend.probe([probes[i] for i in pending], probe_timeout_s), strict=True
-            ):
-                observed = rejected(o) if known[i] else o
-                samples[i].append(observed)
+            round_started[0] = clock.now()
+            # A flow expected blocked that has no block to build on is sampled twice in the round.
+            confirm = [
+                not expected_allowed[i] and not (samples[i] and samples[i][-1].outcome.blocked)
+                for i in pending
+            ]
+            got = backend.probe_samples([probes[i] for i in pending], probe_timeout_s, confirm)
+            for i, observations in zip(pending, got, strict=True):
+                for o in observations:
+                    observed = rejected(o) if known[i] else o
+                    samples[i].append(observed)
+                    if not expected_allowed[i] and observed.outcome.reached:
+                        last_leak = rounds
                 sampled_in[i] = rounds
-                if not expected_allowed[i] and observed.outcome.reached:
-                    last_leak = rounds
         return due()
 
-    clock = backend.clock
+    def until_next_round(_state: object) -> float:
+        # Rounds start ``retry_interval_s`` apart: a round that took longer (a timeout) is followed at once.
+        return max(0.0, retry_interval_s - (clock.now() - round_started[0]))
+
     start = clock.now()
     retrying = Retrying(
         stop=lambda _state: clock.now() - start >= deadline_s,  # on the backend's clock, not tenacity's
-        wait=wait_fixed(retry_interval_s),
+        wait=until_next_round,
         retry=retry_if_result(bool),
         sleep=clock.sleep,
         reraise=False,
