@@ -63,7 +63,18 @@ def test_the_netpol_engine_knows_nothing_of_gim_pytest_or_the_cluster_client() -
     [
         ("probes", ("conformance.backends", "conformance.suite", "conformance.gim", "conformance.verify")),
         ("backends", ("conformance.suite", "conformance.gim", "conformance.verify", "conformance.commands")),
-        ("gim", ("conformance.backends", "conformance.probes", "conformance.verify", "pytest", "kubernetes")),
+        (
+            "gim",
+            (
+                "conformance.suite",
+                "conformance.backends",
+                "conformance.probes",
+                "conformance.verify",
+                "conformance.commands",
+                "pytest",
+                "kubernetes",
+            ),
+        ),
     ],
 )
 def test_lower_layers_do_not_import_upper_ones(layer: str, forbidden: tuple[str, ...]) -> None:

@@ -23,12 +23,13 @@ import pytest
 from conformance.backends.base import Backend, BackendUnavailable
 from conformance.errors import UserError
 from conformance.gim.values import NetpolValues, load_values
+from conformance.gim.workloads import GIM_CLIENT, REFERENCE_WORKLOADS, Workload
 from conformance.suite import options as opts
 from conformance.suite.cni_features import cni_summary_lines, policies_under_test
 from conformance.suite.controls import ControlFailed, ControlResults, run_controls
 from conformance.suite.fleet import Fleet, FleetBroken, view
 from conformance.suite.scenario import Scenario, Timing
-from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology, Workload
+from conformance.suite.topology import Topology
 
 MODES = ("disabled", "dryrun", "enforce")
 SUITE_DIR = Path(__file__).resolve().parents[1]  # conformance/, where the test_*.py files live
