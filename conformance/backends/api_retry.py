@@ -87,6 +87,7 @@ class RetryingBackend(Backend):
     delete = retrying_method("delete")
     wait_gone = retrying_method("wait_gone")
     wait_ready = retrying_method("wait_ready")
+    unready_pods = retrying_method("unready_pods")
     state = retrying_method("state")
     probe = retrying_method("probe")
     namespace_phases = retrying_method("namespace_phases")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conformance.backends.base import Backend, BackendUnavailable
+from conformance.backends.base import Backend, BackendUnavailable, PodsCannotRun
 from conformance.errors import UserError
 from conformance.gim.values import NetpolValues, load_values
 from conformance.gim.workloads import GIM_CLIENT, REFERENCE_WORKLOADS, Workload
@@ -305,7 +305,7 @@ def netpol_controls(
             policies=policies_under_test(s.values, s.policies, s.options["gim_namespace"]),
             fleet=None if s.fleet_per_test else netpol_fleet(),
         )
-    except (ControlFailed, FleetBroken) as e:
+    except (ControlFailed, FleetBroken, PodsCannotRun) as e:
         raise pytest.fail.Exception(str(e), pytrace=False) from None  # one line, no chained traceback
 
 
