@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from conformance.backends.clock import RealClock
-from conformance.backends.pod_status import PodProblem
+from conformance.backends.pod_status import PodProblem, summary
 from conformance.netpol.model import Cluster, K8sObject, Service
 from conformance.netpol.probing import Observation, Probe
 
@@ -48,7 +48,7 @@ class PodsCannotRun(RuntimeError):
 
     def __init__(self, problems: Mapping[str, PodProblem]) -> None:
         self.problems = dict(problems)
-        super().__init__("; ".join(p.line() for p in self.problems.values()))
+        super().__init__(summary(self.problems.values()))
 
 
 class Backend(ABC):

@@ -11,6 +11,7 @@ reported at once instead of being waited for until the readiness timeout.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,13 +47,24 @@ class PodProblem:
 
     def line(self) -> str:
         """One line: the pod, the container, the reason, the message, the exit code."""
+        return f"{self.pod}: {self.what()}"
+
+    def what(self) -> str:
+        """The problem without the pod's name: the container, the reason, the message, the exit code."""
         detail = f": {self.message}" if self.message else ""
-        where = f"{self.pod}: container {self.container}"
         if self.pull:
-            return f"{where} cannot pull image {self.image!r} ({self.reason}){detail}"
+            return f"container {self.container} cannot pull image {self.image!r} ({self.reason}){detail}"
         exited = f", last exit code {self.exit_code}" if self.exit_code is not None else ""
         restarts = f", restarted {self.restarts}x" if self.restarts else ""
-        return f"{where} keeps exiting ({self.reason}{exited}{restarts}){detail}"
+        return f"container {self.container} keeps exiting ({self.reason}{exited}{restarts}){detail}"
+
+
+def summary(problems: Iterable[PodProblem]) -> str:
+    """Problems on one line, pods that share the same problem named together."""
+    pods: dict[str, list[str]] = {}
+    for p in problems:
+        pods.setdefault(p.what(), []).append(p.pod)
+    return "; ".join(f"{', '.join(names)}: {what}" for what, names in pods.items())
 
 
 # Since Kubernetes 1.32 the back-off message carries the last pull error (kubernetes PR #127918); before,
