@@ -133,6 +133,28 @@ def test_the_suite_fails_the_session_when_the_values_need_a_feature_the_cni_igno
     assert "During handling of the above exception" not in run.output, "one line, not a chained traceback"
 
 
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "xdist"])
+def test_a_session_failed_by_the_canaries_still_reports_the_features_table_and_its_json(tmp_path, workers):
+    values = _values(tmp_path, [allow_web()])
+    reports = tmp_path / "reports"
+    run = run_suite(
+        "--backend", "model", "--model-cni", "weave-npc", "--values", values, "-p", "no:randomly",
+        "--report-dir", str(reports), *workers,
+    )  # fmt: skip
+    assert run.returncode == 1, run.output
+    summary = run.output.split("gim-netpol conformance (model backend)", 1)[1]
+    assert "CNI features: " in summary and "  named-port: not enforced" in summary
+    assert "  default-deny-ingress: enforced" in summary
+    entries = json.loads((reports / "gim-netpol-checks.json").read_text())
+    cni = [e for e in entries if e["kind"] == "gim-netpol-cni-features"]
+    assert cni and all(
+        {c["feature"]: c["status"] for c in e["canaries"]}["named-port"] == cf.NOT_ENFORCED for e in cni
+    )
+    assert cni[0]["failures"][0].startswith(
+        "CNI does not enforce named-port: ingress rule 0 of gitguardian/allow-web"
+    )
+
+
 def test_the_same_values_pass_on_a_cni_that_enforces_named_ports(tmp_path):
     values = _values(tmp_path, [allow_web()])
     run = run_suite("--backend", "model", "--values", values)

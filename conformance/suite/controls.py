@@ -27,7 +27,11 @@ NOT_ENFORCED = "policies deployed but not enforced: this cluster's CNI does not 
 
 
 class ControlFailed(Exception):
-    pass
+    """A control failed; ``cni`` holds the feature canaries' report when they are what failed."""
+
+    def __init__(self, message: str, cni: cni_features.CniFeatureReport | None = None) -> None:
+        super().__init__(message)
+        self.cni = cni
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ def run_controls(
     )
     failures = report.failures()
     if failures:
-        raise ControlFailed("\n".join(failures))
+        raise ControlFailed("\n".join(failures), cni=report)
     return ControlResults(results.baseline, results.canary, report)
 
 
