@@ -194,6 +194,30 @@ def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
     )
 
 
+def test_mismatches_that_share_an_explanation_print_it_once_under_their_flows():
+    backend = ModelBackend(cni=parse_profile("ignores-named-ports"))
+    values = NetpolValues(
+        enabled=True, mode="enforce", allowed_namespaces=("monitoring",), extra_policies=(allow_web(),)
+    )
+    topology = Topology("abcdef12", "gim-abcdef", ("monitoring",), ("not-allowed", "other"))
+    sc = Scenario.standalone(backend, topology, values, Timing(retry_interval_s=1.0))
+    needed = cf.needed_features(sc.policies_for(values))
+    sc.cni = cf.run_canaries(
+        backend, cf.chosen("needed", needed), cf.Layout("abcdef12"), image="agnhost", needed=needed, **TIMING
+    )
+    sc.setup()
+    sc.deploy()
+    text = sc.check("enforce + allow-web").explain()
+    flows = [line for line in text.splitlines() if line.startswith("  MISMATCH ")]
+    assert len(flows) == 4  # two namespaces not allowed, to nginx by pod IP and by Service
+    assert text.count("    repro: kubectl exec") == 4, "each flow keeps its observations and repro command"
+    hint = (
+        "ingress rule 0 of gim-abcdef/allow-web uses a named port (http): CNI canary named-port: NOT ENFORCED"
+    )
+    assert text.count(hint) == 1 and text.count("why expected: ") == 1
+    assert "    these 4 flows, why expected: ingress allowed by gim-abcdef/allow-web rule 0" in text
+
+
 # -- verify ---------------------------------------------------------------------------------------------
 class QuirkyCluster(ModelCluster):
     """test_verify_cli's live-run model cluster, with a CNI quirk profile."""
