@@ -7,6 +7,7 @@ kubernetes client serializes, sends and parses every request, so what is tested 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 import threading
@@ -717,7 +718,7 @@ def test_a_restarting_api_server_is_retried(api):
     assert server.requests.count(("POST", "/api/v1/namespaces")) == 3
 
 
-def test_an_api_server_that_refuses_connections_is_one_line_past_the_retry_timeout(tmp_path):
+def _closed_port_kubeconfig(tmp_path) -> tuple[str, int]:
     import socket
 
     with socket.socket() as s:  # a loopback port nobody listens on
@@ -733,7 +734,25 @@ def test_an_api_server_that_refuses_connections_is_one_line_past_the_retry_timeo
         "users": [{"name": "u", "user": {}}],
     }
     kubeconfig.write_text(yaml.safe_dump({**config, "contexts": [context], "current-context": "down"}))
-    retrying = RetryingBackend(KubeBackend(str(kubeconfig), "down"), timeout_s=1)
+    return str(kubeconfig), port
+
+
+def test_an_api_server_that_refuses_connections_is_one_line_past_the_retry_timeout(tmp_path):
+    kubeconfig, port = _closed_port_kubeconfig(tmp_path)
+    retrying = RetryingBackend(KubeBackend(kubeconfig, "down"), timeout_s=1)
     with pytest.raises(ApiUnreachable) as down:
         retrying.state([])
     assert str(down.value) == f"API server unreachable at http://127.0.0.1:{port} for 1 s: connection refused"
+
+
+def test_an_outage_leaves_no_urllib3_retry_warnings_in_the_captured_log(tmp_path, caplog):
+    # The suite retries with tenacity and says it in one line; urllib3's own quick retries would log a
+    # "Retrying (Retry(total=2, ...)) after connection broken by ..." warning each.
+    caplog.set_level(logging.DEBUG)
+    kubeconfig, _ = _closed_port_kubeconfig(tmp_path)
+    backend = KubeBackend(kubeconfig, "down")
+    for call in (lambda: backend.state([]), lambda: backend.apply([ns_obj("gim")])):
+        with pytest.raises(ApiUnreachable):
+            RetryingBackend(backend, timeout_s=1)._retry(call)
+    assert [r.getMessage() for r in caplog.records if "Retrying" in r.getMessage()] == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

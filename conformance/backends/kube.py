@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shlex
 from collections.abc import Callable, Iterable, Sequence
@@ -160,6 +161,27 @@ def _api_error(exc: ApiException) -> str:
     return status_message(exc) or str(exc.reason or exc).strip()
 
 
+class _NoRetryWarnings(logging.Filter):
+    """Drops urllib3's "Retrying (Retry(total=2, ...)) after connection broken by ..." warnings
+    (urllib3 2.x connectionpool.urlopen logs one per quick retry). API calls go through api_retry, which
+    retries transient errors with tenacity and says in one line when the API stays unreachable: during
+    an outage these warnings would only flood the captured log of the test. urllib3 keeps its retries
+    (a pooled connection the server closed is retried at once, silently)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Retrying (")
+
+
+_RETRY_FILTER = _NoRetryWarnings()
+
+
+def quiet_urllib3_retries() -> None:
+    """Install the filter on urllib3's connection pool logger (once; idempotent)."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if _RETRY_FILTER not in logger.filters:
+        logger.addFilter(_RETRY_FILTER)
+
+
 # --- the backend -----------------------------------------------------------------------------------
 
 
@@ -190,6 +212,7 @@ class KubeBackend(Backend):
                 f"context {context or '(current)'}: {exc}; "
                 "pass --kubeconfig FILE --context NAME, or run without a cluster with --backend model"
             ) from None
+        quiet_urllib3_retries()
         self.api_client = client.ApiClient(configuration=self.configuration)
         self.core = client.CoreV1Api(self.api_client)
         self.networking = client.NetworkingV1Api(self.api_client)
