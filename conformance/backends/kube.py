@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 import shlex
 from collections.abc import Callable, Iterable, Sequence
@@ -23,7 +22,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from conformance.api_errors import status_message
-from conformance.backends.api_retry import transient_reason
+from conformance.backends.api_retry import quiet_urllib3_retries, transient_reason
 from conformance.backends.base import ApiError, Backend, BackendUnavailable, PodsCannotRun
 from conformance.backends.pod_status import PodProblem, pod_problem
 from conformance.netpol.model import Cluster, K8sObject, Service, object_key
@@ -159,27 +158,6 @@ def repro_command(probe: Probe, timeout_s: float, kubeconfig: str | None, contex
 
 def _api_error(exc: ApiException) -> str:
     return status_message(exc) or str(exc.reason or exc).strip()
-
-
-class _NoRetryWarnings(logging.Filter):
-    """Drops urllib3's "Retrying (Retry(total=2, ...)) after connection broken by ..." warnings
-    (urllib3 2.x connectionpool.urlopen logs one per quick retry). API calls go through api_retry, which
-    retries transient errors with tenacity and says in one line when the API stays unreachable: during
-    an outage these warnings would only flood the captured log of the test. urllib3 keeps its retries
-    (a pooled connection the server closed is retried at once, silently)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Retrying (")
-
-
-_RETRY_FILTER = _NoRetryWarnings()
-
-
-def quiet_urllib3_retries() -> None:
-    """Install the filter on urllib3's connection pool logger (once; idempotent)."""
-    logger = logging.getLogger("urllib3.connectionpool")
-    if _RETRY_FILTER not in logger.filters:
-        logger.addFilter(_RETRY_FILTER)
 
 
 # --- the backend -----------------------------------------------------------------------------------
