@@ -170,12 +170,14 @@ def test_all_canaries_on_weave_list_its_three_quirks_and_pass_when_the_policies_
     assert "  numbered-port: enforced" in run.output and "CNI features: 16 canaries" in run.output
 
 
-def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
+def _allow_web_on_a_cni_ignoring_named_ports(not_allowed: tuple[str, ...]) -> Scenario:
+    """A deployed enforce scenario whose allow-web names its port, on a CNI that skips such policies, with
+    the needed canaries' report for the explanations."""
     backend = ModelBackend(cni=parse_profile("ignores-named-ports"))
     values = NetpolValues(
         enabled=True, mode="enforce", allowed_namespaces=("monitoring",), extra_policies=(allow_web(),)
     )
-    topology = Topology("abcdef12", "gim-abcdef", ("monitoring",), ("not-allowed",))
+    topology = Topology("abcdef12", "gim-abcdef", ("monitoring",), not_allowed)
     sc = Scenario.standalone(backend, topology, values, Timing(retry_interval_s=1.0))
     needed = cf.needed_features(sc.policies_for(values))
     sc.cni = cf.run_canaries(
@@ -183,6 +185,11 @@ def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
     )
     sc.setup()
     sc.deploy()
+    return sc
+
+
+def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
+    sc = _allow_web_on_a_cni_ignoring_named_ports(("not-allowed",))
     sc.check("enforce + allow-web, while the CNI programs the policies")
     report = sc.check("enforce + allow-web, once the policies hold")
     assert not report.ok
@@ -195,18 +202,7 @@ def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
 
 
 def test_mismatches_that_share_an_explanation_print_it_once_under_their_flows():
-    backend = ModelBackend(cni=parse_profile("ignores-named-ports"))
-    values = NetpolValues(
-        enabled=True, mode="enforce", allowed_namespaces=("monitoring",), extra_policies=(allow_web(),)
-    )
-    topology = Topology("abcdef12", "gim-abcdef", ("monitoring",), ("not-allowed", "other"))
-    sc = Scenario.standalone(backend, topology, values, Timing(retry_interval_s=1.0))
-    needed = cf.needed_features(sc.policies_for(values))
-    sc.cni = cf.run_canaries(
-        backend, cf.chosen("needed", needed), cf.Layout("abcdef12"), image="agnhost", needed=needed, **TIMING
-    )
-    sc.setup()
-    sc.deploy()
+    sc = _allow_web_on_a_cni_ignoring_named_ports(("not-allowed", "other"))
     text = sc.check("enforce + allow-web").explain()
     flows = [line for line in text.splitlines() if line.startswith("  MISMATCH ")]
     assert len(flows) == 4  # two namespaces not allowed, to nginx by pod IP and by Service
