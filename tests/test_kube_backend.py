@@ -31,6 +31,7 @@ from conformance.backends.kube import (
     pod_problems,
     spec_hash,
 )
+from conformance.backends.pod_status import never_ready
 from conformance.netpol.model import ContainerPort
 from conformance.netpol.probing import Probe
 from conformance.probes.agnhost import RUN_LABEL, client_pod, server_pod, service
@@ -127,6 +128,40 @@ def test_pod_readiness_and_problems():
     assert not pod_is_ready(pulling)
     text = pod_problems(pulling)
     assert "phase Pending" in text and "ImagePullBackOff" in text and "no pod IP yet" in text
+
+
+def _pod_with(container: dict) -> dict:
+    status = {"phase": "Pending", "containerStatuses": [{"name": "c", **container}]}
+    return {"metadata": {"namespace": "x", "name": "p"}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("container", "expected"),
+    [
+        ({"state": {"waiting": {"reason": "ContainerCreating"}}}, None),
+        ({"restartCount": 1, "lastState": {"terminated": {"exitCode": 0}}, "state": {"running": {}}}, None),
+        (
+            {"state": {"waiting": {"reason": "CreateContainerConfigError", "message": "no secret s"}}},
+            "x/p: container c cannot start (CreateContainerConfigError): no secret s",
+        ),
+        (
+            {
+                "restartCount": 2,
+                "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                "state": {"running": {}},
+            },
+            "x/p: container c keeps exiting (OOMKilled, last exit code 137, restarted 2x)",
+        ),
+        (
+            {"image": "bad name", "state": {"waiting": {"reason": "InvalidImageName", "message": "bad"}}},
+            "x/p: container c cannot pull image 'bad name' (InvalidImageName): bad",
+        ),
+    ],
+    ids=["creating", "exited 0", "config error", "restarted after OOM", "invalid image"],
+)
+def test_a_pod_that_will_never_be_ready_is_told_from_one_still_starting(container, expected):
+    problem = never_ready(_pod_with(container))
+    assert (problem.line() if problem else None) == expected
 
 
 def test_cni_detection_names_the_daemonsets():

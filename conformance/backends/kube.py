@@ -24,7 +24,7 @@ from kubernetes.client.rest import ApiException
 from conformance.api_errors import status_message
 from conformance.backends.api_retry import quiet_urllib3_retries, transient_reason
 from conformance.backends.base import ApiError, Backend, BackendUnavailable, PodsCannotRun
-from conformance.backends.pod_status import PodProblem, pod_problem
+from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Service, object_key
 from conformance.netpol.probing import Observation, Probe
 from conformance.netpol.snapshot import cluster_from_objects
@@ -403,7 +403,7 @@ class KubeBackend(Backend):
         for ns in namespaces:
             for pod in self._pods(ns, RUN_LABEL):
                 if not pod_is_ready(pod):
-                    problem = pod_problem(pod)
+                    problem = never_ready(pod)
                     if problem is not None and problem.pull and not problem.message:
                         problem = replace(problem, message=self._pull_error(ns, pod["metadata"]["name"]))
                     out[f"{ns}/{pod['metadata']['name']}"] = (pod, problem)

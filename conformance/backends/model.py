@@ -36,7 +36,7 @@ from conformance.backends.clock import VirtualClock
 from conformance.backends.cni_profiles import DEFAULT as DEFAULT_CNI
 from conformance.backends.cni_profiles import CniProfile
 from conformance.backends.model_faults import Faults, Latencies
-from conformance.backends.pod_status import PodProblem, pod_problem
+from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Pod
 from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.netpol.simulator import Simulator
@@ -377,7 +377,7 @@ class ModelBackend(Backend):
         self.cluster.api()
         wanted = set(namespaces)
         return {
-            f"{k[1]}/{k[2]}": pod_problem(o)
+            f"{k[1]}/{k[2]}": never_ready(o)
             for k, o in self.cluster.objects.items()
             if k[0] == "Pod" and k[1] in wanted and not self.cluster.running(k)
         }

@@ -54,6 +54,8 @@ class PodProblem:
         detail = f": {self.message}" if self.message else ""
         if self.pull:
             return f"container {self.container} cannot pull image {self.image!r} ({self.reason}){detail}"
+        if self.exit_code is None and not self.restarts:
+            return f"container {self.container} cannot start ({self.reason}){detail}"
         exited = f", last exit code {self.exit_code}" if self.exit_code is not None else ""
         restarts = f", restarted {self.restarts}x" if self.restarts else ""
         return f"container {self.container} keeps exiting ({self.reason}{exited}{restarts}){detail}"
@@ -78,7 +80,7 @@ def _short(text: Any) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def pod_problem(pod: K8sObject) -> PodProblem | None:
+def never_ready(pod: K8sObject) -> PodProblem | None:
     """Why ``pod`` cannot become Ready, or None when it may still (Pending, starting, probing)."""
     meta = pod.get("metadata") or {}
     key = f"{meta.get('namespace')}/{meta.get('name')}"
@@ -100,7 +102,7 @@ def pod_problem(pod: K8sObject) -> PodProblem | None:
         return PodProblem(
             key,
             str(cs.get("name")),
-            reason or f"restarted after exit code {last.get('exitCode')}",
+            reason or str(last.get("reason") or "Error"),
             message,
             str(cs.get("image") or ""),
             None if pulling or not last else last.get("exitCode"),
