@@ -12,9 +12,10 @@ import yaml
 
 from conformance.errors import UserError
 from conformance.gim.chart import HELM_MISSING, load_manifests, manifests_from_documents
+from conformance.gim.workloads import COMPONENT_LABEL, GIM_CLIENT, PART_OF
 from conformance.netpol.model import ContainerPort
 from conformance.probes import agnhost
-from conformance.suite.topology import COMPONENT_LABEL, GIM_CLIENT, PART_OF, Topology
+from conformance.suite.topology import Topology
 from tests.chart_fixtures import (
     DEFECTS,
     DRYRUN_ALLOW_ALL,

@@ -133,6 +133,28 @@ def test_the_suite_fails_the_session_when_the_values_need_a_feature_the_cni_igno
     assert "During handling of the above exception" not in run.output, "one line, not a chained traceback"
 
 
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "xdist"])
+def test_a_session_failed_by_the_canaries_still_reports_the_features_table_and_its_json(tmp_path, workers):
+    values = _values(tmp_path, [allow_web()])
+    reports = tmp_path / "reports"
+    run = run_suite(
+        "--backend", "model", "--model-cni", "weave-npc", "--values", values, "-p", "no:randomly",
+        "--report-dir", str(reports), *workers,
+    )  # fmt: skip
+    assert run.returncode == 1, run.output
+    summary = run.output.split("gim-netpol conformance (model backend)", 1)[1]
+    assert "CNI features: " in summary and "  named-port: not enforced" in summary
+    assert "  default-deny-ingress: enforced" in summary
+    entries = json.loads((reports / "gim-netpol-checks.json").read_text())
+    cni = [e for e in entries if e["kind"] == "gim-netpol-cni-features"]
+    assert cni and all(
+        {c["feature"]: c["status"] for c in e["canaries"]}["named-port"] == cf.NOT_ENFORCED for e in cni
+    )
+    assert cni[0]["failures"][0].startswith(
+        "CNI does not enforce named-port: ingress rule 0 of gitguardian/allow-web"
+    )
+
+
 def test_the_same_values_pass_on_a_cni_that_enforces_named_ports(tmp_path):
     values = _values(tmp_path, [allow_web()])
     run = run_suite("--backend", "model", "--values", values)
@@ -148,12 +170,14 @@ def test_all_canaries_on_weave_list_its_three_quirks_and_pass_when_the_policies_
     assert "  numbered-port: enforced" in run.output and "CNI features: 16 canaries" in run.output
 
 
-def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
+def _allow_web_on_a_cni_ignoring_named_ports(not_allowed: tuple[str, ...]) -> Scenario:
+    """A deployed enforce scenario whose allow-web names its port, on a CNI that skips such policies, with
+    the needed canaries' report for the explanations."""
     backend = ModelBackend(cni=parse_profile("ignores-named-ports"))
     values = NetpolValues(
         enabled=True, mode="enforce", allowed_namespaces=("monitoring",), extra_policies=(allow_web(),)
     )
-    topology = Topology("abcdef12", "gim-abcdef", ("monitoring",), ("not-allowed",))
+    topology = Topology("abcdef12", "gim-abcdef", ("monitoring",), not_allowed)
     sc = Scenario.standalone(backend, topology, values, Timing(retry_interval_s=1.0))
     needed = cf.needed_features(sc.policies_for(values))
     sc.cni = cf.run_canaries(
@@ -161,6 +185,11 @@ def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
     )
     sc.setup()
     sc.deploy()
+    return sc
+
+
+def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
+    sc = _allow_web_on_a_cni_ignoring_named_ports(("not-allowed",))
     sc.check("enforce + allow-web, while the CNI programs the policies")
     report = sc.check("enforce + allow-web, once the policies hold")
     assert not report.ok
@@ -170,6 +199,19 @@ def test_a_mismatch_names_the_feature_of_its_rule_and_points_at_the_canary():
         "ingress rule 0 of gim-abcdef/allow-web uses a named port (http): CNI canary named-port: NOT ENFORCED"
         in text
     )
+
+
+def test_mismatches_that_share_an_explanation_print_it_once_under_their_flows():
+    sc = _allow_web_on_a_cni_ignoring_named_ports(("not-allowed", "other"))
+    text = sc.check("enforce + allow-web").explain()
+    flows = [line for line in text.splitlines() if line.startswith("  MISMATCH ")]
+    assert len(flows) == 4  # two namespaces not allowed, to nginx by pod IP and by Service
+    assert text.count("    repro: kubectl exec") == 4, "each flow keeps its observations and repro command"
+    hint = (
+        "ingress rule 0 of gim-abcdef/allow-web uses a named port (http): CNI canary named-port: NOT ENFORCED"
+    )
+    assert text.count(hint) == 1 and text.count("why expected: ") == 1
+    assert "    these 4 flows, why expected: ingress allowed by gim-abcdef/allow-web rule 0" in text
 
 
 # -- verify ---------------------------------------------------------------------------------------------

@@ -211,3 +211,41 @@ def test_the_controls_do_not_probe_from_a_borrowed_namespace():
     assert fleet.borrowed == ("monitoring",)
     results = run_controls(backend, "run1", TIMING, image="agnhost", fleet=fleet)
     assert "monitoring/client" not in {r.flow.probe.client for r in results.baseline.results}
+
+
+# -- issue 17: probe pods that can never run stop the session at once, in one line ---------------------
+MISSING_IMAGE = "mirror.local/e2e-test-images/agnhost:2.52"
+
+
+def test_a_probe_image_the_mirror_lacks_stops_the_fleet_within_seconds_naming_it():
+    from conformance.backends.model_faults import parse_faults
+    from conformance.suite.fleet import FleetBroken
+
+    backend = ModelBackend(faults=parse_faults(f"no-image={MISSING_IMAGE}"))
+    topology = Topology("run1", "gim", ("ingress-nginx",), ("not-allowed",), image=MISSING_IMAGE)
+    with pytest.raises(FleetBroken) as info:
+        Fleet(backend, topology, ready_timeout_s=180).setup()
+    assert backend.clock.now() < 10, "not after the readiness timeout"
+    message = str(info.value)
+    assert message.startswith("probe pods cannot run: gim/")
+    assert f"cannot pull image '{MISSING_IMAGE}' (" in message and f"{MISSING_IMAGE}: not found" in message
+
+
+def test_the_suite_says_it_in_one_line():
+    from tests.test_suite_plugin import run_suite
+
+    run = run_suite(
+        "--backend",
+        "model",
+        "--model-faults",
+        f"no-image={MISSING_IMAGE}",
+        "--probe-image",
+        MISSING_IMAGE,
+        "-k",
+        "not_listed",
+        "-p",
+        "no:randomly",
+    )
+    assert run.returncode == 1, run.output
+    assert "probe pods cannot run: " in run.output and "Traceback" not in run.output
+    assert "not ready after 180s" not in run.output

@@ -7,6 +7,7 @@ kubernetes client serializes, sends and parses every request, so what is tested 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 import threading
@@ -20,7 +21,7 @@ from kubernetes import client
 from conformance.api_errors import ApiUnreachable
 from conformance.backends import kube
 from conformance.backends.api_retry import RetryingBackend
-from conformance.backends.base import BackendUnavailable
+from conformance.backends.base import BackendUnavailable, PodsCannotRun
 from conformance.backends.kube import (
     KubeBackend,
     as_object,
@@ -30,6 +31,7 @@ from conformance.backends.kube import (
     pod_problems,
     spec_hash,
 )
+from conformance.backends.pod_status import never_ready
 from conformance.netpol.model import ContainerPort
 from conformance.netpol.probing import Probe
 from conformance.probes.agnhost import RUN_LABEL, client_pod, server_pod, service
@@ -126,6 +128,40 @@ def test_pod_readiness_and_problems():
     assert not pod_is_ready(pulling)
     text = pod_problems(pulling)
     assert "phase Pending" in text and "ImagePullBackOff" in text and "no pod IP yet" in text
+
+
+def _pod_with(container: dict) -> dict:
+    status = {"phase": "Pending", "containerStatuses": [{"name": "c", **container}]}
+    return {"metadata": {"namespace": "x", "name": "p"}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("container", "expected"),
+    [
+        ({"state": {"waiting": {"reason": "ContainerCreating"}}}, None),
+        ({"restartCount": 1, "lastState": {"terminated": {"exitCode": 0}}, "state": {"running": {}}}, None),
+        (
+            {"state": {"waiting": {"reason": "CreateContainerConfigError", "message": "no secret s"}}},
+            "x/p: container c cannot start (CreateContainerConfigError): no secret s",
+        ),
+        (
+            {
+                "restartCount": 2,
+                "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                "state": {"running": {}},
+            },
+            "x/p: container c keeps exiting (OOMKilled, last exit code 137, restarted 2x)",
+        ),
+        (
+            {"image": "bad name", "state": {"waiting": {"reason": "InvalidImageName", "message": "bad"}}},
+            "x/p: container c cannot pull image 'bad name' (InvalidImageName): bad",
+        ),
+    ],
+    ids=["creating", "exited 0", "config error", "restarted after OOM", "invalid image"],
+)
+def test_a_pod_that_will_never_be_ready_is_told_from_one_still_starting(container, expected):
+    problem = never_ready(_pod_with(container))
+    assert (problem.line() if problem else None) == expected
 
 
 def test_cni_detection_names_the_daemonsets():
@@ -319,7 +355,18 @@ class FakeApiServer:
             body["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
         if resource == "services" and created:
             body["spec"]["clusterIP"] = f"10.96.0.{self.rv}"
-        if resource == "pods" and created:
+        if resource == "pods" and created and name.split("-")[0] in KUBELET_STATES:
+            body["status"], events = KUBELET_STATES[name.split("-")[0]](body)
+            for i, (etype, reason, message, count) in enumerate(events):
+                self.objects[("events", ns, f"{name}.{i}")] = {
+                    "metadata": {"name": f"{name}.{i}", "namespace": ns},
+                    "type": etype,
+                    "reason": reason,
+                    "message": message,
+                    "count": count,
+                    "involvedObject": {"name": name},
+                }
+        elif resource == "pods" and created:
             if name.startswith("stuck"):
                 body["status"] = {
                     "phase": "Pending",
@@ -353,6 +400,78 @@ class FakeApiServer:
                 body["spec"]["nodeName"] = "kind-worker"
         self.objects[key] = body
         return body
+
+
+def _not_ready(phase: str, container: dict | None) -> dict:
+    status: dict = {
+        "phase": phase,
+        "podIP": "192.168.0.77",
+        "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+    }
+    if container is not None:
+        status["containerStatuses"] = [{"imageID": "", "ready": False, **container}]
+    return status
+
+
+PULL_ERROR = (
+    'rpc error: code = NotFound desc = failed to pull and unpack image "mirror.local/agnhost:2.52":'
+    ' failed to resolve reference "mirror.local/agnhost:2.52": mirror.local/agnhost:2.52: not found'
+)
+# Pod statuses as a v1.28 kubelet writes them, by pod name prefix: (status, events).
+KUBELET_STATES = {
+    # agnhost porter without the sctp kernel module: exits 1, restarted with back-off
+    "crashing": lambda pod: (
+        _not_ready(
+            "Running",
+            {
+                "name": "server",
+                "image": pod["spec"]["containers"][0]["image"],
+                "restartCount": 3,
+                "state": {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": "back-off 40s restarting failed container=server pod=crashing-srv_x(uid)",
+                    }
+                },
+                "lastState": {
+                    "terminated": {
+                        "exitCode": 1,
+                        "reason": "Error",
+                        "message": "2026/12/04 10:00:00 Failed to listen: protocol not supported\n",
+                    }
+                },
+            },
+        ),
+        [("Warning", "BackOff", "Back-off restarting failed container server", 4)],
+    ),
+    # 1.28: the back-off message does not carry the pull error; the Failed event does
+    "backoff": lambda pod: (
+        _not_ready(
+            "Pending",
+            {
+                "name": "client",
+                "image": "mirror.local/agnhost:2.52",
+                "restartCount": 0,
+                "state": {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": 'Back-off pulling image "mirror.local/agnhost:2.52"',
+                    }
+                },
+            },
+        ),
+        [
+            ("Normal", "Pulling", 'Pulling image "mirror.local/agnhost:2.52"', 2),
+            ("Warning", "Failed", f'Failed to pull image "mirror.local/agnhost:2.52": {PULL_ERROR}', 2),
+            ("Warning", "Failed", "Error: ErrImagePull", 2),
+        ],
+    ),
+    # not scheduled yet: may still become Ready
+    "pending": lambda pod: (
+        _not_ready("Pending", None),
+        [("Warning", "FailedScheduling", "0/2 nodes are available: 2 Insufficient cpu.", 2)],
+    ),
+}
 
 
 @pytest.fixture
@@ -507,12 +626,52 @@ def test_delete_ignores_what_is_already_gone_and_delete_run_finds_namespaces_by_
 def test_wait_ready_times_out_with_phase_and_events(api, monkeypatch):
     monkeypatch.setattr(kube, "READY_POLL_S", 0.05)
     server, backend = api
-    backend.apply([ns_obj("x"), client_pod("x", "stuck-client", {}, run_id=RUN)])
+    backend.apply([ns_obj("x"), client_pod("x", "pending-client", {}, run_id=RUN)])
+    assert backend.unready_pods(["x"]) == {"x/pending-client": None}, "not scheduled yet: it may still run"
     with pytest.raises(RuntimeError) as info:
         backend.wait_ready(["x"], timeout_s=0.2)
     message = str(info.value)
-    assert "x/stuck-client" in message and "phase Pending" in message and "ErrImagePull" in message
-    assert "Warning Failed: Failed to pull image (x2)" in message
+    assert "x/pending-client" in message and "phase Pending" in message and "not ready after 0.2s" in message
+    assert "Warning FailedScheduling: 0/2 nodes are available: 2 Insufficient cpu. (x2)" in message
+
+
+# --- issue 17: pods that never become Ready are reported at once, from their container statuses -------
+
+
+def test_a_crash_looping_container_is_reported_at_once_with_its_exit_code_and_last_words(api, monkeypatch):
+    monkeypatch.setattr(kube, "READY_POLL_S", 0.05)
+    server, backend = api
+    pod = server_pod("x", "crashing-srv", {}, [ContainerPort(8080), ContainerPort(8081, "SCTP")], run_id=RUN)
+    backend.apply([ns_obj("x"), pod])
+    with pytest.raises(PodsCannotRun) as info:
+        backend.wait_ready(["x"], timeout_s=60)  # not waited out: the first poll says it
+    assert str(info.value) == (
+        "x/crashing-srv: container server keeps exiting (CrashLoopBackOff, last exit code 1, restarted 3x):"
+        " 2026/12/04 10:00:00 Failed to listen: protocol not supported"
+    )
+    assert server.requests.count(("GET", "/api/v1/namespaces/x/pods")) == 1
+    (problem,) = backend.unready_pods(["x"]).values()
+    assert (problem.container, problem.exit_code, problem.restarts) == ("server", 1, 3)
+
+
+def test_an_image_that_cannot_be_pulled_names_the_image_and_the_error_from_the_kubelets_event(api):
+    # Before Kubernetes 1.32 the ImagePullBackOff message is only 'Back-off pulling image "..."'.
+    _, backend = api
+    pod = client_pod("x", "backoff-client", {}, image="mirror.local/agnhost:2.52", run_id=RUN)
+    backend.apply([ns_obj("x"), pod])
+    with pytest.raises(PodsCannotRun) as info:
+        RetryingBackend(backend, timeout_s=5).wait_ready(["x"], timeout_s=60)
+    assert str(info.value) == (
+        "x/backoff-client: container client cannot pull image 'mirror.local/agnhost:2.52' (ImagePullBackOff):"
+        f" {PULL_ERROR}"
+    )
+
+
+def test_an_image_pull_error_is_reported_at_once_and_diagnosed(api):
+    _, backend = api
+    backend.apply([ns_obj("x"), client_pod("x", "stuck-client", {}, run_id=RUN)])
+    with pytest.raises(PodsCannotRun, match="x/stuck-client: container client cannot pull image 'agnhost'"):
+        backend.wait_ready(["x"], timeout_s=60)
     assert "ErrImagePull" in backend.diagnose("x/stuck-client")
 
 
@@ -594,7 +753,7 @@ def test_a_restarting_api_server_is_retried(api):
     assert server.requests.count(("POST", "/api/v1/namespaces")) == 3
 
 
-def test_an_api_server_that_refuses_connections_is_one_line_past_the_retry_timeout(tmp_path):
+def _closed_port_kubeconfig(tmp_path) -> tuple[str, int]:
     import socket
 
     with socket.socket() as s:  # a loopback port nobody listens on
@@ -610,7 +769,25 @@ def test_an_api_server_that_refuses_connections_is_one_line_past_the_retry_timeo
         "users": [{"name": "u", "user": {}}],
     }
     kubeconfig.write_text(yaml.safe_dump({**config, "contexts": [context], "current-context": "down"}))
-    retrying = RetryingBackend(KubeBackend(str(kubeconfig), "down"), timeout_s=1)
+    return str(kubeconfig), port
+
+
+def test_an_api_server_that_refuses_connections_is_one_line_past_the_retry_timeout(tmp_path):
+    kubeconfig, port = _closed_port_kubeconfig(tmp_path)
+    retrying = RetryingBackend(KubeBackend(kubeconfig, "down"), timeout_s=1)
     with pytest.raises(ApiUnreachable) as down:
         retrying.state([])
     assert str(down.value) == f"API server unreachable at http://127.0.0.1:{port} for 1 s: connection refused"
+
+
+def test_an_outage_leaves_no_urllib3_retry_warnings_in_the_captured_log(tmp_path, caplog):
+    # The suite retries with tenacity and says it in one line; urllib3's own quick retries would log a
+    # "Retrying (Retry(total=2, ...)) after connection broken by ..." warning each.
+    caplog.set_level(logging.DEBUG)
+    kubeconfig, _ = _closed_port_kubeconfig(tmp_path)
+    backend = KubeBackend(kubeconfig, "down")
+    for call in (lambda: backend.state([]), lambda: backend.apply([ns_obj("gim")])):
+        with pytest.raises(ApiUnreachable):
+            RetryingBackend(backend, timeout_s=1)._retry(call)
+    assert [r.getMessage() for r in caplog.records if "Retrying" in r.getMessage()] == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -180,13 +180,14 @@ def test_a_forbidden_list_names_the_rbac_manifest(partly_installed, tmp_path, ca
     assert "forbidden to read Pods" in err and "deploy/rbac-verify.yaml" in err
 
 
-def test_an_unreachable_api_server_is_exit_2_with_one_line(tmp_path, capsys):
+def test_an_unreachable_api_server_is_exit_2_with_one_line(tmp_path, capsys, caplog):
     server = DiscoveryApiServer([], {})
     url = server.url
     server.close()  # nothing listens there any more: connection refused
     status, _, err = _verify(capsys, _kubeconfig(tmp_path, url))
     assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "could not be reached" in err
+    assert not [r for r in caplog.records if "Retrying" in r.getMessage()], "nor urllib3's retry warnings"
 
 
 def test_an_answer_verify_did_not_foresee_is_exit_2_not_a_verdict(partly_installed, tmp_path, capsys):

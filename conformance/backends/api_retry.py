@@ -9,6 +9,7 @@ refused/reset): so does the suite, with tenacity, on the backend's clock.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,7 +18,14 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 from conformance.api_errors import ApiUnreachable, TransientApiError, transient_reason
 from conformance.backends.base import Backend, Clock
 
-__all__ = ["ApiUnreachable", "RetryingBackend", "TransientApiError", "call_with_retry", "transient_reason"]
+__all__ = [
+    "ApiUnreachable",
+    "RetryingBackend",
+    "TransientApiError",
+    "call_with_retry",
+    "quiet_urllib3_retries",
+    "transient_reason",
+]
 
 T = TypeVar("T")
 
@@ -87,6 +95,7 @@ class RetryingBackend(Backend):
     delete = retrying_method("delete")
     wait_gone = retrying_method("wait_gone")
     wait_ready = retrying_method("wait_ready")
+    unready_pods = retrying_method("unready_pods")
     state = retrying_method("state")
     probe = retrying_method("probe")
     probe_samples = retrying_method("probe_samples")
@@ -103,3 +112,24 @@ class RetryingBackend(Backend):
 
     def close(self) -> None:
         self.inner.close()
+
+
+class _NoRetryWarnings(logging.Filter):
+    """Drops urllib3's "Retrying (Retry(total=2, ...)) after connection broken by ..." warnings
+    (urllib3 2.x connectionpool.urlopen logs one per quick retry). API calls go through api_retry, which
+    retries transient errors with tenacity and says in one line when the API stays unreachable: during
+    an outage these warnings would only flood the captured log of the test. urllib3 keeps its retries
+    (a pooled connection the server closed is retried at once, silently)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Retrying (")
+
+
+_RETRY_FILTER = _NoRetryWarnings()
+
+
+def quiet_urllib3_retries() -> None:
+    """Install the filter on urllib3's connection pool logger (once; idempotent)."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if _RETRY_FILTER not in logger.filters:
+        logger.addFilter(_RETRY_FILTER)

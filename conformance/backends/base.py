@@ -8,10 +8,11 @@ labels, the policies in force) and answers probes. ``model`` answers them with t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from conformance.backends.clock import RealClock
+from conformance.backends.pod_status import PodProblem, summary
 from conformance.netpol.model import Cluster, K8sObject, Service
 from conformance.netpol.probing import Observation, Outcome, Probe
 
@@ -42,6 +43,14 @@ class ApiError(RuntimeError):
         self.status = status
 
 
+class PodsCannotRun(RuntimeError):
+    """Pods that will never become Ready (a container crash-looping, an image that cannot be pulled)."""
+
+    def __init__(self, problems: Mapping[str, PodProblem]) -> None:
+        self.problems = dict(problems)
+        super().__init__(summary(self.problems.values()))
+
+
 class Backend(ABC):
     """A place where objects are applied and connectivity is observed."""
 
@@ -61,7 +70,19 @@ class Backend(ABC):
 
     @abstractmethod
     def wait_ready(self, namespaces: Iterable[str], timeout_s: float) -> None:
-        """Wait until every pod of the namespaces is Ready and has an IP."""
+        """Wait until every pod of the namespaces is Ready and has an IP. Raises PodsCannotRun at once
+        when a pod never will (its container crash-loops, its image cannot be pulled)."""
+
+    def unready_pods(self, namespaces: Iterable[str]) -> dict[str, PodProblem | None]:
+        """The probe pods of the namespaces that are not Ready yet, each with why it never will be (None:
+        it may still). A backend that cannot tell answers from ``wait_ready`` without waiting."""
+        try:
+            self.wait_ready(namespaces, 0)
+        except PodsCannotRun as exc:
+            return dict(exc.problems)
+        except (RuntimeError, TimeoutError):
+            return {"(some pod)": None}
+        return {}
 
     @abstractmethod
     def state(self, namespaces: Iterable[str]) -> Cluster:

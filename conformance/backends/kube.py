@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from conformance.api_errors import status_message
-from conformance.backends.api_retry import transient_reason
-from conformance.backends.base import ApiError, Backend, BackendUnavailable
+from conformance.backends.api_retry import quiet_urllib3_retries, transient_reason
+from conformance.backends.base import ApiError, Backend, BackendUnavailable, PodsCannotRun
+from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Service, object_key
 from conformance.netpol.probing import Observation, Probe
 from conformance.netpol.snapshot import cluster_from_objects
@@ -53,6 +56,9 @@ KNOWN_CNI_DAEMONSETS = {
 GONE_POLL_S = 1.0
 NAMESPACE_GONE_TIMEOUT_S = 180.0
 READY_POLL_S = 2.0
+# pod_events' line of the kubelet's event 'Failed to pull image "<image>": <error>' (reason Failed); its
+# other Failed event, "Error: ErrImagePull", says nothing more.
+_PULL_FAILED = re.compile(r'^Warning Failed: Failed to pull image "[^"]*": (.*?)(?: \(x\d+\))?$')
 
 
 # --- pure helpers (tested without a cluster) -------------------------------------------------------
@@ -187,6 +193,7 @@ class KubeBackend(Backend):
                 f"context {context or '(current)'}: {exc}; "
                 "pass --kubeconfig FILE --context NAME, or run without a cluster with --backend model"
             ) from None
+        quiet_urllib3_retries()
         self.api_client = client.ApiClient(configuration=self.configuration)
         self.core = client.CoreV1Api(self.api_client)
         self.networking = client.NetworkingV1Api(self.api_client)
@@ -389,13 +396,45 @@ class KubeBackend(Backend):
         pods = self.core.list_namespaced_pod(namespace, label_selector=label_selector).items
         return [as_object(self.api_client, p, "Pod", "v1") for p in pods]
 
+    def unready_pods(self, namespaces: Iterable[str]) -> dict[str, PodProblem | None]:
+        return {key: problem for key, (_, problem) in self._unready(list(namespaces)).items()}
+
+    def _unready(self, namespaces: list[str]) -> dict[str, tuple[K8sObject, PodProblem | None]]:
+        """The probe pods (labelled with RUN_LABEL) of the namespaces that are not Ready, each with why it
+        never will be (pod_status), read from ``status.containerStatuses``."""
+        out: dict[str, tuple[K8sObject, PodProblem | None]] = {}
+        for ns in namespaces:
+            for pod in self._pods(ns, RUN_LABEL):
+                if not pod_is_ready(pod):
+                    problem = never_ready(pod)
+                    if problem is not None and problem.pull and not problem.message:
+                        problem = replace(problem, message=self._pull_error(ns, pod["metadata"]["name"]))
+                    out[f"{ns}/{pod['metadata']['name']}"] = (pod, problem)
+        return out
+
+    def _pull_error(self, namespace: str, name: str) -> str:
+        """The kubelet's last 'Failed to pull image' event: before Kubernetes 1.32 the ImagePullBackOff
+        message does not carry the error (pkg/kubelet/images/image_manager.go, v1.28: "Back-off pulling
+        image %q"; the event reason is "Failed", events.FailedToPullImage)."""
+        failed = [
+            m.group(1)
+            for line in pod_events(self.core, namespace, name).splitlines()
+            if (m := _PULL_FAILED.match(line))
+        ]
+        return failed[-1] if failed else ""
+
     def wait_ready(self, namespaces: Iterable[str], timeout_s: float) -> None:
         """Wait for the probe pods (labelled with RUN_LABEL) of the namespaces. Other pods of a borrowed
-        namespace (the user's own, finished Jobs...) are not ours to wait for."""
+        namespace (the user's own, finished Jobs...) are not ours to wait for. A pod that never will be
+        Ready (crash loop, image pull error) raises PodsCannotRun at once."""
         namespaces = list(namespaces)
         deadline = self.clock.now() + timeout_s
         while True:
-            unready = [p for ns in namespaces for p in self._pods(ns, RUN_LABEL) if not pod_is_ready(p)]
+            pods = self._unready(namespaces)
+            stuck = {key: problem for key, (_, problem) in pods.items() if problem is not None}
+            if stuck:
+                raise PodsCannotRun(stuck)
+            unready = [pod for pod, _ in pods.values()]
             if not unready:
                 return
             if self.clock.now() >= deadline:

@@ -8,7 +8,8 @@ It behaves like an API server, a kubelet and a policy-enforcing CNI, not like an
 - deletion is asynchronous: a deleted namespace is ``Terminating`` for a while (its pods go at once),
   creating anything in it is refused with 403 "is being terminated", then it disappears;
 - pods are Pending, then Running and Ready after a delay; an exec in a pod that is not running fails,
-  a connection to a pod that does not listen yet is refused;
+  a connection to a pod that does not listen yet is refused; a container that cannot run (a fault)
+  crash-loops or fails its image pull as the kubelet reports it (model_pods);
 - a new, changed or deleted NetworkPolicy takes effect after the CNI's programming delay: until
   then probes see the old verdict;
 - a probe is ``blocked`` when the programmed policies deny it (and costs its full timeout: the CNI
@@ -28,12 +29,14 @@ import copy
 import ipaddress
 from collections.abc import Iterable, Sequence
 
+from conformance.backends import model_pods
 from conformance.backends.api_retry import TransientApiError
-from conformance.backends.base import ApiError, Backend
+from conformance.backends.base import ApiError, Backend, PodsCannotRun
 from conformance.backends.clock import VirtualClock
 from conformance.backends.cni_profiles import DEFAULT as DEFAULT_CNI
 from conformance.backends.cni_profiles import CniProfile
 from conformance.backends.model_faults import Faults, Latencies
+from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Pod
 from conformance.netpol.probing import Observation, Outcome, Probe
 from conformance.netpol.simulator import Simulator
@@ -117,6 +120,7 @@ class ModelCluster:
         self.objects: dict[Key, K8sObject] = {}
         self._gone_at: dict[str, float] = {}  # Terminating namespace -> when it disappears
         self._ready_at: dict[Key, float] = {}  # Pending pod -> when it is Running and Ready
+        self._faulty: dict[Key, tuple[model_pods.ContainerFault, float]] = {}  # never Ready: since when
         self._policy_log: list[tuple[float, Key, K8sObject | None]] = []  # what the CNI programs, when
         self._pod_ips = (str(ip) for ip in POD_CIDR.hosts())
         self._service_ips = (str(ip) for ip in list(SERVICE_CIDR.hosts())[10:])
@@ -147,6 +151,13 @@ class ModelCluster:
                 pod = self.objects.get(key)
                 if pod is not None:
                     pod["status"].update(_ready_status())
+                    self._changed()
+        for key, (fault, since) in self._faulty.items():
+            pod = self.objects.get(key)
+            if pod is not None and since <= now:
+                status = {**pod["status"], **model_pods.status(pod, fault, now - since)}
+                if status != pod["status"]:
+                    pod["status"] = status
                     self._changed()
 
     def _draw(self, span: tuple[float, float], what: str) -> float:
@@ -217,7 +228,13 @@ class ModelCluster:
         status["podIP"] = old["status"]["podIP"] if old else next(self._pod_ips)
         new.setdefault("spec", {}).setdefault("nodeName", NODES[self._scheduled % len(NODES)])
         self._scheduled += 1
-        if ready:
+        self._faulty.pop(key, None)
+        fault = model_pods.pod_fault(new, self.faults)
+        if fault is not None:
+            status.update({"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]})
+            self._ready_at.pop(key, None)
+            self._faulty[key] = (fault, self.clock.now() + self._draw(self.latencies.pod_ready_s, "pod"))
+        elif ready:
             status.update(_ready_status())
             self._ready_at.pop(key, None)
         else:
@@ -249,6 +266,7 @@ class ModelCluster:
     def _remove(self, key: Key) -> None:
         del self.objects[key]
         self._ready_at.pop(key, None)
+        self._faulty.pop(key, None)
         if key[0] == "NetworkPolicy":
             self._program(key, None)
 
@@ -285,8 +303,12 @@ class ModelCluster:
         return hit
 
     def running(self, key: Key) -> bool:
+        """Running and Ready: a crash-looping pod is Running, but nothing in it runs for long."""
         pod = self.objects.get(key)
-        return pod is not None and (pod.get("status") or {}).get("phase") == "Running"
+        status = (pod or {}).get("status") or {}
+        conditions = status.get("conditions") or ()
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        return status.get("phase") == "Running" and ready
 
     def resolv_conf(self, namespace: str) -> str:
         return (
@@ -351,16 +373,26 @@ class ModelBackend(Backend):
         self._wait(lambda: [n for n in names if self.cluster.phase(n)], timeout_s, "still exists")
 
     def wait_ready(self, namespaces: Iterable[str], timeout_s: float) -> None:
-        wanted = set(namespaces)
+        """Until every pod is Ready; PodsCannotRun at once when one crash-loops or cannot be pulled."""
+        wanted = list(namespaces)
 
         def unready() -> list[str]:
-            return [
-                f"{k[1]}/{k[2]}"
-                for k, o in self.cluster.objects.items()
-                if k[0] == "Pod" and k[1] in wanted and not self.cluster.running(k)
-            ]
+            pods = self.unready_pods(wanted)
+            stuck = {k: p for k, p in pods.items() if p is not None}
+            if stuck:
+                raise PodsCannotRun(stuck)
+            return list(pods)
 
         self._wait(unready, timeout_s, "not ready")
+
+    def unready_pods(self, namespaces: Iterable[str]) -> dict[str, PodProblem | None]:
+        self.cluster.api()
+        wanted = set(namespaces)
+        return {
+            f"{k[1]}/{k[2]}": never_ready(o)
+            for k, o in self.cluster.objects.items()
+            if k[0] == "Pod" and k[1] in wanted and not self.cluster.running(k)
+        }
 
     def _wait(self, pending, timeout_s: float, what: str) -> None:
         """Poll ``pending`` every second of virtual time (as the live backend does) until it is empty."""

@@ -11,7 +11,11 @@ Faults (``--model-faults``, comma-separated):
   from the backend's creation) for SECONDS, as a stopped kube-apiserver does;
 - ``not-served=KIND``: the API answers 404 for that kind (a CRD not installed): ``not-served=PodMonitor``;
 - ``no-dns``: no cluster DNS Service (pods' resolv.conf still names the kubelet's clusterDNS address);
-- ``openshift-dns``: DNS served as OpenShift does: Service ``openshift-dns/dns-default``, port 53 -> pod 5353.
+- ``openshift-dns``: DNS served as OpenShift does: Service ``openshift-dns/dns-default``, port 53 -> pod 5353;
+- ``no-sctp``: the nodes lack the sctp kernel module: a container that serves SCTP (``agnhost porter`` with a
+  ``SERVE_SCTP_PORT_<n>``) exits at once, "protocol not supported", and restarts in CrashLoopBackOff;
+- ``no-image=IMAGE``: the registry has no such image: containers of that image stay in ErrImagePull /
+  ImagePullBackOff. The pod lifecycle of both: model_pods.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class Faults:
     api_down: tuple[tuple[float, float], ...] = ()  # [start, end) windows of virtual time
     not_served: tuple[str, ...] = ()  # kinds the API answers 404 for
     dns: str = "kube-dns"
+    no_sctp: bool = False  # SCTP listeners fail: the sctp kernel module is not loaded
+    unpullable: tuple[str, ...] = ()  # images the registry does not have
 
     def api_down_at(self, t: float) -> bool:
         return any(start <= t < end for start, end in self.api_down)
@@ -81,10 +87,14 @@ def parse_faults(text: str, source: str = "--model-faults") -> Faults:
             faults = replace(faults, dns="none")
         elif item == "openshift-dns":
             faults = replace(faults, dns="openshift")
+        elif item == "no-sctp":
+            faults = replace(faults, no_sctp=True)
+        elif item.startswith("no-image=") and item.removeprefix("no-image="):
+            faults = replace(faults, unpullable=(*faults.unpullable, item.removeprefix("no-image=")))
         else:
             raise UserError(
                 f"unknown fault {item!r}: expected api-down@START+SECONDS, not-served=KIND, no-dns, "
-                "openshift-dns",
+                "openshift-dns, no-sctp, no-image=IMAGE",
                 source=source,
             )
     return faults

@@ -16,8 +16,9 @@ import yaml
 from conformance.commands.render import add_values_arguments, write_stream
 from conformance.gim.examples import DOC_ALLOWED_NAMESPACES
 from conformance.gim.values import NetpolValues, load_values
+from conformance.gim.workloads import GIM_CLIENT, REFERENCE_WORKLOADS
 from conformance.probes.agnhost import AGNHOST_IMAGE
-from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology
+from conformance.suite.topology import Topology
 
 PLAN_RUN_ID = "plan"
 

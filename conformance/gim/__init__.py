@@ -1,2 +1,3 @@
 """GIM's documented contract: Helm values, the reference rendering, the chart's manifests, promises per flow.
-May import ``netpol`` (and ``suite.topology`` for the chart's workloads); never backends, probes or pytest."""
+May import ``netpol`` only; never suite, backends, probes or pytest (``workloads`` holds GIM's
+components, which the suite's topology stands in)."""

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import UserError
+from conformance.gim.workloads import GIM_CLIENT, Workload
 from conformance.netpol.k8s_schema import validate_network_policy
 from conformance.netpol.model import PROTOCOLS, ContainerPort, K8sObject, object_key
 from conformance.netpol.snapshot import parse_documents
-from conformance.suite.topology import GIM_CLIENT, Workload
 
 NETWORK_POLICY_API = "networking.k8s.io/v1"
 

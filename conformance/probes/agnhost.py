@@ -34,6 +34,10 @@ AGNHOST_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.52"
 
 RUN_LABEL = "conformance.gitguardian.com/run"
 
+# A container that exits with an error gets its last log lines as lastState.terminated.message (Pod API,
+# Container.terminationMessagePolicy): agnhost porter's "Failed to listen: ..." reaches the report.
+LOG_TAIL_ON_ERROR = "FallbackToLogsOnError"
+
 PROBE_UID = 65532  # any non-zero uid: Pod Security "restricted" wants runAsNonRoot
 MIN_PORT = 1024  # a non-root process without NET_BIND_SERVICE cannot bind below this
 
@@ -158,6 +162,7 @@ def server_pod(
             "env": env,
             "ports": [_port_entry(p) for p in porter_ports],
             "securityContext": _container_security(),
+            "terminationMessagePolicy": LOG_TAIL_ON_ERROR,
         }
         tcp = [p for p in porter_ports if p.protocol == "TCP"]
         if tcp:
@@ -174,6 +179,7 @@ def server_pod(
                     "command": ["/agnhost", "serve-hostname", "--udp", "--http=false", f"--port={p.port}"],
                     "ports": [_port_entry(p)],
                     "securityContext": _container_security(),
+                    "terminationMessagePolicy": LOG_TAIL_ON_ERROR,
                 }
             )
     return {
@@ -199,6 +205,7 @@ def client_pod(
         "imagePullPolicy": "IfNotPresent",
         "command": ["/agnhost", "pause"],
         "securityContext": _container_security(),
+        "terminationMessagePolicy": LOG_TAIL_ON_ERROR,
     }
     return {
         "apiVersion": "v1",

@@ -62,6 +62,7 @@ class Canary:
     policies: PolicyBuilder
     checks: tuple[Check, ...]
     unavailable: str = ""  # what a baseline that does not connect usually means
+    cannot_run: str = ""  # what a server that keeps exiting means; {error}: its last error
     needs: str = ""  # what the cluster must offer beyond ordinary pods, for the README
 
 
@@ -317,6 +318,7 @@ CANARIES: tuple[Canary, ...] = (
         ((8081, "SCTP"), (8082, "SCTP"), (8080, "TCP")),
         unavailable="SCTP is not available: the nodes need the sctp kernel module (modprobe sctp) and a CNI"
         " that carries SCTP",
+        cannot_run="the SCTP server cannot listen: {error}; the nodes need the sctp kernel module",
         needs="the sctp kernel module on the nodes",
     ),
     Canary(

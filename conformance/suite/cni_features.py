@@ -13,7 +13,11 @@ together (one deploy, one baseline round, one policy round), and each is reporte
   host-network client is not allowed; the cluster has no kube-dns Service...).
 
 Canaries are independent: a policy only selects pods of its own namespace, and each canary probes only
-between its own pods, so one feature ignored shows in its canary alone.
+between its own pods, so one feature ignored shows in its canary alone. Each waits for its own pods: one
+whose pod can never run (an SCTP server without the kernel module crash-loops, an image the mirror lacks)
+is ``not checked`` as soon as the kubelet says so, with the reason, and the others go on.
+``start_canaries`` applies the objects and returns; ``CanaryRun.finish`` does the rest; ``run_canaries``
+is the two.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conformance.backends.base import Backend
+from conformance.backends.pod_status import PodProblem
 from conformance.netpol.features import FEATURES, FeatureUse, features_used, policy_features
 from conformance.netpol.model import Cluster, K8sObject, policy_key
 from conformance.netpol.probing import Outcome, Probe
@@ -293,20 +298,58 @@ def _with_cluster_dns(
     return layout
 
 
-def run_canaries(
+@dataclass
+class CanaryRun:
+    """Canaries whose objects are applied (``start_canaries``); ``finish`` waits for each canary's pods,
+    probes, judges and deletes. Between the two the caller may do other work (bring up a probe fleet)."""
+
+    backend: Backend
+    layout: Layout
+    report: CniFeatureReport
+    live: list[Canary]  # applied, not judged yet
+    namespace_objects: list[K8sObject]
+    clock: _Clock
+    start: float
+
+    def finish(
+        self,
+        *,
+        probe_timeout_s: float,
+        deadline_s: float,
+        ready_timeout_s: float,
+        retry_interval_s: float = 1.0,
+    ) -> CniFeatureReport:
+        """Each canary's readiness on its own (one that cannot run is ``not checked`` at once, the others
+        go on), one baseline round and one policy round for all, verdicts; the canaries' namespaces are
+        deleted whatever happens. Never raises for a canary that cannot run."""
+        try:
+            if self.live:
+                self.live = _ready_canaries(self, ready_timeout_s, retry_interval_s)
+            if self.live:
+                _judge(self, probe_timeout_s, deadline_s, retry_interval_s)
+            return self.report
+        finally:
+            self.delete()
+
+    def delete(self) -> None:
+        """Delete the canaries' namespaces (not waited for)."""
+        if self.namespace_objects:
+            self.backend.delete(self.namespace_objects)
+            self.namespace_objects = []
+        self.report.seconds = self.clock.now() - self.start
+
+
+def start_canaries(
     backend: Backend,
     canaries: Sequence[Canary],
     layout: Layout,
     *,
     image: str,
-    probe_timeout_s: float,
-    deadline_s: float,
-    ready_timeout_s: float,
-    retry_interval_s: float = 1.0,
     needed: Mapping[str, list[FeatureUse]] | None = None,
-) -> CniFeatureReport:
-    """Deploy the canaries, probe them before and after their policies, delete them; never raises for a
-    canary that cannot run (it is reported ``not checked``)."""
+) -> CanaryRun:
+    """Apply the canaries' namespaces and pods, without waiting for them. A canary this cluster refuses
+    (admission, a policy engine...) or cannot host (a host-network client where Pod Security forbids it)
+    is ``not checked`` at once; the others are left to ``CanaryRun.finish``."""
     clock = _Clock(backend)
     start = clock.now()
     results: dict[str, CanaryResult] = {}
@@ -324,95 +367,153 @@ def run_canaries(
             results[c.feature] = CanaryResult(c.feature, NOT_RUN)
             live.append(c)
     namespace_objects = [o for c in live for o in layout.objects(c, image) if o["kind"] == "Namespace"]
-    if not live:
-        return report
+    run = CanaryRun(backend, layout, report, live, namespace_objects, clock, start)
     try:
-        for c in list(live):  # one canary refused (admission, a policy engine...) leaves the others
+        for c in list(live):  # one canary refused leaves the others
             try:
                 backend.apply(layout.objects(c, image))
             except RuntimeError as exc:
                 results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, f"refused: {exc}")
                 live.remove(c)
-        try:
-            backend.wait_ready([n for c in live for n in layout.namespaces(c)], ready_timeout_s)
-        except (RuntimeError, TimeoutError) as exc:
-            for c in live:
-                results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, f"pods not ready: {exc}")
-            return report
-        layout = _with_cluster_dns(backend, layout, live, results)
-        state = backend.state(layout.state_namespaces(live))
-        planned: dict[str, tuple[list[Flow], list[K8sObject]]] = {}
-        for c in live:
-            try:
-                policies = layout.policies(c, state)
-                planned[c.feature] = (canary_flows(layout, c, state, policies), policies)
-            except (NotCheckable, StopIteration, KeyError, ValueError) as exc:
-                why = str(exc) or f"no Service {layout.dns_service} in this cluster"
+    except BaseException:
+        run.delete()
+        raise
+    return run
+
+
+def run_canaries(
+    backend: Backend,
+    canaries: Sequence[Canary],
+    layout: Layout,
+    *,
+    image: str,
+    probe_timeout_s: float,
+    deadline_s: float,
+    ready_timeout_s: float,
+    retry_interval_s: float = 1.0,
+    needed: Mapping[str, list[FeatureUse]] | None = None,
+) -> CniFeatureReport:
+    """Deploy the canaries, probe them before and after their policies, delete them; never raises for a
+    canary that cannot run (it is reported ``not checked``)."""
+    run = start_canaries(backend, canaries, layout, image=image, needed=needed)
+    return run.finish(
+        probe_timeout_s=probe_timeout_s,
+        deadline_s=deadline_s,
+        ready_timeout_s=ready_timeout_s,
+        retry_interval_s=retry_interval_s,
+    )
+
+
+def cannot_run(canary: Canary, problem: PodProblem) -> str:
+    """Why a canary whose pod can never be Ready is not checked, in one line."""
+    if problem.pull:
+        return f"cannot pull image {problem.image!r} ({problem.reason}): {problem.message}"
+    if canary.cannot_run and problem.message:
+        error = problem.message.rsplit(": ", 1)[-1]  # "Failed to listen: listen sctp: protocol not supported"
+        return canary.cannot_run.format(error=error)
+    return f"pods cannot run: {problem.line()}"
+
+
+def _ready_canaries(run: CanaryRun, ready_timeout_s: float, poll_s: float) -> list[Canary]:
+    """The canaries whose pods are all Ready, each waited for on its own: one whose pod crash-loops or
+    cannot be pulled is ``not checked`` as soon as the kubelet says so, one still not Ready after
+    ``ready_timeout_s`` is ``not checked`` then; neither holds the others back."""
+    backend, layout, results = run.backend, run.layout, run.report.results
+    deadline = run.clock.now() + ready_timeout_s
+    pending, ready = list(run.live), []
+    while True:
+        unready = backend.unready_pods([n for c in pending for n in layout.namespaces(c)])
+        for c in list(pending):
+            mine = {k: p for k, p in unready.items() if k.split("/", 1)[0] in layout.namespaces(c)}
+            problems = [p for p in mine.values() if p is not None]
+            if not mine:
+                ready.append(c)
+            elif problems:
+                results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, cannot_run(c, problems[0]))
+            elif run.clock.now() >= deadline:
+                why = f"pods not ready after {ready_timeout_s:g}s: {', '.join(sorted(mine))}"
                 results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, why)
-
-        def run(flows: list[Flow], label: str) -> CheckReport:
-            r = check(
-                backend,
-                flows,
-                label=label,
-                probe_timeout_s=probe_timeout_s,
-                deadline_s=deadline_s,
-                retry_interval_s=retry_interval_s,
-            )
-            report.probes += sum(len(x.samples) for x in r.results)
-            return r
-
-        # Baseline: no policy yet, every probe must connect, else the feature cannot be judged here.
-        baseline_flows = {
-            f: canary_flows(layout, BY_FEATURE[f], state, []) if flows else []
-            for f, (flows, _) in planned.items()
-        }
-        baseline = run([x for fl in baseline_flows.values() for x in fl], "CNI feature canaries: baseline")
-        for feature in list(planned):
-            keys = {id(x) for x in baseline_flows[feature]}
-            failed = [r for r in baseline.results if id(r.flow) in keys and not r.settled]
-            if failed:
-                hint = BY_FEATURE[feature].unavailable
-                results[feature] = CanaryResult(
-                    feature,
-                    NOT_CHECKED,
-                    (hint + "; " if hint else "") + "before any policy, " + _mismatch(failed[0]),
-                    probes=sum(len(r.samples) for r in failed),
-                )
-                del planned[feature]
-        backend.apply([p for _, policies in planned.values() for p in policies])
-        # check() probes a flow expected through again when it connected before the blocks held (the
-        # policies take a moment to be programmed), so a skipped allow policy shows here.
-        after = run([x for flows, _ in planned.values() for x in flows], "CNI feature canaries")
-        final = after.results
-        rejects = sum(1 for r in after.results for o in r.samples if o.outcome is Outcome.REJECTED)
-        if rejects:
-            report.notes.append(
-                f"{rejects} denied connections were refused at once on ports that answered before the"
-                " policy: this CNI rejects denied connections instead of dropping them (counted as blocked)"
-            )
-        for feature, (flows, _) in planned.items():
-            keys = {id(x) for x in flows}
-            mine = [r for r in final if id(r.flow) in keys]
-            bad = [r for r in mine if not r.settled]
-            n = sum(len(r.samples) for r in mine)
-            if not bad:
-                results[feature] = CanaryResult(feature, ENFORCED, probes=n)
-            elif all(r.infrastructure_error for r in bad):
-                detail = bad[0].last.detail if bad[0].last else ""
-                results[feature] = CanaryResult(feature, NOT_CHECKED, f"probe errors: {detail}", probes=n)
             else:
-                results[feature] = CanaryResult(
-                    feature,
-                    NOT_ENFORCED,
-                    f"{len(bad)} of {len(mine)} probes disagree with the simulator",
-                    [_mismatch(r) for r in bad],
-                    probes=n,
-                )
-        return report
-    finally:
-        backend.delete(namespace_objects)
-        report.seconds = clock.now() - start
+                continue
+            pending.remove(c)
+        if not pending:
+            return [c for c in run.live if c in ready]
+        backend.clock.sleep(poll_s)
+
+
+def _judge(run: CanaryRun, probe_timeout_s: float, deadline_s: float, retry_interval_s: float) -> None:
+    """The canaries' shared rounds (a baseline with no policy, then their policies) and their verdicts."""
+    backend, report, results, live = run.backend, run.report, run.report.results, run.live
+    layout = _with_cluster_dns(backend, run.layout, live, results)
+    state = backend.state(layout.state_namespaces(live))
+    planned: dict[str, tuple[list[Flow], list[K8sObject]]] = {}
+    for c in live:
+        try:
+            policies = layout.policies(c, state)
+            planned[c.feature] = (canary_flows(layout, c, state, policies), policies)
+        except (NotCheckable, StopIteration, KeyError, ValueError) as exc:
+            why = str(exc) or f"no Service {layout.dns_service} in this cluster"
+            results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, why)
+
+    def probe_round(flows: list[Flow], label: str) -> CheckReport:
+        r = check(
+            backend,
+            flows,
+            label=label,
+            probe_timeout_s=probe_timeout_s,
+            deadline_s=deadline_s,
+            retry_interval_s=retry_interval_s,
+        )
+        report.probes += sum(len(x.samples) for x in r.results)
+        return r
+
+    # Baseline: no policy yet, every probe must connect, else the feature cannot be judged here.
+    baseline_flows = {
+        f: canary_flows(layout, BY_FEATURE[f], state, []) if flows else []
+        for f, (flows, _) in planned.items()
+    }
+    all_baseline = [x for fl in baseline_flows.values() for x in fl]
+    baseline = probe_round(all_baseline, "CNI feature canaries: baseline")
+    for feature in list(planned):
+        keys = {id(x) for x in baseline_flows[feature]}
+        failed = [r for r in baseline.results if id(r.flow) in keys and not r.settled]
+        if failed:
+            hint = BY_FEATURE[feature].unavailable
+            results[feature] = CanaryResult(
+                feature,
+                NOT_CHECKED,
+                (hint + "; " if hint else "") + "before any policy, " + _mismatch(failed[0]),
+                probes=sum(len(r.samples) for r in failed),
+            )
+            del planned[feature]
+    backend.apply([p for _, policies in planned.values() for p in policies])
+    # check() probes a flow expected through again when it connected before the blocks held (the
+    # policies take a moment to be programmed), so a skipped allow policy shows here.
+    after = probe_round([x for flows, _ in planned.values() for x in flows], "CNI feature canaries")
+    rejects = sum(1 for r in after.results for o in r.samples if o.outcome is Outcome.REJECTED)
+    if rejects:
+        report.notes.append(
+            f"{rejects} denied connections were refused at once on ports that answered before the"
+            " policy: this CNI rejects denied connections instead of dropping them (counted as blocked)"
+        )
+    for feature, (flows, _) in planned.items():
+        keys = {id(x) for x in flows}
+        mine = [r for r in after.results if id(r.flow) in keys]
+        bad = [r for r in mine if not r.settled]
+        n = sum(len(r.samples) for r in mine)
+        if not bad:
+            results[feature] = CanaryResult(feature, ENFORCED, probes=n)
+        elif all(r.infrastructure_error for r in bad):
+            detail = bad[0].last.detail if bad[0].last else ""
+            results[feature] = CanaryResult(feature, NOT_CHECKED, f"probe errors: {detail}", probes=n)
+        else:
+            results[feature] = CanaryResult(
+                feature,
+                NOT_ENFORCED,
+                f"{len(bad)} of {len(mine)} probes disagree with the simulator",
+                [_mismatch(r) for r in bad],
+                probes=n,
+            )
 
 
 def plan_objects(layout: Layout, canaries: Sequence[Canary], image: str, backend: Backend) -> list[K8sObject]:

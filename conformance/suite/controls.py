@@ -13,20 +13,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from conformance.backends.base import Backend
+from conformance.gim.workloads import REFERENCE_WORKLOADS
 from conformance.netpol.model import K8sObject
 from conformance.probes.agnhost import RUN_LABEL
 from conformance.suite import cni_features
 from conformance.suite.fleet import Fleet
 from conformance.suite.flows import plan_flows
 from conformance.suite.scenario import Timing
-from conformance.suite.topology import REFERENCE_WORKLOADS, Topology
+from conformance.suite.topology import Topology
 from conformance.suite.verdicts import CheckReport, check
 
 NOT_ENFORCED = "policies deployed but not enforced: this cluster's CNI does not enforce NetworkPolicy"
 
 
 class ControlFailed(Exception):
-    pass
+    """A control failed; ``cni`` holds the feature canaries' report when they are what failed."""
+
+    def __init__(self, message: str, cni: cni_features.CniFeatureReport | None = None) -> None:
+        super().__init__(message)
+        self.cni = cni
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def run_controls(
     )
     failures = report.failures()
     if failures:
-        raise ControlFailed("\n".join(failures))
+        raise ControlFailed("\n".join(failures), cni=report)
     return ControlResults(results.baseline, results.canary, report)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from conformance.backends.base import Backend
+from conformance.backends.base import Backend, PodsCannotRun
 from conformance.netpol.model import K8sObject
 from conformance.probes.agnhost import RUN_LABEL
 from conformance.suite.topology import Topology
@@ -48,8 +48,14 @@ class Fleet:
         objects = [o for o in self.topology.objects() if not self._is_borrowed_namespace(o)]
         self.created = [o for o in objects if o["kind"] != "Namespace"]
         self.backend.apply(objects)
-        self.backend.wait_ready(self.topology.namespaces, self.ready_timeout_s)
+        self._wait_ready()
         self.pods = self._probe_pods(self.topology.namespaces)
+
+    def _wait_ready(self) -> None:
+        try:
+            self.backend.wait_ready(self.topology.namespaces, self.ready_timeout_s)
+        except PodsCannotRun as exc:
+            raise FleetBroken(f"probe pods cannot run: {exc}") from None
 
     def _wait_out_terminating(self) -> dict[str, str]:
         """The cluster's namespaces, once those of the topology still being deleted are gone.
@@ -109,7 +115,7 @@ class Fleet:
                 + "; ".join(problems)
                 + " (deleted by hand, evicted, or the node went away?): the run's verdicts cannot be trusted"
             )
-        self.backend.wait_ready(self.topology.namespaces, self.ready_timeout_s)
+        self._wait_ready()
         return self.backend.clock.now() - start
 
     def view(self, allowed: int | None = None) -> Topology:

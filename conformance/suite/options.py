@@ -111,7 +111,7 @@ def options() -> tuple[Option, ...]:
         Option(
             "--model-faults",
             "faults of the model backend, comma-separated: api-down@START+SECONDS, not-served=KIND, no-dns, "
-            "openshift-dns",
+            "openshift-dns, no-sctp (SCTP servers crash-loop), no-image=IMAGE (the image cannot be pulled)",
             "",
         ),
         Option(

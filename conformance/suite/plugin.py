@@ -20,15 +20,16 @@ from typing import Any
 
 import pytest
 
-from conformance.backends.base import Backend, BackendUnavailable
+from conformance.backends.base import Backend, BackendUnavailable, PodsCannotRun
 from conformance.errors import UserError
 from conformance.gim.values import NetpolValues, load_values
+from conformance.gim.workloads import GIM_CLIENT, REFERENCE_WORKLOADS, Workload
 from conformance.suite import options as opts
-from conformance.suite.cni_features import cni_summary_lines, policies_under_test
+from conformance.suite.cni_features import CniFeatureReport, cni_summary_lines, policies_under_test
 from conformance.suite.controls import ControlFailed, ControlResults, run_controls
 from conformance.suite.fleet import Fleet, FleetBroken, view
 from conformance.suite.scenario import Scenario, Timing
-from conformance.suite.topology import GIM_CLIENT, REFERENCE_WORKLOADS, Topology, Workload
+from conformance.suite.topology import Topology
 
 MODES = ("disabled", "dryrun", "enforce")
 SUITE_DIR = Path(__file__).resolve().parents[1]  # conformance/, where the test_*.py files live
@@ -227,6 +228,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if clock is not None and call.when == "teardown":
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         report.user_properties.append((CLOCK, json.dumps({"worker": worker, "now": clock.now()})))
+    if call.when == "teardown" and _cni_pending:
+        # The CNI features report, once per session (per xdist worker: user_properties are what travel
+        # to the controller), on the first test report after the canaries ran, passed or not.
+        report.user_properties.append(("gim-netpol-cni-features", _cni_pending.pop()))
     if call.excinfo is not None and isinstance(call.excinfo.value, ApiUnreachable):
         message = f"INFRASTRUCTURE ERROR: {call.excinfo.value}"
         report.outcome = "failed"
@@ -294,7 +299,7 @@ def netpol_controls(
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     s = netpol_settings
     try:
-        return run_controls(
+        results = run_controls(
             netpol_backend,
             s.run_id,
             s.timing,
@@ -304,12 +309,24 @@ def netpol_controls(
             policies=policies_under_test(s.values, s.policies, s.options["gim_namespace"]),
             fleet=None if s.fleet_per_test else netpol_fleet(),
         )
-    except (ControlFailed, FleetBroken) as e:
+    except ControlFailed as e:
+        _record_cni(e.cni)  # the features table is reported whatever the outcome
         raise pytest.fail.Exception(str(e), pytrace=False) from None  # one line, no chained traceback
+    except (FleetBroken, PodsCannotRun) as e:
+        raise pytest.fail.Exception(str(e), pytrace=False) from None
+    _record_cni(results.cni)
+    return results
+
+
+_cni_pending: list[str] = []  # the session's CNI features report, until a test report carries it
+
+
+def _record_cni(report: CniFeatureReport | None) -> None:
+    if report is not None:
+        _cni_pending.append(json.dumps(report.to_json()))
 
 
 _counter = iter(range(1, 1_000_000))
-_cni_recorded: list[bool] = []
 
 
 def _name(role: str, run_id: str, serial: int) -> str:
@@ -436,11 +453,6 @@ def scenario(
     yield make
     from conformance.api_errors import ApiUnreachable
 
-    if netpol_controls.cni is not None and not _cni_recorded:  # once per session (per xdist worker)
-        _cni_recorded.append(True)
-        request.node.user_properties.append(
-            ("gim-netpol-cni-features", json.dumps(netpol_controls.cni.to_json()))
-        )
     for sc in made:
         _record(request, sc)
         if not s.options["keep_namespaces"]:

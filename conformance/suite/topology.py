@@ -10,37 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from conformance.netpol.model import ContainerPort, K8sObject
+from conformance.gim.workloads import GIM_CLIENT, REFERENCE_WORKLOADS, Workload
+from conformance.netpol.model import K8sObject
 from conformance.probes import agnhost
 
-PART_OF = {"app.kubernetes.io/name": "gitguardian", "app.kubernetes.io/instance": "gim"}
-COMPONENT_LABEL = "app.kubernetes.io/component"
-
-
-@dataclass(frozen=True)
-class Workload:
-    """A GIM component: its pod labels and the ports its pods declare."""
-
-    name: str
-    labels: dict[str, str]
-    ports: tuple[ContainerPort, ...]
-    serves: bool = True  # False for components that only open connections (workers, beat)
-
-
-def _component(name: str, *ports: ContainerPort, serves: bool = True) -> Workload:
-    return Workload(name, {**PART_OF, COMPONENT_LABEL: name}, tuple(ports), serves)
-
-
-# The components of GIM's topology docs that receive traffic, with ports >= 1024 so that the stand-ins
-# run as non-root under Pod Security "restricted".
-REFERENCE_WORKLOADS: tuple[Workload, ...] = (
-    _component("nginx", ContainerPort(8080, "TCP", "http"), ContainerPort(8443, "TCP", "https")),
-    _component("internal-api", ContainerPort(8000, "TCP", "http")),
-    _component("public-api", ContainerPort(8001, "TCP", "http")),
-    _component("app-exporter", ContainerPort(9808, "TCP", "metrics")),
-)
-# GIM's workers only open connections: in the GIM namespace the client is one of them.
-GIM_CLIENT = _component("worker", serves=False)
 CLIENT_LABELS = {"app.kubernetes.io/name": "netpol-probe-client"}
 
 DNS_NAMESPACE = "kube-system"  # kind's; the suite finds the cluster's own DNS (conformance/suite/dns.py)

@@ -233,25 +233,41 @@ class CheckReport:
                     f"  promise '{f.promise.promise if f.promise else '?'}' broken: {_flow_name(f)} should be"
                     f" {want}; the applied policies say: {f.expected.reason}"
                 )
-        for r in self.mismatches:
-            f = r.flow
-            seen = _samples(r.samples)
-            kind = "INFRASTRUCTURE ERROR" if r.infrastructure_error else "MISMATCH"
-            lines.append(
-                f"  {kind} {_flow_name(f)}: expected {'connected' if f.expected.allowed else 'blocked'},"
-                f" observed [{seen}]"
-            )
-            lines.append(f"    why expected: {f.expected.reason}")
-            if self.hints is not None and not r.infrastructure_error:
-                lines.extend(f"    {hint}" for hint in self.hints(r))
-            if r.last and r.last.detail:
-                lines.append(f"    detail: {r.last.detail.strip()[:300]}")
-            if id(r) in self.repro:
-                lines.append(f"    repro: {self.repro[id(r)]}")
-            if r.infrastructure_error and f.probe.client in self.diagnostics:
-                lines.append(f"    events of {f.probe.client}: {self.diagnostics[f.probe.client]}")
+        for why, group in self._by_explanation().items():
+            for r in group:
+                lines.extend(self._flow_lines(r))
+            if len(group) > 1:
+                lines.append(f"    these {len(group)} flows, why expected: {why[0]}")
+            else:
+                lines.append(f"    why expected: {why[0]}")
+            lines.extend(f"    {hint}" for hint in why[1])
         lines.append(self.tables())
         return "\n".join(lines)
+
+    def _by_explanation(self) -> dict[tuple[str, tuple[str, ...]], list[FlowResult]]:
+        """The mismatches grouped by their explanation (why expected, and the feature hints), in order of
+        first appearance: flows that share one are listed together and it is printed once."""
+        groups: dict[tuple[str, tuple[str, ...]], list[FlowResult]] = {}
+        for r in self.mismatches:
+            hints = self.hints(r) if self.hints is not None and not r.infrastructure_error else []
+            groups.setdefault((r.flow.expected.reason, tuple(hints)), []).append(r)
+        return groups
+
+    def _flow_lines(self, r: FlowResult) -> list[str]:
+        """One mismatching flow: what was expected and observed, the probe's detail, how to repeat it."""
+        f = r.flow
+        kind = "INFRASTRUCTURE ERROR" if r.infrastructure_error else "MISMATCH"
+        lines = [
+            f"  {kind} {_flow_name(f)}: expected {'connected' if f.expected.allowed else 'blocked'},"
+            f" observed [{_samples(r.samples)}]"
+        ]
+        if r.last and r.last.detail:
+            lines.append(f"    detail: {r.last.detail.strip()[:300]}")
+        if id(r) in self.repro:
+            lines.append(f"    repro: {self.repro[id(r)]}")
+        if r.infrastructure_error and f.probe.client in self.diagnostics:
+            lines.append(f"    events of {f.probe.client}: {self.diagnostics[f.probe.client]}")
+        return lines
 
     def summary(self) -> dict:
         return {

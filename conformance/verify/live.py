@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conformance.api_errors import status_message
+from conformance.backends.api_retry import quiet_urllib3_retries
 from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
 from conformance.netpol.model import Cluster, ContainerPort, K8sObject, Pod
@@ -89,6 +90,7 @@ def api_client(kubeconfig: str | None, context: str | None) -> Any:
             f"cannot load kubeconfig {kubeconfig or '(default)'} context {context or '(current)'}: {exc}",
             source="--kubeconfig",
         ) from None
+    quiet_urllib3_retries()  # an unreachable API is said in one line, not in urllib3's retry warnings
     return client.ApiClient(configuration=configuration)
 
 
