@@ -59,29 +59,38 @@ def run_controls(
     suffix: str = "",
     cni_features_choice: str = "none",
     policies: Sequence[K8sObject] = (),
-    fleet: Fleet | None = None,
+    fleet: Callable[[], Fleet] | None = None,
 ) -> ControlResults:
-    """Baseline then canary in scratch namespaces, deleted afterwards; then the CNI feature canaries
-    ``cni_features_choice`` asks for (those of the features ``policies`` use, all, or none). Raises
-    ControlFailed, with one line per feature the policies use that the CNI does not enforce."""
-    if fleet is not None:
-        results = _run_controls_on(fleet, timing)
-    else:
-        results = _run_controls(backend, run_id, timing, image=image, suffix=suffix)
+    """The CNI feature canaries ``cni_features_choice`` asks for (those of the features ``policies`` use,
+    all, or none) are started first, in their own namespaces; their pods get Ready while the probe fleet
+    comes up (``fleet()``) and the baseline and canary run on it (in scratch namespaces without a fleet);
+    then the feature canaries are judged. Raises ControlFailed, with one line per feature the policies use
+    that the CNI does not enforce."""
     needed = cni_features.needed_features(policies)
     canaries = cni_features.chosen(cni_features_choice, needed)
-    if not canaries:
+    started = (
+        cni_features.start_canaries(
+            backend, canaries, cni_features.Layout(run_id, suffix), image=image, needed=needed
+        )
+        if canaries
+        else None
+    )
+    try:
+        if fleet is not None:
+            results = _run_controls_on(fleet(), timing)
+        else:
+            results = _run_controls(backend, run_id, timing, image=image, suffix=suffix)
+    except BaseException:
+        if started is not None:
+            started.delete()
+        raise
+    if started is None:
         return results
-    report = cni_features.run_canaries(
-        backend,
-        canaries,
-        cni_features.Layout(run_id, suffix),
-        image=image,
+    report = started.finish(
         probe_timeout_s=timing.probe_timeout_s,
         deadline_s=timing.converge_timeout_s,
         ready_timeout_s=timing.ready_timeout_s,
         retry_interval_s=timing.retry_interval_s,
-        needed=needed,
     )
     failures = report.failures()
     if failures:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from conformance.backends.base import Backend, PodsCannotRun
 from conformance.netpol.model import K8sObject
 from conformance.probes.agnhost import RUN_LABEL
+from conformance.suite.observations import SharedObservations
 from conformance.suite.topology import Topology
 
 
@@ -30,6 +31,7 @@ class Fleet:
     borrowed: tuple[str, ...] = ()  # client namespaces that existed before the fleet
     created: list[K8sObject] = field(default_factory=list)  # what the fleet made, namespaces aside
     pods: dict[str, str | None] = field(default_factory=dict)  # probe pod -> its IP when set up
+    shared: SharedObservations = field(default_factory=SharedObservations)  # converged observations
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def setup(self) -> None:

@@ -307,7 +307,7 @@ def netpol_controls(
             suffix=worker,
             cni_features_choice=s.options["cni_features"],
             policies=policies_under_test(s.values, s.policies, s.options["gim_namespace"]),
-            fleet=None if s.fleet_per_test else netpol_fleet(),
+            fleet=None if s.fleet_per_test else netpol_fleet,
         )
     except ControlFailed as e:
         _record_cni(e.cni)  # the features table is reported whatever the outcome
@@ -503,9 +503,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(f"{value}  [{nodeid}]")
         elif name == "gim-netpol-check":
             d = json.loads(value)
+            held = (
+                f"observation shared with '{d['shared_from']}' (same objects, same fleet)"
+                if d.get("shared_from")
+                else f"held after {d['converge_s']:.2f}s"
+            )
             terminalreporter.write_line(
                 f"{d['label']}: {d['probes']} probes, {d['mismatches']} mismatches,"
-                f" {d['contract_breaks']} contract breaks, held after {d['converge_s']:.2f}s"
+                f" {d['contract_breaks']} contract breaks, {held}"
                 f" (pod IP: {d['same_node']} same-node, {d['cross_node']} cross-node)  [{nodeid}]"
             )
         else:

@@ -23,6 +23,7 @@ from conformance.suite.cni_features import CniFeatureReport, feature_hints
 from conformance.suite.dns import ClusterDns, find_cluster_dns
 from conformance.suite.fleet import Fleet, FleetBroken
 from conformance.suite.flows import Flow, plan_flows, without_safety_net
+from conformance.suite.observations import fingerprint
 from conformance.suite.topology import Topology
 from conformance.suite.verdicts import CheckReport, FlowResult, check
 
@@ -59,6 +60,7 @@ class Scenario:
     added: list[str] = field(default_factory=list)  # client namespaces this test created itself
     last_apply_s: float = 0.0  # what the last deploy cost, reported with the next check
     owns_fleet: bool = False  # the fleet is this scenario's alone: set up and deleted with it
+    deploys: int = 0  # after a second deploy, checks observe the transition themselves (nothing shared)
 
     @classmethod
     def standalone(
@@ -86,13 +88,12 @@ class Scenario:
     def teardown(self) -> None:
         """Return the fleet to its known state: the test's policies deleted (with any other policy of
         the run in the fleet's namespaces), and the namespaces it created deleted; a fleet of its own
-        is deleted whole."""
+        is deleted whole. Deleted namespaces are not waited for: their names are this scenario's alone
+        (``scratch_name``), so nothing needs them gone, and they terminate while the next test runs."""
         self.fleet.reset()  # the test's policies carry the run label: the reset deletes them
         self.applied = []
         if self.added:
-            objects = self.topology.namespace_objects(self.added)
-            self.backend.delete(objects)
-            self.backend.wait_gone(objects, self.timing.ready_timeout_s)
+            self.backend.delete(self.topology.namespace_objects(self.added))
             self.added = []
         if self.owns_fleet:
             self.fleet.teardown()
@@ -104,20 +105,27 @@ class Scenario:
 
     def add_client_namespace(self, namespace: str, *, allowed: bool) -> None:
         """Create one more client namespace (with its client pod) now, after the policies."""
-        t = self.topology
-        if allowed:
-            self.topology = replace(t, allowed_namespaces=(*t.allowed_namespaces, namespace))
-        else:
-            self.topology = replace(t, other_namespaces=(*t.other_namespaces, namespace))
-        if namespace not in self.added:
-            self.added.append(namespace)
-        self.backend.apply(
-            self.topology.namespace_objects([namespace]) + self.topology.client_objects(namespace)
-        )
-        self.backend.wait_ready([namespace], self.timing.ready_timeout_s)
+        self.add_client_namespaces([namespace], allowed=allowed)
 
-    def remove_client_namespace(self, namespace: str) -> None:
-        """Delete a client namespace and wait until it is gone (so that it can be created again)."""
+    def add_client_namespaces(self, namespaces: Sequence[str], *, allowed: bool) -> None:
+        """Create client namespaces (each with its client pod) now, after the policies, and wait until
+        their pods are Ready (together: their start-ups overlap)."""
+        t = self.topology
+        new = tuple(n for n in namespaces if n not in t.client_namespaces)
+        if allowed:
+            self.topology = replace(t, allowed_namespaces=(*t.allowed_namespaces, *new))
+        else:
+            self.topology = replace(t, other_namespaces=(*t.other_namespaces, *new))
+        self.added += [n for n in namespaces if n not in self.added]
+        objects = self.topology.namespace_objects(namespaces)
+        for namespace in namespaces:
+            objects += self.topology.client_objects(namespace)
+        self.backend.apply(objects)
+        self.backend.wait_ready(namespaces, self.timing.ready_timeout_s)
+
+    def remove_client_namespace(self, namespace: str, *, wait: bool = True) -> None:
+        """Delete a client namespace; with ``wait``, until it is gone. Creating it again later waits
+        out whatever is left of its termination (a namespace being deleted takes no new objects)."""
         t = self.topology
         self.topology = replace(
             t,
@@ -126,7 +134,8 @@ class Scenario:
         )
         objects = self.topology.namespace_objects([namespace])
         self.backend.delete(objects)
-        self.backend.wait_gone(objects, self.timing.ready_timeout_s)
+        if wait:
+            self.backend.wait_gone(objects, self.timing.ready_timeout_s)
         if namespace in self.added:
             self.added.remove(namespace)
 
@@ -160,6 +169,7 @@ class Scenario:
         if stale:
             self.backend.delete(stale)
         self.applied = policies
+        self.deploys += 1
         self.last_apply_s = self.backend.clock.now() - start
         return self.last_apply_s
 
@@ -208,14 +218,22 @@ class Scenario:
             ready_s = self.fleet.confirm_ready()
         except FleetBroken as e:
             raise pytest.fail.Exception(str(e), pytrace=False) from None
-        report = check(
-            self.backend,
-            self.flows(clients=clients, include_dns=include_dns),
-            label=label,
-            probe_timeout_s=self.timing.probe_timeout_s,
-            deadline_s=self.timing.converge_timeout_s,
-            retry_interval_s=self.timing.retry_interval_s,
-        )
+        flows = self.flows(clients=clients, include_dns=include_dns)
+        # A check right after the test's one deploy may share an observation made under the same objects;
+        # one after a redeploy (a switch, a namespace listed later) observes its transition itself.
+        key = fingerprint(self.state(), flows) if self.deploys <= 1 else None
+        report = self.fleet.shared.reuse(key, flows, label) if key else None
+        if report is None:
+            report = check(
+                self.backend,
+                flows,
+                label=label,
+                probe_timeout_s=self.timing.probe_timeout_s,
+                deadline_s=self.timing.converge_timeout_s,
+                retry_interval_s=self.timing.retry_interval_s,
+            )
+            if key:
+                self.fleet.shared.keep(key, report)
         if report.mismatches:
             report.hints = feature_hints(self.state().policies, self.cni)
         report.apply_s, report.ready_s = self.last_apply_s, ready_s

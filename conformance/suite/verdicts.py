@@ -161,6 +161,7 @@ class CheckReport:
     hints: Callable[[FlowResult], list[str]] | None = None
     apply_s: float = 0.0  # the API calls that deployed the policies under check
     ready_s: float = 0.0  # confirming that the probe pods are still Ready
+    shared_from: str = ""  # the check whose observation this one reuses (same objects, same fleet)
 
     @property
     def retries(self) -> int:
@@ -280,6 +281,7 @@ class CheckReport:
             "ready_s": round(self.ready_s, 3),
             "converge_s": round(self.converge_s, 3),
             "retries": self.retries,
+            "shared_from": self.shared_from,
             # pod-IP probes whose two ends run on the same node / on different nodes
             "same_node": sum(1 for r in self.results if r.flow.probe.via == "pod" and _same_node(r.flow)),
             "cross_node": sum(
