@@ -27,8 +27,8 @@ from conformance.verify.live import (
     as_documents,
     canary_problem,
     probe_cluster,
-    scratch_namespace,
 )
+from conformance.verify.placement import Placement
 from conformance.verify.rbac import cluster_role, granted_by_rules, missing_permissions, required_permissions
 from conformance.verify.report_junit import to_junit
 from tests import verify_snapshots as snap
@@ -110,7 +110,23 @@ def test_disabled_install(tmp_path, capsys):
         ),
         (
             ["--gim-namespace", snap.GIM, "--snapshot", "{snap}", "--probe-allowed-namespaces"],
-            "probes need a live cluster",
+            "--probe-allowed-namespaces: applies to a live cluster",
+        ),
+        (
+            ["--gim-namespace", snap.GIM, "--snapshot", "{snap}", "--no-probes"],
+            "--no-probes: applies to a live cluster",
+        ),
+        (
+            ["--gim-namespace", snap.GIM, "--no-probes", "--cluster-wide"],
+            "--cluster-wide: probes, but --no-probes was given",
+        ),
+        (
+            ["--gim-namespace", snap.GIM, "--probe-namespaces", "a,b"],
+            "--probe-namespaces: needs 4 comma-separated namespaces",
+        ),
+        (
+            ["--gim-namespace", snap.GIM, "--probe-namespaces", "a,b,c,Bad_Name"],
+            "--probe-namespaces: 'Bad_Name' is not a namespace name",
         ),
     ],
 )
@@ -193,7 +209,7 @@ def test_rbac_manifest_grants_exactly_what_verify_checks_for():
     docs = list(yaml.safe_load_all(RBAC.read_text()))
     role = cluster_role(docs)
     granted = granted_by_rules(role["rules"])
-    required = {p.key for p in required_permissions(probing=True)}
+    required = {p.key for p in required_permissions("cluster-wide")}
     assert granted == required
     assert not any("*" in part for key in granted for part in key)
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
@@ -206,16 +222,17 @@ def test_rbac_manifest_grants_exactly_what_verify_checks_for():
 
 
 def test_rbac_writes_nothing_but_what_probing_needs():
-    writes = {p.key for p in required_permissions(probing=True) if p.verb not in ("get", "list")}
+    writes = {p.key[:4] for p in required_permissions("cluster-wide") if p.verb not in ("get", "list")}
     assert writes == {
         ("create", "", "namespaces", ""),
         ("delete", "", "namespaces", ""),
         ("create", "", "pods", ""),
         ("delete", "", "pods", ""),
+        ("create", "", "services", ""),
         ("create", "", "pods", "exec"),
         ("create", "networking.k8s.io", "networkpolicies", ""),
     }
-    assert all(p.verb in ("get", "list") for p in required_permissions(probing=False))
+    assert {p.verb for p in required_permissions("read-only")} == {"list"}
 
 
 def test_missing_permissions_are_listed_from_access_reviews():
@@ -226,15 +243,14 @@ def test_missing_permissions_are_listed_from_access_reviews():
         attrs = body["spec"]["resourceAttributes"]
         return attrs["resource"] != "ingressclasses" and attrs.get("subresource") != "exec"
 
-    missing = missing_permissions(review, required_permissions(probing=True, groups=set()))
+    missing = missing_permissions(review, required_permissions("cluster-wide", groups=set()))
     assert [str(p).split(" (")[0] for p in missing] == [
-        "get ingressclasses.networking.k8s.io",
         "list ingressclasses.networking.k8s.io",
         "create pods/exec",
         "get pods/exec",
     ]
     assert asked[0]["kind"] == "SelfSubjectAccessReview"
-    assert asked[0]["spec"]["resourceAttributes"] == {"verb": "get", "group": "", "resource": "namespaces"}
+    assert asked[0]["spec"]["resourceAttributes"] == {"verb": "list", "group": "", "resource": "namespaces"}
 
 
 # -- live path: the parts that need no cluster --------------------------------------------------------
@@ -299,7 +315,7 @@ def test_admission_rejection_says_which_level_and_what_to_do():
 
 
 def test_scratch_namespaces_carry_the_run_label_and_restricted_pod_security():
-    ns = scratch_namespace("ab12cd34", "probe")
+    ns = Placement("ab12cd34").probe_client()[0]
     assert ns["metadata"]["name"] == "gim-netpol-verify-ab12cd34-probe"
     assert ns["metadata"]["labels"] == {
         RUN_LABEL: "ab12cd34",
