@@ -44,7 +44,7 @@ from conformance.verify.discovery import ClusterView, view_from_objects
 from conformance.verify.flowlogs import FlowLog
 from conformance.verify.own import leave_out_own_namespaces
 from conformance.verify.placement import CANARY_PORT, Placement, ProbeNamespaces, planned_objects
-from conformance.verify.rbac import api_review, missing_permissions, required_permissions
+from conformance.verify.rbac import api_review, missing_permissions, missing_rule, required_permissions
 
 RUN_LABEL = agnhost.RUN_LABEL
 READY_TIMEOUT_S = 180.0
@@ -132,8 +132,12 @@ def reading(what: str) -> Iterator[None]:
         yield
     except ApiException as exc:
         if exc.status == 403:
+            message = status_message(exc) or ""
+            rule = missing_rule(message)
             raise UserError(
-                f"forbidden to read {what}: apply deploy/rbac-verify.yaml for this identity", source="RBAC"
+                f"forbidden to read {what}: {rule or message or 'HTTP 403'}; apply what `gim-netpol rbac`"
+                " prints for this identity (deploy/rbac-verify.yaml for --cluster-wide)",
+                source="RBAC",
             ) from None
         raise BackendUnavailable(f"the API server failed to read {what}: {_status_line(exc)}") from None
     except HTTPError as exc:  # refused, reset, timed out, after urllib3's own retries
