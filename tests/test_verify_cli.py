@@ -441,3 +441,23 @@ def test_help_and_readme_name_every_evidence_source_with_its_export_command(caps
             assert plural in text, f"{kind.shown} is read by verify but its export is not documented"
         assert "hubble observe" in text and "--to-namespace" in text
         assert "src_namespace,src_pod" in text.replace("\n", "").replace(" ", "")
+
+
+def test_the_report_leaves_out_namespaces_of_this_tools_runs_and_says_how_many(tmp_path, capsys):
+    """A second run's matrix must not list the first run's namespaces (still Terminating) as sources."""
+    old = []
+    for role in ("canary", "probe"):
+        ns = snap.namespace(f"gim-netpol-verify-old1-{role}", {RUN_LABEL: "old1"})
+        ns["status"]["phase"] = "Terminating"
+        old += [ns, snap.pod(ns["metadata"]["name"], "client", {}, [])]
+    probe_ns = snap.namespace("gim-netpol-probe-cli", {"conformance.gitguardian.com/probe-namespace": "cli"})
+    objects = [*snap.cluster("enforce", ["ingress-nginx", "monitoring"]), *old, probe_ns]
+    path = snap.write(tmp_path / "snap.yaml", objects)
+    status, out, _ = verify(capsys, "--snapshot", str(path), "-o", "json")
+    doc = json.loads(out)
+    assert status == 0
+    sources = {f["sourceNamespace"] for f in doc["flows"]}
+    assert sources and not {n for n in sources if n.startswith("gim-netpol-")}
+    note = next(n for n in doc["notes"] if n.startswith("left out"))
+    assert note.startswith("left out 3 namespaces of this tool's own runs (2 still Terminating;")
+    assert "gim-netpol-verify-old1-canary" in note

@@ -323,3 +323,54 @@ def test_policy_rules_match_as_the_rbac_authorizer_does():
     assert not Rbac([role, binding], "system:serviceaccount:gim-netpol:someone-else").allows(
         ApiCall("list", "", "pods", namespace="team")
     )
+
+
+def _live_verify(capsys, tmp_path, rules, objects, *args):
+    server = RbacApiServer(objects, ALL_GROUPS, Rbac(rules, USER))
+    try:
+        kubeconfig = _kubeconfig(tmp_path, server.url)
+        status = main(["verify", "--gim-namespace", snap.GIM, "--kubeconfig", kubeconfig, *args])
+    finally:
+        server.close()
+    out, err = capsys.readouterr()
+    return status, out, err, server
+
+
+def test_namespaced_verify_checks_its_permissions_before_creating_anything(capsys, tmp_path):
+    rules = printed(capsys, *REFERENCE)
+    namespaces = [d for d in rules if d["kind"] == "Namespace"]
+    srv = next(
+        d for d in rules if d["kind"] == "Role" and d["metadata"]["namespace"] == "gim-netpol-probe-srv"
+    )
+    next(r for r in srv["rules"] if "services" in r["resources"])["resources"].remove("services")
+    objects = [*snap.cluster("enforce", ["ingress-nginx", "monitoring"]), *namespaces]
+    status, out, err, server = _live_verify(capsys, tmp_path, rules, objects)
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "missing permissions: create services in namespace gim-netpol-probe-srv" in err
+    assert "delete services in namespace gim-netpol-probe-srv" in err
+    assert "gim-netpol rbac --mode namespaced" in err
+    assert {c.verb for c in server.calls} == {"list"}  # nothing was created
+
+
+def test_namespaced_verify_without_its_probe_namespaces_says_how_to_create_them(capsys, tmp_path):
+    rules = printed(capsys, *REFERENCE)
+    status, out, err, server = _live_verify(
+        capsys, tmp_path, rules, snap.cluster("enforce", ["ingress-nginx"])
+    )
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "--probe-namespaces: probe namespace gim-netpol-probe-srv does not exist" in err
+    assert "gim-netpol rbac --probe-namespaces ... | kubectl apply -f -" in err
+    assert {c.verb for c in server.calls} == {"list"}
+
+
+def test_probe_namespaces_without_the_canaries_labels_are_refused(capsys, tmp_path):
+    rules = printed(capsys, *REFERENCE)
+    namespaces = [d for d in rules if d["kind"] == "Namespace"]
+    del namespaces[2]["metadata"]["labels"]["conformance.gitguardian.com/canary-team"]
+    objects = [*snap.cluster("enforce", ["ingress-nginx"]), *namespaces]
+    status, _, err, _ = _live_verify(capsys, tmp_path, rules, objects)
+    assert status == 2 and err.count("\n") == 1
+    assert (
+        "probe namespace gim-netpol-probe-team (team) lacks the labels"
+        " conformance.gitguardian.com/canary-team=allowed" in err
+    )
