@@ -200,6 +200,21 @@ def test_cleanup_deletes_labelled_namespaces_and_stray_labelled_pods_only():
     assert only_def == ["Namespace verify-def (run def)"]
 
 
+def test_cleanup_deletes_what_a_killed_namespaced_run_left_in_the_probe_namespaces():
+    namespaces = [_ns("gim-netpol-probe-srv"), _ns("gim-netpol-probe-cli")]
+    objects = [
+        {**_pod("gim-netpol-probe-srv", "service-ip-abc-server", "abc"), "kind": "Pod"},
+        {**_pod("gim-netpol-probe-srv", "service-ip-abc-server", "abc"), "kind": "Service"},
+        {**_pod("gim-netpol-probe-srv", "named-port-abc-canary", "abc"), "kind": "NetworkPolicy"},
+        {**_pod("gim-netpol-probe-cli", "someone-elses", None), "kind": "Service"},
+    ]
+    assert [str(x) for x in leftovers(namespaces, objects)] == [
+        "NetworkPolicy gim-netpol-probe-srv/named-port-abc-canary (run abc)",
+        "Pod gim-netpol-probe-srv/service-ip-abc-server (run abc)",
+        "Service gim-netpol-probe-srv/service-ip-abc-server (run abc)",
+    ]
+
+
 # -- least privilege --------------------------------------------------------------------------------
 
 RBAC = Path(__file__).resolve().parent.parent / "deploy" / "rbac-verify.yaml"
