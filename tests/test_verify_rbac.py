@@ -374,3 +374,23 @@ def test_probe_namespaces_without_the_canaries_labels_are_refused(capsys, tmp_pa
         "probe namespace gim-netpol-probe-team (team) lacks the labels"
         " conformance.gitguardian.com/canary-team=allowed" in err
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--mode", "cluster-wide", "--probe-allowed-namespaces"],
+            "--probe-allowed-namespaces: applies to --mode",
+        ),
+        (["--mode", "read-only", "--probe-namespaces", "a,b,c,d"], "--probe-namespaces: applies to --mode"),
+        (["--probe-namespaces", "a,b,c"], "--probe-namespaces: needs 4 comma-separated namespaces"),
+        (["--probe-namespaces", "a,b,a,d"], "--probe-namespaces: the four namespaces must differ"),
+        (["--service-account", "no-slash"], "--service-account: 'no-slash' is not NAMESPACE/NAME"),
+        (["--values", "/nonexistent/values.yaml"], "/nonexistent/values.yaml"),
+    ],
+)
+def test_bad_rbac_arguments_are_one_line_and_exit_2(capsys, args, message):
+    assert main(["rbac", *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and message in err and "Traceback" not in err

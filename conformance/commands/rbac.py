@@ -18,10 +18,9 @@ from typing import Any
 
 from conformance.commands.render import add_values_arguments
 from conformance.errors import UserError
-from conformance.verify.placement import DEFAULT_PROBE_NAMESPACES, ROLE_PURPOSE, ProbeNamespaces
+from conformance.verify.placement import DEFAULT_PROBE_NAMESPACES, DNS_LABEL, ROLE_PURPOSE, ProbeNamespaces
 from conformance.verify.rbac import MODES
 
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 EXAMPLE_RUN_ID = "0123abcd"  # object names carry a run id; the rules do not depend on it
 DEFAULT_SERVICE_ACCOUNT = "gim-netpol/gim-netpol-verify"
 GRANTS = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +19,13 @@ from conformance.verify.analysis import Analysis, analyse
 from conformance.verify.discovery import load_view
 from conformance.verify.flowlogs import FORMATS, read_flow_logs
 from conformance.verify.own import leave_out_own_namespaces
-from conformance.verify.placement import DEFAULT_PROBE_NAMESPACES, ProbeNamespaces
+from conformance.verify.placement import DEFAULT_PROBE_NAMESPACES, DNS_LABEL, ProbeNamespaces
 from conformance.verify.rbac import missing_rule
 from conformance.verify.report_html import to_html
 from conformance.verify.report_json import dumps
 from conformance.verify.report_junit import to_junit
 from conformance.verify.report_text import render_text
 
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 REPORT_FILES = ("verify-report.json", "verify-junit.xml", "verify-report.html")
 
 EPILOG = """\

@@ -53,7 +53,7 @@ DEFAULT_PROBE_NAMESPACES = (
     "gim-netpol-probe-team",
     "gim-netpol-probe-other",
 )
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a namespace name (DNS-1123 label)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class ProbeNamespaces:
                 source="--probe-namespaces",
             )
         for name in names:
-            if not re.fullmatch(_DNS_LABEL, name):
+            if not DNS_LABEL.fullmatch(name):
                 raise UserError(
                     f"{name!r} is not a namespace name (DNS-1123 label)", source="--probe-namespaces"
                 )
