@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conformance.backends.kube import KubeBackend
 from conformance.backends.model import ModelBackend, ModelCluster
 from conformance.backends.model_rbac import ApiCall, Rbac, rule_allows
 from conformance.commands.cli import error_line, main
 from conformance.commands.verify import judged
 from conformance.errors import UserError
-from conformance.probes.agnhost import RUN_LABEL
+from conformance.netpol.model import ContainerPort
+from conformance.probes.agnhost import RUN_LABEL, client_pod, server_pod, service
 from conformance.verify import kinds
 from conformance.verify.analysis import analyse
 from conformance.verify.discovery import view_from_objects
@@ -28,6 +30,7 @@ from conformance.verify.live import LiveOptions, discover, probe_cluster, served
 from conformance.verify.own import leave_out_own_namespaces
 from conformance.verify.placement import ProbeNamespaces
 from tests import verify_snapshots as snap
+from tests.test_kube_backend import FakeApiServer
 from tests.test_verify_discovery import DiscoveryApiServer, _api_client, _kubeconfig
 
 USER = "system:serviceaccount:gim-netpol:gim-netpol-verify"
@@ -394,3 +397,50 @@ def test_bad_rbac_arguments_are_one_line_and_exit_2(capsys, args, message):
     assert main(["rbac", *args]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def _probe_namespace_objects() -> list[dict]:
+    labels = {"app": "srv"}
+    return [
+        client_pod("p", "client", {}, run_id="r"),
+        server_pod("p", "server", labels, [ContainerPort(8080, "TCP", "http")], run_id="r"),
+        service("p", "server", labels, [ContainerPort(8080, "TCP", "http")], run_id="r"),
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny", "namespace": "p", "labels": {RUN_LABEL: "r"}},
+            "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"]},
+        },
+    ]
+
+
+def _backend_session(backend) -> None:
+    """What verify does with a backend in a probe namespace: create, re-apply, wait, read, name the CNI,
+    delete."""
+    objects = _probe_namespace_objects()
+    backend.apply(objects)
+    backend.apply(objects[1:3])  # applied again: 409, read, then patched (a pod) or replaced
+    backend.wait_ready(["p"], 30)
+    backend.state(["p"])
+    backend.detect_cni()
+    backend.delete(list(reversed(objects)))
+
+
+def test_the_model_records_the_requests_the_live_backend_sends(tmp_path):
+    """The model's record of a call is what KubeBackend (the real kubernetes client) sends for it: the
+    same session on both, compared request by request (verb, group, resource, namespace)."""
+    server = FakeApiServer()
+    try:
+        server.objects[("namespaces", "", "p")] = {"metadata": {"name": "p", "resourceVersion": "1"}}
+        live = KubeBackend(_kubeconfig(tmp_path, server.url), "fake")
+        _backend_session(live)
+        live.close()
+    finally:
+        server.close()
+    sent = {c.anonymous() for c in (call_of(m, p) for m, p in server.requests) if c is not None}
+    model = ModelBackend()
+    model.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "p"}}])
+    model.cluster.calls.clear()
+    _backend_session(model)
+    assert model.cluster.calls == sent
+    assert {c.verb for c in sent} == {"create", "get", "update", "patch", "list", "delete"}
