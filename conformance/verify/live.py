@@ -379,6 +379,12 @@ def verify_live(gim_namespace: str, options: LiveOptions, flow_logs: Sequence[Fl
         placement = Placement(new_run_id(), options.image or agnhost.AGNHOST_IMAGE, options.probe_namespaces)
         planned = plan_run(placement, analysis, view, options)
         check_permissions(backend.api_client, served, options.mode, planned)
+        where = (
+            f"in the probe namespaces {', '.join(options.probe_namespaces.names)}"
+            if options.probe_namespaces is not None
+            else "in namespaces of the run's own, deleted at the end"
+        )
+        analysis.notes.insert(0, f"{options.mode} run {placement.run_id}: canaries and probe clients {where}")
         probe_cluster(backend, analysis, view, options, placement.run_id)
         return analysis
     finally:
