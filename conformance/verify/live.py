@@ -223,11 +223,13 @@ def not_served_notes(absent: list[kinds.Kind]) -> list[str]:
 
 
 def check_permissions(
-    api: Any, served: dict[str, list[str]], mode: str, objects: Sequence[K8sObject] = ()
+    api: Any, served: dict[str, list[str]], mode: str, objects: Sequence[K8sObject] = (), *, beyond: str = ""
 ) -> None:
     """UserError listing the missing permissions verify cannot do without in ``mode`` (the optional
-    kinds' only for the groups the cluster serves; namespaced: for the ``objects`` the run creates)."""
-    needed = required_permissions(mode, groups=served, objects=objects)
+    kinds' only for the groups the cluster serves; namespaced: for the ``objects`` the run creates),
+    leaving out those of mode ``beyond`` (checked already)."""
+    checked = set(required_permissions(beyond, groups=served)) if beyond else set()
+    needed = [p for p in required_permissions(mode, groups=served, objects=objects) if p not in checked]
     with reading("SelfSubjectAccessReviews"):
         missing = missing_permissions(api_review(api), needed)
     if missing:
@@ -378,7 +380,7 @@ def verify_live(gim_namespace: str, options: LiveOptions, flow_logs: Sequence[Fl
             return analysis
         placement = Placement(new_run_id(), options.image or agnhost.AGNHOST_IMAGE, options.probe_namespaces)
         planned = plan_run(placement, analysis, view, options)
-        check_permissions(backend.api_client, served, options.mode, planned)
+        check_permissions(backend.api_client, served, options.mode, planned, beyond="read-only")
         where = (
             f"in the probe namespaces {', '.join(options.probe_namespaces.names)}"
             if options.probe_namespaces is not None
