@@ -82,7 +82,7 @@ CLUSTER_WIDE: tuple[Permission, ...] = (
     CNI,
 )
 WRITTEN = {
-    "Pod": ("", "pods", "probe clients and canary servers"),
+    "Pod": ("", "pods", "probe clients and canary servers"),  # (which of the two: see below)
     "Service": ("", "services", "the service-ip canary's Service"),
     "NetworkPolicy": ("networking.k8s.io", "networkpolicies", "the canaries' policies"),
 }
@@ -96,6 +96,8 @@ def namespaced_permissions(objects: Iterable[K8sObject]) -> list[Permission]:
         if obj.get("kind") not in WRITTEN:
             raise ValueError(f"a namespaced run creates no {obj.get('kind')}")
         group, resource, why = WRITTEN[obj["kind"]]
+        if obj["kind"] == "Pod":
+            why = "probe client pods" if is_client(obj) else "servers the canaries probe"
         namespace = obj["metadata"]["namespace"]
         wanted = [Permission(v, group, resource, why=why, namespace=namespace) for v in ("create", "delete")]
         if is_client(obj):
