@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from conformance.netpol.model import K8sObject
@@ -105,8 +105,12 @@ def namespaced_permissions(objects: Iterable[K8sObject]) -> list[Permission]:
                 Permission("create", "", "pods", "exec", why=EXEC_WHY, namespace=namespace),
                 Permission("get", "", "pods", "exec", why=OLD_EXEC_WHY, namespace=namespace),
             ]
-        for p in wanted:
-            needed.setdefault(p.key, p)
+        for p in wanted:  # one permission per key, saying every reason for it
+            had = needed.get(p.key)
+            if had is None:
+                needed[p.key] = p
+            elif p.why not in had.why:
+                needed[p.key] = replace(had, why=f"{had.why}; {p.why}")
     return [CNI, *needed.values()]
 
 
