@@ -23,6 +23,7 @@ from conformance.suite.topology import Topology
 from conformance.verify.analysis import analyse
 from conformance.verify.discovery import view_from_objects
 from conformance.verify.live import LiveOptions, probe_cluster
+from conformance.verify.placement import ProbeNamespaces
 from conformance.verify.report_html import to_html
 from conformance.verify.report_json import to_json
 from conformance.verify.report_junit import to_junit
@@ -223,15 +224,28 @@ class QuirkyCluster(ModelCluster):
         self.enforcing = True
 
 
-def _verify(profile: str, extra: list[dict], choice: str = "needed"):
+def _verify(profile: str, extra: list[dict], choice: str = "needed", probe: ProbeNamespaces | None = None):
     backend = QuirkyCluster(profile)
     objects = snap.cluster("enforce", ["ingress-nginx"], extra=extra)
-    backend.apply(objects)
+    backend.apply([*objects, *(probe.objects() if probe else [])])
     view = view_from_objects([("model", o) for o in backend.objects()], source="model")
     result = analyse(view, snap.GIM)
-    options = LiveOptions(timeout_s=2, deadline_s=30, cni_features=choice)
+    options = LiveOptions(timeout_s=2, deadline_s=30, cni_features=choice, probe_namespaces=probe)
     probe_cluster(backend, result, view, options, "run1")
     return result
+
+
+def test_namespaced_verify_finds_the_quirks_with_its_canaries_sharing_the_probe_namespaces():
+    """In the probe namespaces the canaries run one at a time: each still sees its own feature only, so
+    the verdicts are those of the canaries in namespaces of their own."""
+    result = _verify("weave-npc", [allow_web()], choice="all", probe=ProbeNamespaces())
+    statuses = {f: r.status for f, r in result.cni_features.results.items()}
+    own = _verify("weave-npc", [allow_web()], choice="all").cni_features.results
+    assert statuses == {f: r.status for f, r in own.items()}
+    assert {"named-port", "end-port"} <= {f for f, s in statuses.items() if s == cf.NOT_ENFORCED}
+    assert statuses["node-traffic"] == cf.NOT_CHECKED  # the probe namespaces are 'restricted'
+    assert statuses["namespace-selector"] == statuses["pod-selector"] == cf.ENFORCED
+    assert any(p.startswith("CNI does not enforce named-port") for p in result.problems)
 
 
 def test_verify_fails_when_gims_policies_use_a_feature_the_cni_ignores():

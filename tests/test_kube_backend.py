@@ -328,7 +328,7 @@ class FakeApiServer:
             if resource == "namespaces":
                 for k in [k for k in self.objects if k[1] == name]:
                     del self.objects[k]
-            if resource in ("pods", "namespaces"):  # as the API server does: the object being deleted
+            if resource in ("pods", "namespaces", "services"):  # as the API server does: the object deleted
                 return 200, current
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
         if method == "PATCH":  # a strategic merge patch of labels: maps merge, null deletes a key

@@ -27,8 +27,8 @@ from conformance.verify.live import (
     as_documents,
     canary_problem,
     probe_cluster,
-    scratch_namespace,
 )
+from conformance.verify.placement import Placement
 from conformance.verify.rbac import cluster_role, granted_by_rules, missing_permissions, required_permissions
 from conformance.verify.report_junit import to_junit
 from tests import verify_snapshots as snap
@@ -110,7 +110,23 @@ def test_disabled_install(tmp_path, capsys):
         ),
         (
             ["--gim-namespace", snap.GIM, "--snapshot", "{snap}", "--probe-allowed-namespaces"],
-            "probes need a live cluster",
+            "--probe-allowed-namespaces: applies to a live cluster",
+        ),
+        (
+            ["--gim-namespace", snap.GIM, "--snapshot", "{snap}", "--no-probes"],
+            "--no-probes: applies to a live cluster",
+        ),
+        (
+            ["--gim-namespace", snap.GIM, "--no-probes", "--cluster-wide"],
+            "--cluster-wide: probes, but --no-probes was given",
+        ),
+        (
+            ["--gim-namespace", snap.GIM, "--probe-namespaces", "a,b"],
+            "--probe-namespaces: needs 4 comma-separated namespaces",
+        ),
+        (
+            ["--gim-namespace", snap.GIM, "--probe-namespaces", "a,b,c,Bad_Name"],
+            "--probe-namespaces: 'Bad_Name' is not a namespace name",
         ),
     ],
 )
@@ -184,6 +200,21 @@ def test_cleanup_deletes_labelled_namespaces_and_stray_labelled_pods_only():
     assert only_def == ["Namespace verify-def (run def)"]
 
 
+def test_cleanup_deletes_what_a_killed_namespaced_run_left_in_the_probe_namespaces():
+    namespaces = [_ns("gim-netpol-probe-srv"), _ns("gim-netpol-probe-cli")]
+    objects = [
+        {**_pod("gim-netpol-probe-srv", "service-ip-abc-server", "abc"), "kind": "Pod"},
+        {**_pod("gim-netpol-probe-srv", "service-ip-abc-server", "abc"), "kind": "Service"},
+        {**_pod("gim-netpol-probe-srv", "named-port-abc-canary", "abc"), "kind": "NetworkPolicy"},
+        {**_pod("gim-netpol-probe-cli", "someone-elses", None), "kind": "Service"},
+    ]
+    assert [str(x) for x in leftovers(namespaces, objects)] == [
+        "NetworkPolicy gim-netpol-probe-srv/named-port-abc-canary (run abc)",
+        "Pod gim-netpol-probe-srv/service-ip-abc-server (run abc)",
+        "Service gim-netpol-probe-srv/service-ip-abc-server (run abc)",
+    ]
+
+
 # -- least privilege --------------------------------------------------------------------------------
 
 RBAC = Path(__file__).resolve().parent.parent / "deploy" / "rbac-verify.yaml"
@@ -193,7 +224,7 @@ def test_rbac_manifest_grants_exactly_what_verify_checks_for():
     docs = list(yaml.safe_load_all(RBAC.read_text()))
     role = cluster_role(docs)
     granted = granted_by_rules(role["rules"])
-    required = {p.key for p in required_permissions(probing=True)}
+    required = {p.key for p in required_permissions("cluster-wide")}
     assert granted == required
     assert not any("*" in part for key in granted for part in key)
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
@@ -206,16 +237,17 @@ def test_rbac_manifest_grants_exactly_what_verify_checks_for():
 
 
 def test_rbac_writes_nothing_but_what_probing_needs():
-    writes = {p.key for p in required_permissions(probing=True) if p.verb not in ("get", "list")}
+    writes = {p.key[:4] for p in required_permissions("cluster-wide") if p.verb not in ("get", "list")}
     assert writes == {
         ("create", "", "namespaces", ""),
         ("delete", "", "namespaces", ""),
         ("create", "", "pods", ""),
         ("delete", "", "pods", ""),
+        ("create", "", "services", ""),
         ("create", "", "pods", "exec"),
         ("create", "networking.k8s.io", "networkpolicies", ""),
     }
-    assert all(p.verb in ("get", "list") for p in required_permissions(probing=False))
+    assert {p.verb for p in required_permissions("read-only")} == {"list"}
 
 
 def test_missing_permissions_are_listed_from_access_reviews():
@@ -226,15 +258,14 @@ def test_missing_permissions_are_listed_from_access_reviews():
         attrs = body["spec"]["resourceAttributes"]
         return attrs["resource"] != "ingressclasses" and attrs.get("subresource") != "exec"
 
-    missing = missing_permissions(review, required_permissions(probing=True, groups=set()))
+    missing = missing_permissions(review, required_permissions("cluster-wide", groups=set()))
     assert [str(p).split(" (")[0] for p in missing] == [
-        "get ingressclasses.networking.k8s.io",
         "list ingressclasses.networking.k8s.io",
         "create pods/exec",
         "get pods/exec",
     ]
     assert asked[0]["kind"] == "SelfSubjectAccessReview"
-    assert asked[0]["spec"]["resourceAttributes"] == {"verb": "get", "group": "", "resource": "namespaces"}
+    assert asked[0]["spec"]["resourceAttributes"] == {"verb": "list", "group": "", "resource": "namespaces"}
 
 
 # -- live path: the parts that need no cluster --------------------------------------------------------
@@ -299,7 +330,7 @@ def test_admission_rejection_says_which_level_and_what_to_do():
 
 
 def test_scratch_namespaces_carry_the_run_label_and_restricted_pod_security():
-    ns = scratch_namespace("ab12cd34", "probe")
+    ns = Placement("ab12cd34").probe_client()[0]
     assert ns["metadata"]["name"] == "gim-netpol-verify-ab12cd34-probe"
     assert ns["metadata"]["labels"] == {
         RUN_LABEL: "ab12cd34",
@@ -425,3 +456,23 @@ def test_help_and_readme_name_every_evidence_source_with_its_export_command(caps
             assert plural in text, f"{kind.shown} is read by verify but its export is not documented"
         assert "hubble observe" in text and "--to-namespace" in text
         assert "src_namespace,src_pod" in text.replace("\n", "").replace(" ", "")
+
+
+def test_the_report_leaves_out_namespaces_of_this_tools_runs_and_says_how_many(tmp_path, capsys):
+    """A second run's matrix must not list the first run's namespaces (still Terminating) as sources."""
+    old = []
+    for role in ("canary", "probe"):
+        ns = snap.namespace(f"gim-netpol-verify-old1-{role}", {RUN_LABEL: "old1"})
+        ns["status"]["phase"] = "Terminating"
+        old += [ns, snap.pod(ns["metadata"]["name"], "client", {}, [])]
+    probe_ns = snap.namespace("gim-netpol-probe-cli", {"conformance.gitguardian.com/probe-namespace": "cli"})
+    objects = [*snap.cluster("enforce", ["ingress-nginx", "monitoring"]), *old, probe_ns]
+    path = snap.write(tmp_path / "snap.yaml", objects)
+    status, out, _ = verify(capsys, "--snapshot", str(path), "-o", "json")
+    doc = json.loads(out)
+    assert status == 0
+    sources = {f["sourceNamespace"] for f in doc["flows"]}
+    assert sources and not {n for n in sources if n.startswith("gim-netpol-")}
+    note = next(n for n in doc["notes"] if n.startswith("left out"))
+    assert note.startswith("left out 3 namespaces of this tool's own runs (2 still Terminating;")
+    assert "gim-netpol-verify-old1-canary" in note

@@ -84,9 +84,8 @@ class DiscoveryApiServer(FakeApiServer):
 
 def _plural(obj):
     kind = obj["kind"]
-    return {"Prometheus": "prometheuses", "Ingress": "ingresses", "IngressClass": "ingressclasses"}.get(
-        kind, kind.lower() + "s"
-    )
+    plurals = {"Prometheus": "prometheuses", "Ingress": "ingresses", "IngressClass": "ingressclasses"}
+    return {**plurals, "NetworkPolicy": "networkpolicies"}.get(kind, kind.lower() + "s")
 
 
 def _kubeconfig(tmp_path, url):

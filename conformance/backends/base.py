@@ -51,6 +51,14 @@ class PodsCannotRun(RuntimeError):
         super().__init__(summary(self.problems.values()))
 
 
+class Forbidden(Exception):
+    """The API server's authorizer refused a request (HTTP 403 ``Forbidden``, RBAC): the message is the
+    API server's, which names the verb, resource, API group and namespace the identity lacks. Not a
+    RuntimeError, so code that tolerates a refused object (a canary ``not checked``) never hides it."""
+
+    status = 403
+
+
 class Backend(ABC):
     """A place where objects are applied and connectivity is observed."""
 

@@ -23,7 +23,7 @@ from kubernetes.client.rest import ApiException
 
 from conformance.api_errors import status_message
 from conformance.backends.api_retry import quiet_urllib3_retries, transient_reason
-from conformance.backends.base import ApiError, Backend, BackendUnavailable, PodsCannotRun
+from conformance.backends.base import ApiError, Backend, BackendUnavailable, Forbidden, PodsCannotRun
 from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Service, object_key
 from conformance.netpol.probing import Observation, Probe
@@ -160,6 +160,14 @@ def _api_error(exc: ApiException) -> str:
     return status_message(exc) or str(exc.reason or exc).strip()
 
 
+def _raise_if_forbidden(exc: ApiException) -> None:
+    """An RBAC refusal (403 whose Status message says ``User "..." cannot <verb> resource ...``, the
+    authorizer's wording) as Forbidden: not an object an admission policy refused, which callers tolerate."""
+    message = _api_error(exc)
+    if exc.status == 403 and " cannot " in message and " resource " in message:
+        raise Forbidden(message) from None
+
+
 # --- the backend -----------------------------------------------------------------------------------
 
 
@@ -217,6 +225,7 @@ class KubeBackend(Backend):
                 if transient_reason(exc):
                     raise
                 message = _api_error(exc)
+                _raise_if_forbidden(exc)
                 if exc.status == 403 and "PodSecurity" in message:
                     raise RuntimeError(
                         f"{object_key(obj)} rejected by Pod Security admission: {message}. The probe pods "
@@ -326,6 +335,7 @@ class KubeBackend(Backend):
             except ApiException as exc:
                 if transient_reason(exc):
                     raise
+                _raise_if_forbidden(exc)
                 # Deleting a namespace that is already Terminating answers 409 Conflict ("The system is
                 # ensuring all content is removed from this namespace", kubernetes
                 # pkg/registry/core/namespace/storage/storage.go, v1.28): it is on its way out.

@@ -16,7 +16,10 @@ It behaves like an API server, a kubelet and a policy-enforcing CNI, not like an
   drops), or ``refused`` at once with the ``rejects`` CNI profile; ``refused`` when allowed but nothing
   listens; ``connected`` otherwise;
 - time is a VirtualClock: waiting advances it at once, so a run's figures are simulated live seconds;
-- faults on demand (API down for a window, a kind not served, no DNS, OpenShift DNS): model_faults.
+- faults on demand (API down for a window, a kind not served, no DNS, OpenShift DNS): model_faults;
+- RBAC (``rbac=``, model_rbac): every request is recorded in ``calls`` as the live backend makes it
+  (verb, group, resource/subresource, namespace) and refused with the API server's 403 when the rules
+  given do not allow it; an exec is ``create pods/exec`` (``get`` as API servers before 1.31 authorize it).
 
 Several ModelBackend objects can share one ModelCluster, as several API clients (xdist workers, a
 probe fleet) share one real cluster; each remembers the namespaces it created.
@@ -31,11 +34,12 @@ from collections.abc import Iterable, Sequence
 
 from conformance.backends import model_pods
 from conformance.backends.api_retry import TransientApiError
-from conformance.backends.base import ApiError, Backend, PodsCannotRun
+from conformance.backends.base import ApiError, Backend, Forbidden, PodsCannotRun
 from conformance.backends.clock import VirtualClock
 from conformance.backends.cni_profiles import DEFAULT as DEFAULT_CNI
 from conformance.backends.cni_profiles import CniProfile
 from conformance.backends.model_faults import Faults, Latencies
+from conformance.backends.model_rbac import RESOURCES, ApiCall, Rbac
 from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Pod
 from conformance.netpol.probing import Observation, Outcome, Probe
@@ -111,8 +115,13 @@ class ModelCluster:
         latencies: Latencies | None = None,
         faults: Faults | None = None,
         clock: VirtualClock | None = None,
+        rbac: Rbac | None = None,
+        exec_verb: str = "create",
     ) -> None:
         self.cni = cni
+        self.rbac = rbac
+        self.exec_verb = exec_verb
+        self.calls: set[ApiCall] = set()  # every request made, without object names
         self.latencies = latencies or Latencies()
         self.faults = faults or Faults()
         self.clock = clock or VirtualClock()
@@ -137,6 +146,13 @@ class ModelCluster:
         if self.faults.api_down_at(self.clock.now() - self._epoch):
             raise TransientApiError("connection refused")
         self._tick()
+
+    def request(self, call: ApiCall) -> None:
+        """One API request: the API's state first, then recorded, then authorized (403 Forbidden)."""
+        self.api()
+        self.calls.add(call.anonymous())
+        if self.rbac is not None:
+            self.rbac.authorize(call)
 
     def _tick(self) -> None:
         now = self.clock.now()
@@ -354,15 +370,38 @@ class ModelBackend(Backend):
     def cni(self) -> CniProfile:
         return self.cluster.cni
 
+    def _request(self, verb: str, kind: str, namespace: str = "", name: str = "", sub: str = "") -> None:
+        """The request the live backend (KubeBackend) makes for this: recorded and authorized."""
+        group, resource = RESOURCES.get(kind, ("", kind))
+        self.cluster.request(ApiCall(verb, group, resource, sub, namespace, name))
+
+    def _requests_to_apply(self, objects: Sequence[K8sObject]) -> None:
+        """KubeBackend.apply: create; an object that exists answers 409, is read and replaced (a pod:
+        its labels patched)."""
+        for obj in objects:
+            key = _key(obj)
+            self._request("create", key[0], key[1], key[2])
+            if key in self.cluster.objects:
+                self._request("get", key[0], key[1], key[2])
+                self._request("patch" if key[0] == "Pod" else "update", key[0], key[1], key[2])
+
+    def detect_cni(self) -> str:
+        """As KubeBackend.detect_cni: the CNI named from the cluster's DaemonSets."""
+        self._request("list", "DaemonSet")
+        return f"model CNI ({self.cni.name})"
+
     # -- objects -------------------------------------------------------------------------------------
     def apply(self, objects: Sequence[K8sObject]) -> None:
         self.cluster.api()
+        self._requests_to_apply(objects)
         for name in self.cluster.apply(objects):
             if name not in self.created_namespaces:
                 self.created_namespaces.append(name)
 
     def delete(self, objects: Sequence[K8sObject]) -> None:
         self.cluster.api()
+        for obj in objects:
+            self._request("delete", *_key(obj))
         self.cluster.delete(objects)
         gone = {o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace"}
         self.created_namespaces = [n for n in self.created_namespaces if n not in gone]
@@ -388,6 +427,8 @@ class ModelBackend(Backend):
     def unready_pods(self, namespaces: Iterable[str]) -> dict[str, PodProblem | None]:
         self.cluster.api()
         wanted = set(namespaces)
+        for namespace in sorted(wanted):
+            self._request("list", "Pod", namespace)
         return {
             f"{k[1]}/{k[2]}": never_ready(o)
             for k, o in self.cluster.objects.items()
@@ -407,11 +448,11 @@ class ModelBackend(Backend):
             self.clock.sleep(1.0)
 
     def namespace_phases(self) -> dict[str, str]:
-        self.cluster.api()
+        self._request("list", "Namespace")
         return {k[2]: self.cluster.phase(k[2]) or "" for k in self.cluster.objects if k[0] == "Namespace"}
 
     def delete_run(self, run_id: str) -> list[str]:
-        self.cluster.api()
+        self._request("list", "Namespace")
         names = [
             k[2]
             for k, o in self.cluster.objects.items()
@@ -419,6 +460,8 @@ class ModelBackend(Backend):
             and (o["metadata"].get("labels") or {}).get(RUN_LABEL) == run_id
             and self.cluster.phase(k[2]) == "Active"
         ]
+        for name in names:
+            self._request("delete", "Namespace", "", name)
         self.cluster.delete([_namespace(n) for n in names])
         return names
 
@@ -427,9 +470,12 @@ class ModelBackend(Backend):
         return [copy.deepcopy(o) for k, o in self.cluster.objects.items() if kind is None or k[0] == kind]
 
     def state(self, namespaces: Iterable[str]) -> Cluster:
-        self.cluster.api()
-        full = self.cluster.state()
+        self._request("list", "Namespace")
         wanted = set(namespaces)
+        for namespace in sorted(wanted):
+            for kind in ("Pod", "Service", "NetworkPolicy"):
+                self._request("list", kind, namespace)
+        full = self.cluster.state()
         return Cluster(
             dict(full.namespaces),
             [p for p in full.pods if p.namespace in wanted],
@@ -438,18 +484,19 @@ class ModelBackend(Backend):
         )
 
     def services_all(self) -> list:
-        self.cluster.api()
+        self._request("list", "Service")
         return list(self.cluster.state().services)
 
     def resolv_conf(self, pod_key: str) -> str:
-        self.cluster.api()
+        namespace, name = pod_key.split("/", 1)
+        self._request(self.cluster.exec_verb, "Pod", namespace, name, sub="exec")
         return self.cluster.resolv_conf(pod_key.split("/", 1)[0])
 
     # -- probes --------------------------------------------------------------------------------------
     def answer(self, probes: Sequence[Probe], timeout_s: float) -> list[Observation]:
         """What each probe observes now (the API, the kubelet and the CNI as they stand), each with what
         it costs: the exec's round trip plus, for a dropped packet, the whole timeout. Moves no clock."""
-        self.cluster.api()
+        self._request_execs(probes)
         state, simulator = self.cluster.enforced()
         index = _Index(state)
         return [self._probe_one(p, timeout_s, state, simulator, index) for p in probes]
@@ -543,8 +590,19 @@ class ModelBackend(Backend):
             return seen(Outcome.REFUSED, f"REFUSED: nothing listens on {port}/{probe.protocol}")
         return seen(Outcome.CONNECTED, verdict.reason if verdict else "not filtered: from the node")
 
+    def _request_execs(self, probes: Sequence[Probe]) -> None:
+        """Each probe is an exec in its client pod."""
+        self.cluster.api()
+        for client in sorted({p.client for p in probes}):
+            namespace, name = client.split("/", 1)
+            self._request(self.cluster.exec_verb, "Pod", namespace, name, sub="exec")
+
     def diagnose(self, pod_key: str) -> str:
         ns, name = pod_key.split("/", 1)
+        try:
+            self._request("get", "Pod", ns, name)
+        except Forbidden as exc:  # as KubeBackend.diagnose: what the API said instead
+            return f"pod {pod_key}: {exc}"
         pod = self.cluster.objects.get(("Pod", ns, name))
         if pod is None:
             return f"pod {pod_key} does not exist"

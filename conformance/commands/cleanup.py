@@ -1,11 +1,14 @@
 """``gim-netpol cleanup [--kubeconfig F] [--context C] [--run-id ID] [--dry-run]``.
 
 Deletes what a crashed run left behind, found by the run label (``conformance.gitguardian.com/run``):
-the namespaces a run created (which deletes everything in them) and the short-lived client pods it
-put in other namespaces (``verify --probe-allowed-namespaces``). Objects without the label are never
+the namespaces a run created (which deletes everything in them), the short-lived client pods it
+put in other namespaces (``verify --probe-allowed-namespaces``), and the pods, Services and
+NetworkPolicies a namespaced verify put in its probe namespaces. Objects without the label are never
 touched. Uses the kubernetes Python client (v29+): ``CoreV1Api.list_namespace`` /
-``list_pod_for_all_namespaces`` with ``label_selector``, ``delete_namespace``, ``delete_namespaced_pod``
-(docs: github.com/kubernetes-client/python, docs/CoreV1Api.md).
+``list_pod_for_all_namespaces`` / ``list_service_for_all_namespaces`` and
+``NetworkingV1Api.list_network_policy_for_all_namespaces`` with ``label_selector``, ``delete_namespace``,
+``delete_namespaced_pod``, ``delete_namespaced_service``, ``delete_namespaced_network_policy`` (docs:
+github.com/kubernetes-client/python, docs/CoreV1Api.md, docs/NetworkingV1Api.md).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from conformance.probes.agnhost import RUN_LABEL
 
 @dataclass(frozen=True, order=True)
 class Leftover:
-    kind: str  # "Namespace" or "Pod"
+    kind: str  # "Namespace", "Pod", "Service" or "NetworkPolicy"
     namespace: str | None
     name: str
     run_id: str
@@ -37,8 +40,9 @@ def selector(run_id: str | None) -> str:
 
 
 def leftovers(namespaces: Iterable[dict], pods: Iterable[dict], run_id: str | None = None) -> list[Leftover]:
-    """What to delete among listed objects (API dicts): labelled namespaces, and labelled pods that
-    live outside them (pods inside go with their namespace)."""
+    """What to delete among listed objects (API dicts): labelled namespaces, and labelled pods (or, with
+    their ``kind`` set, Services and NetworkPolicies) that live outside them (those inside go with
+    their namespace)."""
     out: list[Leftover] = []
     doomed: set[str] = set()
     for ns in namespaces:
@@ -51,7 +55,7 @@ def leftovers(namespaces: Iterable[dict], pods: Iterable[dict], run_id: str | No
         meta = pod.get("metadata") or {}
         run = (meta.get("labels") or {}).get(RUN_LABEL)
         if run is not None and (run_id is None or run == run_id) and meta.get("namespace") not in doomed:
-            out.append(Leftover("Pod", meta.get("namespace"), meta["name"], run))
+            out.append(Leftover(pod.get("kind") or "Pod", meta.get("namespace"), meta["name"], run))
     return sorted(out)
 
 
@@ -64,9 +68,15 @@ def run(args: argparse.Namespace) -> int:
     core = client.CoreV1Api(api)
     label = selector(args.run_id)
     serialize = api.sanitize_for_serialization
+    networking = client.NetworkingV1Api(api)
+    listed = [
+        ("Pod", core.list_pod_for_all_namespaces),
+        ("Service", core.list_service_for_all_namespaces),
+        ("NetworkPolicy", networking.list_network_policy_for_all_namespaces),
+    ]
     found = leftovers(
         [serialize(n) for n in core.list_namespace(label_selector=label).items],
-        [serialize(p) for p in core.list_pod_for_all_namespaces(label_selector=label).items],
+        [{**serialize(o), "kind": kind} for kind, call in listed for o in call(label_selector=label).items],
         args.run_id,
     )
     if not found:
@@ -79,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             if item.kind == "Namespace":
                 core.delete_namespace(item.name, propagation_policy="Background")
+            elif item.kind == "Service":
+                core.delete_namespaced_service(item.name, item.namespace)
+            elif item.kind == "NetworkPolicy":
+                networking.delete_namespaced_network_policy(item.name, item.namespace)
             else:
                 core.delete_namespaced_pod(item.name, item.namespace, grace_period_seconds=0)
         except client.ApiException as e:
@@ -86,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             if e.status == 403:
                 raise UserError(
-                    f"forbidden to delete {item}: see deploy/rbac-verify.yaml", source="cleanup"
+                    f"forbidden to delete {item}: apply what `gim-netpol rbac` prints", source="cleanup"
                 ) from None
             raise
         print(f"deleted {item}")

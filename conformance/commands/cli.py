@@ -20,6 +20,7 @@ COMMANDS = (
     "conformance.commands.plan",
     "conformance.commands.verify",
     "conformance.commands.cleanup",
+    "conformance.commands.rbac",
 )
 
 

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conformance.backends.base import BackendUnavailable
+from conformance.api_errors import status_message
+from conformance.backends.base import BackendUnavailable, Forbidden
 from conformance.errors import UserError
 from conformance.verify.analysis import Analysis, analyse
 from conformance.verify.discovery import load_view
 from conformance.verify.flowlogs import FORMATS, read_flow_logs
+from conformance.verify.own import leave_out_own_namespaces
+from conformance.verify.placement import DEFAULT_PROBE_NAMESPACES, DNS_LABEL, ProbeNamespaces
+from conformance.verify.rbac import missing_rule
 from conformance.verify.report_html import to_html
 from conformance.verify.report_json import dumps
 from conformance.verify.report_junit import to_junit
 from conformance.verify.report_text import render_text
 
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 REPORT_FILES = ("verify-report.json", "verify-junit.xml", "verify-report.html")
 
 EPILOG = """\
@@ -76,10 +78,45 @@ def judged(verify: Callable[[], Analysis]) -> Analysis:
         return verify()
     except (UserError, BackendUnavailable, KeyboardInterrupt):
         raise
+    except Forbidden as exc:
+        raise forbidden_error(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 (the one place every other failure is turned into a line)
+        if getattr(exc, "status", None) == 403 and missing_rule(status_message(exc) or ""):
+            raise forbidden_error(status_message(exc) or "") from None
         raise BackendUnavailable(
             f"verify stopped on an unexpected error, nothing was judged: {type(exc).__name__}: {exc}"
         ) from None
+
+
+def forbidden_error(message: str) -> UserError:
+    """An RBAC refusal as one line: the API server's message and the rule it shows missing."""
+    rule = missing_rule(message)
+    return UserError(
+        f"{message}: {rule}" + ("; apply what `gim-netpol rbac` prints for this mode" if rule else ""),
+        source="RBAC",
+    )
+
+
+def live_mode(args: argparse.Namespace) -> ProbeNamespaces | None:
+    """The probe namespaces of a namespaced run, or None (cluster-wide, or read-only): bad combinations of
+    --cluster-wide, --probe-namespaces and --no-probes are one line, before any cluster call."""
+    if args.no_probes:
+        for flag, given in (
+            ("--cluster-wide", args.cluster_wide),
+            ("--probe-namespaces", args.probe_namespaces),
+            ("--probe-allowed-namespaces", args.probe_allowed_namespaces),
+            ("--cni-features", args.cni_features == "all"),
+        ):
+            if given:
+                raise UserError("probes, but --no-probes was given (read-only: nothing probed)", source=flag)
+        return None
+    if args.cluster_wide:
+        if args.probe_namespaces:
+            raise UserError(
+                "names probe namespaces, but --cluster-wide creates its own", source="--probe-namespaces"
+            )
+        return None
+    return ProbeNamespaces.parse(args.probe_namespaces) if args.probe_namespaces else ProbeNamespaces()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,12 +136,17 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(
                 "CNI feature canaries need a live cluster, not a snapshot", source="--cni-features"
             )
-        if args.probe_allowed_namespaces:
-            raise UserError("probes need a live cluster, not a snapshot", source="--probe-allowed-namespaces")
-        analysis = judged(lambda: analyse(load_view(args.snapshot), namespace, flow_logs))
+        for flag in ("probe_allowed_namespaces", "cluster_wide", "no_probes", "probe_namespaces"):
+            if getattr(args, flag):
+                option = "--" + flag.replace("_", "-")
+                raise UserError("applies to a live cluster, not to --snapshot", source=option)
+        analysis = judged(
+            lambda: analyse(leave_out_own_namespaces(load_view(args.snapshot)), namespace, flow_logs)
+        )
     else:
         from conformance.verify.live import LiveOptions, verify_live  # the kubernetes client loads slowly
 
+        probe_namespaces = live_mode(args)
         options = LiveOptions(
             kubeconfig=args.kubeconfig or os.environ.get("KUBECONFIG"),
             context=args.context,
@@ -113,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
             image=args.probe_image,
             deadline_s=args.deadline,
             cni_features=args.cni_features,
+            probe_namespaces=probe_namespaces,
+            probes=not args.no_probes,
         )
         analysis = judged(lambda: verify_live(namespace, options, flow_logs))
     if args.report_dir:
@@ -159,6 +203,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--probe-allowed-namespaces",
         action="store_true",
         help="live: also probe from one short-lived client pod in each allowed namespace (opt-in)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--probe-namespaces",
+        metavar="SRV,CLI,TEAM,OTHER",
+        help="live, namespaced (the default): the four probe namespaces created once, labelled as"
+        " `gim-netpol rbac` prints them (default: " + ",".join(DEFAULT_PROBE_NAMESPACES) + ")",
+    )
+    mode.add_argument(
+        "--cluster-wide",
+        action="store_true",
+        help="live: create and delete namespaces of the run's own (needs deploy/rbac-verify.yaml's rights)",
+    )
+    parser.add_argument(
+        "--no-probes",
+        action="store_true",
+        help="live, read-only: list only, create nothing; inferred values, expected matrix, shadow diff",
     )
     parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="live: probe timeout")
     parser.add_argument(

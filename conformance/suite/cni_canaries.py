@@ -48,7 +48,7 @@ class Check:
     via: str = "pod"
 
 
-Names = Callable[[str], str]  # namespace role -> the namespace's name in this run
+Names = Callable[[str], str]  # namespace role -> the namespace's name in this run; "role/name" -> its key
 PolicyBuilder = Callable[[Names, Cluster], list[K8sObject]]
 
 
@@ -87,7 +87,7 @@ def _team(value: str) -> dict:
 
 def _ip_block(ns: Names, state: Cluster) -> list[K8sObject]:
     """Egress to everything except server b's pod IP: known only once the pods run."""
-    b_ip = ipaddress.ip_address(state.pod(f"{ns('srv')}/b").ip or "")
+    b_ip = ipaddress.ip_address(state.pod(ns("srv/b")).ip or "")
     everything, one = ("0.0.0.0/0", 32) if b_ip.version == 4 else ("::/0", 128)
     spec = {
         "podSelector": {"matchLabels": {"app": "client"}},

@@ -143,7 +143,10 @@ def needed_features(policies: Iterable[K8sObject]) -> dict[str, list[FeatureUse]
 # -- objects -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Layout:
-    """Where the canaries of one run live: one namespace per canary and role."""
+    """Where the canaries of one run live: one namespace per canary and role, created by the run; or,
+    with ``shared`` (role -> an existing namespace), the namespaces given, which the run neither creates
+    nor deletes: its pods, Services and policies are named after the canary and the run there, and such
+    canaries run one at a time (their selectors would otherwise select each other's pods)."""
 
     run_id: str
     suffix: str = ""
@@ -151,6 +154,7 @@ class Layout:
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     prefix: str = ""  # default: cf-<run id>
     dns_service: str = f"{DNS_NAMESPACE}/kube-dns"  # kind's DNS Service until the cluster's own is found
+    shared: Mapping[str, str] = field(default_factory=dict)
 
     def names(self, canary: Canary) -> Names:
         prefix = self.prefix or f"cf-{self.run_id[:6]}{self.suffix}"
@@ -158,15 +162,26 @@ class Layout:
         def name(role: str) -> str:
             if role == DNS_SERVICE_ROLE:
                 return self.dns_service
+            if "/" in role:  # "role/name": the key of the canary's pod or Service of that name
+                role, obj = role.split("/", 1)
+                return f"{name(role)}/{self.object_name(canary, obj)}"
+            if self.shared:
+                return self.shared[role]
             return f"{prefix}-{canary.feature}-{role}"[:63].rstrip("-")
 
         return name
 
+    def object_name(self, canary: Canary, name: str) -> str:
+        """A pod's, Service's or policy's name: the canary's own, or in shared namespaces one naming the
+        canary and the run (a DNS-1035 label: it starts with the feature's letter)."""
+        if not self.shared:
+            return name
+        return f"{canary.feature}-{self.run_id[:8]}-{name}"[:63].rstrip("-")
+
     def key(self, canary: Canary, where: str) -> str:
         if where == DNS_SERVICE_ROLE:
             return self.dns_service
-        role, name = where.split("/", 1)
-        return f"{self.names(canary)(role)}/{name}"
+        return self.names(canary)(where)
 
     def namespaces(self, canary: Canary) -> list[str]:
         return [self.names(canary)(role) for role in canary.namespaces]
@@ -177,32 +192,41 @@ class Layout:
 
     def objects(self, canary: Canary, image: str) -> list[K8sObject]:
         ns = self.names(canary)
-        objects: list[K8sObject] = [
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {
-                    "name": ns(role),
-                    "labels": {
-                        agnhost.RUN_LABEL: self.run_id,
-                        **self.namespace_labels,
-                        **labels,
-                        "conformance.gitguardian.com/canary": canary.feature,
+        named = self.object_name
+        objects: list[K8sObject] = (
+            []
+            if self.shared
+            else [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": ns(role),
+                        "labels": {
+                            agnhost.RUN_LABEL: self.run_id,
+                            **self.namespace_labels,
+                            **labels,
+                            "conformance.gitguardian.com/canary": canary.feature,
+                        },
                     },
-                },
-            }
-            for role, labels in canary.namespaces.items()
-        ]
+                }
+                for role, labels in canary.namespaces.items()
+            ]
+        )
         for s in canary.servers:
             role, name = s.where.split("/", 1)
             objects.append(
-                agnhost.server_pod(ns(role), name, s.labels, s.ports, image=image, run_id=self.run_id)
+                agnhost.server_pod(
+                    ns(role), named(canary, name), s.labels, s.ports, image=image, run_id=self.run_id
+                )
             )
             if s.service:
-                objects.append(agnhost.service(ns(role), name, s.labels, s.ports, run_id=self.run_id))
+                objects.append(
+                    agnhost.service(ns(role), named(canary, name), s.labels, s.ports, run_id=self.run_id)
+                )
         for c in canary.clients:
             role, name = c.where.split("/", 1)
-            pod = agnhost.client_pod(ns(role), name, c.labels, image=image, run_id=self.run_id)
+            pod = agnhost.client_pod(ns(role), named(canary, name), c.labels, image=image, run_id=self.run_id)
             if c.host_network:
                 pod["spec"]["hostNetwork"] = True
             objects.append(pod)
@@ -212,6 +236,7 @@ class Layout:
         out = []
         for p in canary.policies(self.names(canary), state):
             p["metadata"]["labels"] = {agnhost.RUN_LABEL: self.run_id}
+            p["metadata"]["name"] = self.object_name(canary, p["metadata"]["name"])
             out.append(p)
         return out
 
@@ -310,6 +335,7 @@ class CanaryRun:
     namespace_objects: list[K8sObject]
     clock: _Clock
     start: float
+    created: list[K8sObject] = field(default_factory=list)  # what to delete at the end in shared namespaces
 
     def finish(
         self,
@@ -332,8 +358,12 @@ class CanaryRun:
             self.delete()
 
     def delete(self) -> None:
-        """Delete the canaries' namespaces (not waited for)."""
-        if self.namespace_objects:
+        """Delete the canaries' namespaces (not waited for); in shared namespaces, what the run created."""
+        if self.layout.shared:
+            if self.created:
+                self.backend.delete(list(reversed(self.created)))
+                self.created = []
+        elif self.namespace_objects:
             self.backend.delete(self.namespace_objects)
             self.namespace_objects = []
         self.report.seconds = self.clock.now() - self.start
@@ -356,7 +386,7 @@ def start_canaries(
     report = CniFeatureReport(results, dict(needed or {}))
     live: list[Canary] = []
     for c in canaries:
-        if any(cl.host_network for cl in c.clients) and not layout.host_network:
+        if not runs_in(layout, c):
             results[c.feature] = CanaryResult(
                 c.feature,
                 NOT_CHECKED,
@@ -371,7 +401,7 @@ def start_canaries(
     try:
         for c in list(live):  # one canary refused leaves the others
             try:
-                backend.apply(layout.objects(c, image))
+                apply_each(backend, layout.objects(c, image), run.created)
             except RuntimeError as exc:
                 results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, f"refused: {exc}")
                 live.remove(c)
@@ -486,7 +516,7 @@ def _judge(run: CanaryRun, probe_timeout_s: float, deadline_s: float, retry_inte
                 probes=sum(len(r.samples) for r in failed),
             )
             del planned[feature]
-    backend.apply([p for _, policies in planned.values() for p in policies])
+    apply_each(backend, [p for _, policies in planned.values() for p in policies], run.created)
     # check() probes a flow expected through again when it connected before the blocks held (the
     # policies take a moment to be programmed), so a skipped allow policy shows here.
     after = probe_round([x for flows, _ in planned.values() for x in flows], "CNI feature canaries")
@@ -514,6 +544,19 @@ def _judge(run: CanaryRun, probe_timeout_s: float, deadline_s: float, retry_inte
                 [_mismatch(r) for r in bad],
                 probes=n,
             )
+
+
+def runs_in(layout: Layout, canary: Canary) -> bool:
+    """Whether the canary can run in the layout's namespaces (a host-network client needs them privileged)."""
+    return layout.host_network or not any(cl.host_network for cl in canary.clients)
+
+
+def apply_each(backend: Backend, objects: Sequence[K8sObject], created: list[K8sObject]) -> None:
+    """Apply the objects one by one, each added to ``created`` once the API accepted it: what is deleted
+    at the end is what exists (deleting an object never created could be refused, hiding the first error)."""
+    for obj in objects:
+        backend.apply([obj])
+        created.append(obj)
 
 
 def plan_objects(layout: Layout, canaries: Sequence[Canary], image: str, backend: Backend) -> list[K8sObject]:

@@ -13,6 +13,8 @@ observed   observed flows as evidence, resolved through the snapshot
 expected   the simulator's verdict of every flow into GIM, checked against the documented contract
 analysis   all of the above in one result, and the exit status it implies
 report_*   the terminal table, JSON, JUnit XML and HTML evidence
-rbac       the permissions verify needs (deploy/rbac-verify.yaml) and the access review
-live       the live run: canary, temporary namespaces, probes (needs a cluster)
+placement  where a live run puts what it creates (namespaced: the probe namespaces; cluster-wide)
+own        the namespaces of this tool's own runs, left out of the report
+rbac       the permissions verify needs in each mode and the access review; rbac_manifest: as YAML
+live       the live run: canary, CNI canaries, probes (needs a cluster)
 """

@@ -27,39 +27,46 @@ from conformance.suite.cni_features import (
 from conformance.suite.flows import plan_flows
 from conformance.suite.verdicts import FlowResult
 
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
-
 
 def check_cni_features(
     backend: Backend,
     cluster: Cluster,
     gim_namespace: str,
-    run_id: str,
+    layout: Layout,
     *,
     choice: str,
     image: str,
     probe_timeout_s: float,
     deadline_s: float,
     ready_timeout_s: float,
-    prefix: str,
 ) -> tuple[CniFeatureReport | None, list[str]]:
     """The canaries ``choice`` asks for, given GIM's policies in ``cluster``; and the problems (one line
-    per feature GIM's policies use that the CNI does not enforce)."""
+    per feature GIM's policies use that the CNI does not enforce). In shared namespaces (a namespaced
+    run) the canaries run one at a time: each one's policies would select the others' pods."""
     needed = needed_features(cluster.policies_in(gim_namespace))
     canaries = chosen(choice, needed)
     if not canaries:
         return None, []
-    layout = Layout(run_id, host_network=False, namespace_labels=RESTRICTED, prefix=prefix)
-    report = run_canaries(
-        backend,
-        canaries,
-        layout,
-        image=image,
-        probe_timeout_s=probe_timeout_s,
-        deadline_s=deadline_s,
-        ready_timeout_s=ready_timeout_s,
-        needed=needed,
-    )
+    batches = [[c] for c in canaries] if layout.shared else [canaries]
+    reports = [
+        run_canaries(
+            backend,
+            batch,
+            layout,
+            image=image,
+            probe_timeout_s=probe_timeout_s,
+            deadline_s=deadline_s,
+            ready_timeout_s=ready_timeout_s,
+            needed=needed,
+        )
+        for batch in batches
+    ]
+    report = reports[0]
+    for more in reports[1:]:
+        report.results.update(more.results)
+        report.probes += more.probes
+        report.seconds += more.seconds
+        report.notes.extend(n for n in more.notes if n not in report.notes)
     return report, report.failures()
 
 

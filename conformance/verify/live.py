@@ -9,10 +9,12 @@ advice) are tested without one. Kubernetes client usage follows the python clien
 ``ApisApi.get_api_versions`` for the groups the server serves, and
 ``ApiClient.sanitize_for_serialization`` to turn models into the dicts ``kubectl get -o json`` prints.
 
-Safety: nothing is written in the GIM namespace or any existing namespace, except (opt-in
-``--probe-allowed-namespaces``) one short-lived client pod per allowed namespace. Everything the run
-creates carries ``conformance.gitguardian.com/run=<run id>`` and is deleted in a ``finally`` (Ctrl-C
-included; SIGTERM is turned into the same path); ``gim-netpol cleanup`` removes what a killed run left.
+Safety: nothing is written in the GIM namespace. Namespaced (the CLI's default, see ``placement``),
+the run writes only in the probe namespaces given and (opt-in ``--probe-allowed-namespaces``) one
+short-lived client pod per allowed namespace; cluster-wide, in namespaces it creates and those pods.
+Everything the run creates carries ``conformance.gitguardian.com/run=<run id>`` and is deleted in a
+``finally`` (Ctrl-C included; SIGTERM is turned into the same path); ``gim-netpol cleanup`` removes what
+a killed run left. An RBAC refusal (403 naming the verb and resource) stops the run with one line.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from conformance.api_errors import status_message
 from conformance.backends.api_retry import quiet_urllib3_retries
 from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
-from conformance.netpol.model import Cluster, ContainerPort, K8sObject, Pod
+from conformance.netpol.model import Cluster, K8sObject, Pod
 from conformance.netpol.probing import Observation, Outcome, Probe, rejected
 from conformance.probes import agnhost
+from conformance.suite.cni_features import apply_each, chosen, needed_features
 from conformance.suite.flows import plan_flows
 from conformance.suite.verdicts import observe, settled
 from conformance.verify import kinds
@@ -40,12 +43,16 @@ from conformance.verify.analysis import Analysis, ProbeRecord, analyse
 from conformance.verify.cni_features import check_cni_features, explain_probes
 from conformance.verify.discovery import ClusterView, view_from_objects
 from conformance.verify.flowlogs import FlowLog
-from conformance.verify.rbac import api_review, missing_permissions, required_permissions
+from conformance.verify.own import leave_out_own_namespaces
+from conformance.verify.placement import CANARY_PORT, Placement, ProbeNamespaces, planned_objects
+from conformance.verify.rbac import api_review, missing_permissions, missing_rule, required_permissions
 
 RUN_LABEL = agnhost.RUN_LABEL
-CANARY_PORT = 8080
-SCRATCH_PREFIX = "gim-netpol-verify"
 READY_TIMEOUT_S = 180.0
+NO_PROBES_NOTE = (
+    "read-only (--no-probes): nothing was probed and nothing created; the verdicts are the simulator's"
+    " on the policies read, the CNI was not checked"
+)
 
 # kind -> how to list it (api name, method); the typed lists carry no kind.
 CORE_LISTS: dict[str, tuple[str, str]] = {
@@ -67,6 +74,14 @@ class LiveOptions:
     image: str | None = None
     deadline_s: float = 30.0  # retrying disagreeing probes (and waiting for the canary's deny-all to hold)
     cni_features: str = "needed"  # the CNI feature canaries: needed (by GIM's policies), all, none
+    probe_namespaces: ProbeNamespaces | None = None  # None: cluster-wide (the run creates namespaces)
+    probes: bool = True  # False: read-only (--no-probes), nothing created
+
+    @property
+    def mode(self) -> str:
+        if not self.probes:
+            return "read-only"
+        return "cluster-wide" if self.probe_namespaces is None else "namespaced"
 
 
 # -- connection -------------------------------------------------------------------------------------
@@ -119,8 +134,12 @@ def reading(what: str) -> Iterator[None]:
         yield
     except ApiException as exc:
         if exc.status == 403:
+            message = status_message(exc) or ""
+            rule = missing_rule(message)
             raise UserError(
-                f"forbidden to read {what}: apply deploy/rbac-verify.yaml for this identity", source="RBAC"
+                f"forbidden to read {what}: {rule or message or 'HTTP 403'}; apply what `gim-netpol rbac`"
+                " prints for this identity (deploy/rbac-verify.yaml for --cluster-wide)",
+                source="RBAC",
             ) from None
         raise BackendUnavailable(f"the API server failed to read {what}: {_status_line(exc)}") from None
     except HTTPError as exc:  # refused, reset, timed out, after urllib3's own retries
@@ -205,15 +224,22 @@ def not_served_notes(absent: list[kinds.Kind]) -> list[str]:
     return [kinds.not_served_note(group) for group in by_group.values()]
 
 
-def check_permissions(api: Any, served: dict[str, list[str]], *, probing: bool) -> None:
-    """UserError listing the missing permissions verify cannot do without (the optional kinds' only
-    for the groups the cluster serves)."""
+def check_permissions(
+    api: Any, served: dict[str, list[str]], mode: str, objects: Sequence[K8sObject] = (), *, beyond: str = ""
+) -> None:
+    """UserError listing the missing permissions verify cannot do without in ``mode`` (the optional
+    kinds' only for the groups the cluster serves; namespaced: for the ``objects`` the run creates),
+    leaving out those of mode ``beyond`` (checked already)."""
+    checked = set(required_permissions(beyond, groups=served)) if beyond else set()
+    needed = [p for p in required_permissions(mode, groups=served, objects=objects) if p not in checked]
     with reading("SelfSubjectAccessReviews"):
-        missing = missing_permissions(api_review(api), required_permissions(probing=probing, groups=served))
+        missing = missing_permissions(api_review(api), needed)
     if missing:
         listed = "; ".join(str(p) for p in missing)
         raise UserError(
-            f"missing permissions: {listed}. Apply deploy/rbac-verify.yaml for this identity", source="RBAC"
+            f"missing permissions: {listed}. Apply what `gim-netpol rbac --mode {mode}` prints for this"
+            " identity",
+            source="RBAC",
         )
 
 
@@ -222,44 +248,6 @@ def check_permissions(api: Any, served: dict[str, list[str]], *, probing: bool) 
 
 def new_run_id() -> str:
     return secrets.token_hex(4)
-
-
-def scratch_namespace(run_id: str, role: str) -> K8sObject:
-    """A namespace the run owns. Pod Security "restricted" is enforced in it: the probe pods meet it,
-    and a stricter cluster-wide policy shows up here first, with a clear message."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": f"{SCRATCH_PREFIX}-{run_id}-{role}",
-            "labels": {RUN_LABEL: run_id, "pod-security.kubernetes.io/enforce": "restricted"},
-        },
-    }
-
-
-def deny_all_ingress(namespace: str, run_id: str) -> K8sObject:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "canary-deny-all", "namespace": namespace, "labels": {RUN_LABEL: run_id}},
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
-    }
-
-
-def canary_objects(run_id: str, image: str) -> tuple[list[K8sObject], K8sObject]:
-    """(namespace, server, client) and the deny-all policy applied once the baseline connected."""
-    ns = scratch_namespace(run_id, "canary")
-    name = ns["metadata"]["name"]
-    server = agnhost.server_pod(
-        name,
-        "server",
-        {"app": "canary-server"},
-        [ContainerPort(CANARY_PORT, "TCP", "http")],
-        image=image,
-        run_id=run_id,
-    )
-    client = agnhost.client_pod(name, "client", {"app": "canary-client"}, image=image, run_id=run_id)
-    return [ns, server, client], deny_all_ingress(name, run_id)
 
 
 def canary_problem(baseline: Observation, denied: Sequence[Observation], cni: str) -> str | None:
@@ -333,9 +321,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _apply(backend: Any, objects: Sequence[K8sObject]) -> None:
+def _apply(backend: Any, objects: Sequence[K8sObject], created: list[K8sObject]) -> None:
+    """Apply, one object at a time; each one the API accepted is added to ``created``."""
     try:
-        backend.apply(objects)
+        apply_each(backend, objects, created)
     except RuntimeError as exc:
         text = str(exc)
         if "PodSecurity" in text or "admission webhook" in text:
@@ -381,14 +370,52 @@ def verify_live(gim_namespace: str, options: LiveOptions, flow_logs: Sequence[Fl
         ) from None
     try:
         served = served_versions(backend.api_client)
-        check_permissions(backend.api_client, served, probing=True)
+        check_permissions(backend.api_client, served, "read-only")
         source = f"cluster {options.context or '(current context)'}"
         view = discover(backend.api_client, source, served)
+        if options.probe_namespaces is not None:
+            options.probe_namespaces.check(view.cluster.namespaces)
+        view = leave_out_own_namespaces(view)
         analysis = analyse(view, gim_namespace, flow_logs)
-        probe_cluster(backend, analysis, view, options, new_run_id())
+        if not options.probes:
+            analysis.notes.insert(0, NO_PROBES_NOTE)
+            return analysis
+        placement = Placement(new_run_id(), options.image or agnhost.AGNHOST_IMAGE, options.probe_namespaces)
+        planned = plan_run(placement, analysis, view, options)
+        check_permissions(backend.api_client, served, options.mode, planned, beyond="read-only")
+        where = (
+            f"in the probe namespaces {', '.join(options.probe_namespaces.names)}"
+            if options.probe_namespaces is not None
+            else "in namespaces of the run's own, deleted at the end"
+        )
+        analysis.notes.insert(0, f"{options.mode} run {placement.run_id}: canaries and probe clients {where}")
+        probe_cluster(backend, analysis, view, options, placement.run_id)
         return analysis
     finally:
         backend.close()
+
+
+def plan_run(
+    placement: Placement, analysis: Analysis, view: ClusterView, options: LiveOptions
+) -> list[K8sObject]:
+    """What a namespaced run will create (the permissions it needs come from it); [] cluster-wide."""
+    if not placement.namespaced:
+        return []
+    from conformance.backends.model import ModelBackend  # an empty in-memory cluster to plan on
+
+    return planned_objects(
+        placement,
+        chosen(options.cni_features, needed_features(view.cluster.policies_in(analysis.gim_namespace))),
+        allowed_clients(analysis, view, options),
+        ModelBackend(),
+    )
+
+
+def allowed_clients(analysis: Analysis, view: ClusterView, options: LiveOptions) -> list[str]:
+    """The allowed namespaces a client pod probes from (``--probe-allowed-namespaces``): those that exist."""
+    if not options.probe_allowed_namespaces:
+        return []
+    return [ns for ns in analysis.inference.allowed_namespaces if ns in view.cluster.namespaces]
 
 
 def probe_cluster(
@@ -396,39 +423,49 @@ def probe_cluster(
 ) -> None:
     """Canary and probes on ``backend`` (a KubeBackend, or any Backend with ``detect_cni`` and
     ``delete_run``), recorded in ``analysis``; everything the run created is deleted on the way out."""
-    image = options.image or agnhost.AGNHOST_IMAGE
+    placement = Placement(run_id, options.image or agnhost.AGNHOST_IMAGE, options.probe_namespaces)
     analysis.live = True
-    stray_pods: list[K8sObject] = []
+    created: list[K8sObject] = []  # deleted at the end (cluster-wide: the pods outside its namespaces)
     with sigterm_as_interrupt():
         try:
-            _run_probes(backend, analysis, view, run_id, image, options, stray_pods)
+            _run_probes(backend, analysis, view, placement, options, created)
         except RuntimeError as exc:  # pods not ready, API errors: nothing was verified
             analysis.problems.insert(0, f"could not complete the probes: {exc}")
         finally:
-            backend.delete(stray_pods)
-            backend.delete_run(run_id)
+            backend.delete(leftovers(created))
+            if not placement.namespaced:
+                backend.delete_run(run_id)
+
+
+def leftovers(created: Sequence[K8sObject]) -> list[K8sObject]:
+    """What to delete at the end, last created first: objects in namespaces the run did not create (those
+    it created go with them, through ``delete_run``)."""
+    own = {o["metadata"]["name"] for o in created if o["kind"] == "Namespace"}
+    return [
+        o for o in reversed(created) if o["kind"] != "Namespace" and o["metadata"]["namespace"] not in own
+    ]
 
 
 def _run_probes(
     backend: Any,
     analysis: Analysis,
     view: ClusterView,
-    run_id: str,
-    image: str,
+    placement: Placement,
     options: LiveOptions,
-    stray_pods: list[K8sObject],
+    created: list[K8sObject],
 ) -> None:
-    canary, deny = canary_objects(run_id, image)
-    canary_ns = canary[0]["metadata"]["name"]
-    _apply(backend, canary)
-    backend.wait_ready([canary_ns], READY_TIMEOUT_S)
-    state = backend.state([canary_ns])
-    server = state.pod(f"{canary_ns}/server")
-    probe = Probe(f"{canary_ns}/client", server.key, server.ip or "", CANARY_PORT)
+    canary, deny = placement.canary()
+    server_obj, client_obj = (o for o in canary if o["kind"] == "Pod")
+    canary_namespaces = sorted({_key(o).split("/")[0] for o in (server_obj, client_obj)})
+    _apply(backend, canary, created)
+    backend.wait_ready(canary_namespaces, READY_TIMEOUT_S)
+    state = backend.state(canary_namespaces)
+    server = state.pod(_key(server_obj))
+    probe = Probe(_key(client_obj), server.key, server.ip or "", CANARY_PORT)
     (baseline,) = backend.probe([probe], options.timeout_s)
     denied: list[Observation] = []
     if baseline.outcome is Outcome.CONNECTED:
-        _apply(backend, [deny])
+        _apply(backend, [deny], created)
         # a policy takes a moment to be programmed; blocked must hold on two samples in a row
         deadline = backend.clock.now() + options.deadline_s
         while backend.clock.now() < deadline:
@@ -445,33 +482,25 @@ def _run_probes(
         backend,
         view.cluster,
         analysis.gim_namespace,
-        run_id,
+        placement.layout(),
         choice=options.cni_features,
-        image=image,
+        image=placement.image,
         probe_timeout_s=options.timeout_s,
         deadline_s=options.deadline_s,
         ready_timeout_s=READY_TIMEOUT_S,
-        prefix=f"{SCRATCH_PREFIX}-{run_id}",
     )
     analysis.problems.extend(problems)
 
-    probe_ns = scratch_namespace(run_id, "probe")
-    name = probe_ns["metadata"]["name"]
-    objects = [probe_ns, agnhost.client_pod(name, "client", {}, image=image, run_id=run_id)]
-    client_namespaces = [name]
-    if options.probe_allowed_namespaces:
-        for ns in analysis.inference.allowed_namespaces:
-            if ns in view.cluster.namespaces:
-                pod = agnhost.client_pod(ns, f"{SCRATCH_PREFIX}-{run_id}", {}, image=image, run_id=run_id)
-                stray_pods.append(pod)
-                client_namespaces.append(ns)
-    _apply(backend, objects)
-    for pod in stray_pods:
-        _apply(backend, [pod])
+    objects = placement.probe_client()
+    name = _key(objects[-1]).split("/")[0]
+    allowed = [placement.allowed_client(ns) for ns in allowed_clients(analysis, view, options)]
+    client_namespaces = [name, *(o["metadata"]["namespace"] for o in allowed)]
+    _apply(backend, [*objects, *allowed], created)
+    ours = [_key(o) for o in objects if o["kind"] == "Pod"] + [_key(p) for p in allowed]
     backend.wait_ready([name], READY_TIMEOUT_S)
     # wait_ready waits for every pod of a namespace: in the allowed namespaces only ours matter
-    live = _wait_for_ips(backend, client_namespaces, [_key(p) for p in stray_pods], READY_TIMEOUT_S)
-    clients = [p for p in live.pods if RUN_LABEL in p.labels and p.namespace in client_namespaces]
+    live = _wait_for_ips(backend, client_namespaces, ours, READY_TIMEOUT_S)
+    clients = [p for p in live.pods if p.key in ours]
     cluster = view.cluster
     cluster.add_namespace(live.namespaces[name])
     planned = plan_probes(cluster, clients, analysis.gim_namespace)
