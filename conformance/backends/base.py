@@ -14,7 +14,7 @@ from typing import Protocol
 from conformance.backends.clock import RealClock
 from conformance.backends.pod_status import PodProblem, summary
 from conformance.netpol.model import Cluster, K8sObject, Service
-from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.probing import Observation, Probe, to_confirm
 
 
 class Clock(Protocol):
@@ -118,10 +118,12 @@ class Backend(ABC):
         self, probes: Sequence[Probe], timeout_s: float, confirm: Sequence[bool]
     ) -> list[list[Observation]]:
         """The samples of one round: every probe once, and a probe with ``confirm[i]`` (a flow expected
-        blocked) that did not connect once more right away, so that a block is seen twice in a row
-        without another round. Backends that batch probes do both in one exec per client pod."""
-        samples = [[o] for o in self.probe(probes, timeout_s)]
-        again = [i for i, s in enumerate(samples) if confirm[i] and s[0].outcome is not Outcome.CONNECTED]
+        blocked) that did not connect once more right away (``to_confirm`` says which), so that a block
+        is seen twice in a row without another round. Backends that batch probes do both in one exec per
+        client pod."""
+        first = self.probe(probes, timeout_s)
+        samples = [[o] for o in first]
+        again = to_confirm(probes, confirm, first)
         if again:
             for i, o in zip(again, self.probe([probes[i] for i in again], timeout_s), strict=True):
                 samples[i].append(o)

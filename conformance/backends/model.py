@@ -42,7 +42,7 @@ from conformance.backends.model_faults import Faults, Latencies
 from conformance.backends.model_rbac import RESOURCES, ApiCall, Rbac
 from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Pod
-from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.probing import Observation, Outcome, Probe, to_confirm
 from conformance.netpol.simulator import Simulator
 from conformance.netpol.snapshot import cluster_from_objects
 from conformance.probes.agnhost import RUN_LABEL
@@ -516,17 +516,21 @@ class ModelBackend(Backend):
         confirmations in a second wave (Backend.probe_samples)."""
         if not self.probe_batch:
             return super().probe_samples(probes, timeout_s, confirm)
-        samples = [[o] for o in self.answer(probes, timeout_s)]
-        again = [i for i, s in enumerate(samples) if confirm[i] and s[0].outcome is not Outcome.CONNECTED]
+        first = self.answer(probes, timeout_s)
+        samples = [[o] for o in first]
+        again = to_confirm(probes, confirm, first)
         if again:
             for i, o in zip(again, self.answer([probes[i] for i in again], timeout_s), strict=True):
                 samples[i].append(o)
         exec_s = self.cluster.latencies.exec_s
-        per_client: dict[str, float] = {}
+        # Inside one exec the first connects run concurrently; once they are all done, the confirmations
+        # run concurrently: the exec lasts its round trip, the slowest first connect, the slowest second.
+        passes: dict[str, list[float]] = {}
         for probe, got in zip(probes, samples, strict=True):
-            # Inside the exec the connects run concurrently; a confirmation follows its first sample.
-            waited = sum(max(0.0, o.latency_s - exec_s) for o in got)
-            per_client[probe.client] = max(per_client.get(probe.client, 0.0), waited)
+            slowest = passes.setdefault(probe.client, [0.0, 0.0])
+            for n, o in enumerate(got):
+                slowest[n] = max(slowest[n], o.latency_s - exec_s)
+        per_client = {client: first + second for client, (first, second) in passes.items()}
         self._run_execs([exec_s + waited for waited in per_client.values()])
         return samples
 

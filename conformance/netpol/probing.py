@@ -4,6 +4,7 @@ what was seen (Observation). The simulator, the backends and the live probers al
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -52,3 +53,21 @@ def rejected(observation: Observation) -> Observation:
         return observation
     detail = f"rejected: refused on a port the destination serves ({observation.detail.strip()})"
     return Observation(observation.probe, Outcome.REJECTED, detail, observation.latency_s)
+
+
+def to_confirm(probes: Sequence[Probe], confirm: Sequence[bool], first: Sequence[Observation]) -> list[int]:
+    """Which probes get their second sample in the same round: those asked to confirm (flows expected
+    blocked) whose first sample did not connect, unless a probe of the same client asked to confirm did
+    connect. That leak says the CNI is still programming the policies, so a block seen now may be a
+    moment early: the round ends after one timeout and the flows are sampled again in the next one. The
+    batch script (conformance.probes.batch) applies the same rule inside the client pod."""
+    leaked = {
+        p.client
+        for p, c, o in zip(probes, confirm, first, strict=True)
+        if c and o.outcome is Outcome.CONNECTED
+    }
+    return [
+        i
+        for i, (p, c, o) in enumerate(zip(probes, confirm, first, strict=True))
+        if c and o.outcome is not Outcome.CONNECTED and p.client not in leaked
+    ]

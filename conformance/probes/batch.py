@@ -12,8 +12,9 @@ running ``/agnhost connect`` exactly as a single probe does, and printing one li
     INDEX SAMPLE EXIT_CODE DETAIL
 
 where DETAIL is agnhost's output folded onto one line. A spec with CONFIRM=1 (a flow expected blocked)
-whose first sample did not connect is sampled a second time right away, in the same job: a block is
-still seen twice in a row, without another round. The lines are shorter than PIPE_BUF (4096 bytes), so
+whose first sample did not connect is sampled a second time in the same exec, once every first sample
+is in, unless a spec to confirm connected (``netpol.probing.to_confirm``): a block is still seen twice
+in a row, without another round. The lines are shorter than PIPE_BUF (4096 bytes), so
 the jobs' writes to the shared stdout pipe never interleave (POSIX write(2) atomicity for pipes).
 
 An image without ``/bin/sh`` cannot run a batch: the prober falls back to one exec per probe for that
@@ -31,21 +32,33 @@ from conformance.probes.agnhost import classify, connect_command
 SHELL = "/bin/sh"
 MAX_DETAIL = 300  # characters of agnhost's output kept per sample (keeps each line under PIPE_BUF)
 
-# $1.. are specs; `connect` runs agnhost for spec $1 and prints one line per sample.
+# "$@" are the specs. The first samples run at once; a command substitution waits for its background
+# jobs, so $first holds all their lines. Then, unless a spec to confirm connected (the CNI is still
+# programming: conformance.netpol.probing.to_confirm), the specs to confirm whose first sample did not
+# connect are sampled again, at once.
 SCRIPT = r"""
 sample() {
   out=$(/agnhost connect "$3" --timeout="$TIMEOUT" --protocol="$4" 2>&1)
   rc=$?
   printf '%s %s %s %s\n' "$1" "$2" "$rc" "$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-MAXD)"
-  return $rc
 }
-probe() {
+spec() {
   IFS='|' read -r idx confirm target proto <<EOF
 $1
 EOF
-  sample "$idx" 1 "$target" "$proto" || { [ "$confirm" = 1 ] && sample "$idx" 2 "$target" "$proto"; }
 }
-for spec in "$@"; do probe "$spec" & done
+first=$(for s in "$@"; do spec "$s"; sample "$idx" 1 "$target" "$proto" & done; wait)
+printf '%s\n' "$first"
+again=""
+for s in "$@"; do
+  spec "$s"
+  [ "$confirm" = 1 ] || continue
+  case "$(printf '%s\n' "$first" | grep "^$idx 1 ")" in
+    "$idx 1 0 "*) exit 0 ;;
+    *) again="$again $s" ;;
+  esac
+done
+for s in $again; do spec "$s"; sample "$idx" 2 "$target" "$proto" & done
 wait
 """.replace("MAXD", str(MAX_DETAIL))
 
@@ -56,14 +69,18 @@ class BatchItem:
     confirm: bool  # sample again at once when the first sample does not connect
 
 
-def batch_command(items: Sequence[BatchItem], timeout_s: float) -> list[str]:
-    """The exec command that runs every item's ``agnhost connect`` at once in one client pod."""
+def batch_command(items: Sequence[BatchItem], timeout_s: float, agnhost: str = "/agnhost") -> list[str]:
+    """The exec command that runs every item's ``agnhost connect`` at once in one client pod (``agnhost``:
+    where the binary is, /agnhost in the image)."""
     specs = []
+    timeout = ""
     for i, item in enumerate(items):
+        # The arguments a single probe passes to agnhost connect (target, --timeout, --protocol).
         argv = connect_command(item.probe.host, item.probe.port, item.probe.protocol, timeout_s)
         target, timeout, proto = argv[2], argv[3].split("=", 1)[1], argv[4].split("=", 1)[1]
         specs.append(f"{i}|{int(item.confirm)}|{target}|{proto}")
-    return [SHELL, "-c", f"TIMEOUT={timeout}\n{SCRIPT}", "sh", *specs]
+    script = SCRIPT.replace("/agnhost connect", f"{agnhost} connect")
+    return [SHELL, "-c", f"TIMEOUT={timeout}\n{script}", "sh", *specs]
 
 
 def parse_batch_output(items: Sequence[BatchItem], stdout: str, latency_s: float) -> list[list[Observation]]:
