@@ -38,7 +38,7 @@ from conformance.suite.cni_canaries import BY_FEATURE, CANARIES, DNS_SERVICE_ROL
 from conformance.suite.dns import find_cluster_dns
 from conformance.suite.flows import Flow
 from conformance.suite.topology import DNS_NAMESPACE
-from conformance.suite.verdicts import CheckReport, FlowResult, check
+from conformance.suite.verdicts import FlowResult, check
 
 ENFORCED, NOT_ENFORCED, NOT_CHECKED, NOT_RUN = "enforced", "not enforced", "not checked", "not run"
 CHOICES = ("needed", "all", "none")
@@ -349,13 +349,36 @@ class CanaryRun:
         go on), one baseline round and one policy round for all, verdicts; the canaries' namespaces are
         deleted whatever happens. Never raises for a canary that cannot run."""
         try:
-            if self.live:
-                self.live = _ready_canaries(self, ready_timeout_s, retry_interval_s)
-            if self.live:
+            if self.ready(ready_timeout_s, retry_interval_s):
                 _judge(self, probe_timeout_s, deadline_s, retry_interval_s)
             return self.report
         finally:
             self.delete()
+
+    def ready(self, ready_timeout_s: float, poll_s: float = 1.0) -> bool:
+        """Wait for each canary's pods on its own; whether any canary is left to probe."""
+        if self.live:
+            self.live = _ready_canaries(self, ready_timeout_s, poll_s)
+        return bool(self.live)
+
+    def rounds(self) -> CanaryRounds:
+        """The ready canaries' flows and policies, planned on the cluster as it is now."""
+        results, live = self.report.results, self.live
+        self.layout = layout = _with_cluster_dns(self.backend, self.layout, live, results)
+        state = self.backend.state(layout.state_namespaces(live))
+        planned: dict[str, tuple[list[Flow], list[K8sObject]]] = {}
+        for c in live:
+            try:
+                policies = layout.policies(c, state)
+                planned[c.feature] = (canary_flows(layout, c, state, policies), policies)
+            except (NotCheckable, StopIteration, KeyError, ValueError) as exc:
+                why = str(exc) or f"no Service {layout.dns_service} in this cluster"
+                results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, why)
+        baseline = {
+            f: canary_flows(layout, BY_FEATURE[f], state, []) if flows else []
+            for f, (flows, _) in planned.items()
+        }
+        return CanaryRounds(self, planned, baseline)
 
     def delete(self) -> None:
         """Delete the canaries' namespaces (not waited for); in shared namespaces, what the run created."""
@@ -473,77 +496,93 @@ def _ready_canaries(run: CanaryRun, ready_timeout_s: float, poll_s: float) -> li
 
 def _judge(run: CanaryRun, probe_timeout_s: float, deadline_s: float, retry_interval_s: float) -> None:
     """The canaries' shared rounds (a baseline with no policy, then their policies) and their verdicts."""
-    backend, report, results, live = run.backend, run.report, run.report.results, run.live
-    layout = _with_cluster_dns(backend, run.layout, live, results)
-    state = backend.state(layout.state_namespaces(live))
-    planned: dict[str, tuple[list[Flow], list[K8sObject]]] = {}
-    for c in live:
-        try:
-            policies = layout.policies(c, state)
-            planned[c.feature] = (canary_flows(layout, c, state, policies), policies)
-        except (NotCheckable, StopIteration, KeyError, ValueError) as exc:
-            why = str(exc) or f"no Service {layout.dns_service} in this cluster"
-            results[c.feature] = CanaryResult(c.feature, NOT_CHECKED, why)
+    rounds = run.rounds()
 
-    def probe_round(flows: list[Flow], label: str) -> CheckReport:
-        r = check(
-            backend,
+    def probe_round(flows: list[Flow], label: str) -> list[FlowResult]:
+        return check(
+            run.backend,
             flows,
             label=label,
             probe_timeout_s=probe_timeout_s,
             deadline_s=deadline_s,
             retry_interval_s=retry_interval_s,
-        )
-        report.probes += sum(len(x.samples) for x in r.results)
-        return r
+        ).results
 
-    # Baseline: no policy yet, every probe must connect, else the feature cannot be judged here.
-    baseline_flows = {
-        f: canary_flows(layout, BY_FEATURE[f], state, []) if flows else []
-        for f, (flows, _) in planned.items()
-    }
-    all_baseline = [x for fl in baseline_flows.values() for x in fl]
-    baseline = probe_round(all_baseline, "CNI feature canaries: baseline")
-    for feature in list(planned):
-        keys = {id(x) for x in baseline_flows[feature]}
-        failed = [r for r in baseline.results if id(r.flow) in keys and not r.settled]
-        if failed:
-            hint = BY_FEATURE[feature].unavailable
-            results[feature] = CanaryResult(
-                feature,
-                NOT_CHECKED,
-                (hint + "; " if hint else "") + "before any policy, " + _mismatch(failed[0]),
-                probes=sum(len(r.samples) for r in failed),
-            )
-            del planned[feature]
-    apply_each(backend, [p for _, policies in planned.values() for p in policies], run.created)
+    rounds.take_baseline(probe_round(rounds.baseline_flows(), "CNI feature canaries: baseline"))
+    rounds.apply_policies()
     # check() probes a flow expected through again when it connected before the blocks held (the
     # policies take a moment to be programmed), so a skipped allow policy shows here.
-    after = probe_round([x for flows, _ in planned.values() for x in flows], "CNI feature canaries")
-    rejects = sum(1 for r in after.results for o in r.samples if o.outcome is Outcome.REJECTED)
-    if rejects:
-        report.notes.append(
-            f"{rejects} denied connections were refused at once on ports that answered before the"
-            " policy: this CNI rejects denied connections instead of dropping them (counted as blocked)"
-        )
-    for feature, (flows, _) in planned.items():
-        keys = {id(x) for x in flows}
-        mine = [r for r in after.results if id(r.flow) in keys]
-        bad = [r for r in mine if not r.settled]
-        n = sum(len(r.samples) for r in mine)
-        if not bad:
-            results[feature] = CanaryResult(feature, ENFORCED, probes=n)
-        elif all(r.infrastructure_error for r in bad):
-            detail = bad[0].last.detail if bad[0].last else ""
-            results[feature] = CanaryResult(feature, NOT_CHECKED, f"probe errors: {detail}", probes=n)
-        else:
-            results[feature] = CanaryResult(
-                feature,
-                NOT_ENFORCED,
-                f"{len(bad)} of {len(mine)} probes disagree with the simulator",
-                [_mismatch(r) for r in bad],
-                probes=n,
+    rounds.take_verdicts(probe_round(rounds.policy_flows(), "CNI feature canaries"))
+
+
+@dataclass
+class CanaryRounds:
+    """The two rounds the ready canaries share: a baseline with no policy (every probe must connect, else
+    the feature cannot be judged here), then their policies. A caller may probe these flows together with
+    its own in one check (the session's controls do), as long as it keeps the order: baseline results,
+    then the policies applied, then the verdicts."""
+
+    run: CanaryRun
+    planned: dict[str, tuple[list[Flow], list[K8sObject]]]
+    baseline: dict[str, list[Flow]]
+
+    def baseline_flows(self) -> list[Flow]:
+        return [x for flows in self.baseline.values() for x in flows]
+
+    def take_baseline(self, results: Sequence[FlowResult]) -> None:
+        """A canary whose baseline did not connect is ``not checked``, with what was seen."""
+        report = self.run.report
+        report.probes += sum(len(r.samples) for r in results)
+        for feature in list(self.planned):
+            keys = {id(x) for x in self.baseline[feature]}
+            failed = [r for r in results if id(r.flow) in keys and not r.settled]
+            if failed:
+                hint = BY_FEATURE[feature].unavailable
+                report.results[feature] = CanaryResult(
+                    feature,
+                    NOT_CHECKED,
+                    (hint + "; " if hint else "") + "before any policy, " + _mismatch(failed[0]),
+                    probes=sum(len(r.samples) for r in failed),
+                )
+                del self.planned[feature]
+
+    def apply_policies(self) -> None:
+        policies = [p for _, policies in self.planned.values() for p in policies]
+        apply_each(self.run.backend, policies, self.run.created)
+
+    def policy_flows(self) -> list[Flow]:
+        return [x for flows, _ in self.planned.values() for x in flows]
+
+    def take_verdicts(self, results: Sequence[FlowResult]) -> None:
+        """Each canary ``enforced``, ``not enforced`` (its mismatching flows) or ``not checked``."""
+        report = self.run.report
+        report.probes += sum(len(r.samples) for r in results)
+        rejects = sum(1 for r in results for o in r.samples if o.outcome is Outcome.REJECTED)
+        if rejects:
+            report.notes.append(
+                f"{rejects} denied connections were refused at once on ports that answered before the"
+                " policy: this CNI rejects denied connections instead of dropping them (counted as blocked)"
             )
+        for feature, (flows, _) in self.planned.items():
+            keys = {id(x) for x in flows}
+            mine = [r for r in results if id(r.flow) in keys]
+            bad = [r for r in mine if not r.settled]
+            n = sum(len(r.samples) for r in mine)
+            if not bad:
+                report.results[feature] = CanaryResult(feature, ENFORCED, probes=n)
+            elif all(r.infrastructure_error for r in bad):
+                detail = bad[0].last.detail if bad[0].last else ""
+                report.results[feature] = CanaryResult(
+                    feature, NOT_CHECKED, f"probe errors: {detail}", probes=n
+                )
+            else:
+                report.results[feature] = CanaryResult(
+                    feature,
+                    NOT_ENFORCED,
+                    f"{len(bad)} of {len(mine)} probes disagree with the simulator",
+                    [_mismatch(r) for r in bad],
+                    probes=n,
+                )
 
 
 def runs_in(layout: Layout, canary: Canary) -> bool:
