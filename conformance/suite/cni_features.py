@@ -114,6 +114,18 @@ class CniFeatureReport:
     def cost(self) -> str:
         return f"{len(self.results)} canaries, {self.probes} probes, {self.seconds:.1f}s"
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CniFeatureReport:
+        """The report as ``to_json`` wrote it (another xdist worker's): its verdicts, probes, cost and
+        notes. Which policies needed each feature is the writer's to report: it is left out."""
+        results = {
+            c["feature"]: CanaryResult(
+                c["feature"], c["status"], c["reason"], list(c["mismatches"]), c["probes"]
+            )
+            for c in data.get("canaries", ())
+        }
+        return cls(results, {}, data.get("probes", 0), data.get("seconds", 0.0), list(data.get("notes", ())))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "canaries": [r.to_json() for r in self.results.values()],

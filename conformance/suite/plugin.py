@@ -26,6 +26,7 @@ from conformance.gim.values import NetpolValues, load_values
 from conformance.gim.workloads import GIM_CLIENT, REFERENCE_WORKLOADS, Workload
 from conformance.suite import options as opts
 from conformance.suite.cni_features import CniFeatureReport, cni_summary_lines, policies_under_test
+from conformance.suite.cni_share import SharedCanaries
 from conformance.suite.controls import ControlFailed, ControlResults, run_controls
 from conformance.suite.fleet import Fleet, FleetBroken, view
 from conformance.suite.scenario import Scenario, Timing
@@ -292,12 +293,24 @@ def _leftovers_dir(config: pytest.Config) -> Path:
 
 @pytest.fixture(scope="session")
 def netpol_controls(
-    netpol_settings: Settings, netpol_backend: Backend, netpol_fleet: Callable[[], Fleet]
+    netpol_settings: Settings,
+    netpol_backend: Backend,
+    netpol_fleet: Callable[[], Fleet],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> ControlResults:
     """Baseline and CNI canary, once per session (per xdist worker), before any scenario: on the
-    session's probe fleet, or in scratch namespaces when every test has a fleet of its own."""
+    session's probe fleet, or in scratch namespaces when every test has a fleet of its own. The CNI
+    feature canaries run once per session: under xdist, on the first worker to get here (cni_share)."""
+    from conformance.backends.factory import run_state_dir
+
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     s = netpol_settings
+    choice = s.options["cni_features"]
+    shared = None
+    if worker and choice != "none":
+        shared = SharedCanaries(run_state_dir(tmp_path_factory.getbasetemp(), s.run_id))
+    runs_canaries = shared is None or shared.claim()
+    published: list[CniFeatureReport | None] = [None]
     try:
         results = run_controls(
             netpol_backend,
@@ -305,17 +318,29 @@ def netpol_controls(
             s.timing,
             image=s.options["probe_image"],
             suffix=worker,
-            cni_features_choice=s.options["cni_features"],
+            cni_features_choice=choice if runs_canaries else "none",
             policies=policies_under_test(s.values, s.policies, s.options["gim_namespace"]),
             fleet=None if s.fleet_per_test else netpol_fleet,
         )
+        published[0] = results.cni
     except ControlFailed as e:
+        published[0] = e.cni
         _record_cni(e.cni)  # the features table is reported whatever the outcome
         raise pytest.fail.Exception(str(e), pytrace=False) from None  # one line, no chained traceback
     except (FleetBroken, PodsCannotRun) as e:
         raise pytest.fail.Exception(str(e), pytrace=False) from None
-    _record_cni(results.cni)
-    return results
+    finally:
+        if shared is not None and runs_canaries:
+            shared.publish(published[0])
+    if runs_canaries:
+        _record_cni(results.cni)
+        return results
+    # Another worker runs the canaries: its verdicts explain this worker's mismatches, and a needed
+    # feature it found not enforced fails this worker's tests too, as in a run without xdist.
+    report, failures = shared.read(wait_s=s.timing.ready_timeout_s + s.timing.converge_timeout_s)
+    if failures:
+        raise pytest.fail.Exception("\n".join(failures), pytrace=False)
+    return replace(results, cni=report)
 
 
 _cni_pending: list[str] = []  # the session's CNI features report, until a test report carries it
