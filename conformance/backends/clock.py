@@ -21,10 +21,13 @@ class RealClock:
 
 
 class VirtualClock:
-    """Virtual seconds since the clock was made; ``sleep`` and ``advance`` move it forward at once."""
+    """Virtual seconds since the clock was made; ``sleep`` and ``advance`` move it forward at once, or,
+    with ``pace``, after ``pace`` real seconds per virtual second (so that real durations keep the
+    proportions of the virtual ones: what xdist sees when it hands out tests)."""
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, pace: float = 0.0) -> None:
         self._now = start
+        self.pace = pace
         self._lock = threading.Lock()
 
     def now(self) -> float:
@@ -37,7 +40,12 @@ class VirtualClock:
         if seconds > 0:
             with self._lock:
                 self._now += seconds
+            if self.pace > 0:
+                time.sleep(seconds * self.pace)
 
     def advance_to(self, instant: float) -> None:
         with self._lock:
+            ahead = instant - self._now
             self._now = max(self._now, instant)
+        if self.pace > 0 and ahead > 0:
+            time.sleep(ahead * self.pace)

@@ -14,6 +14,7 @@ from filelock import FileLock
 
 from conformance.backends.api_retry import RetryingBackend
 from conformance.backends.base import Backend
+from conformance.errors import UserError
 
 
 def preflight(options: dict[str, Any]) -> None:
@@ -55,7 +56,30 @@ def model_backend(options: dict[str, Any]) -> Backend:
         latencies=LATENCIES[options.get("model_latencies") or "realistic"],
         probe_workers=options.get("probe_workers") or 16,
         probe_batch=(options.get("probe_batch") or "on") == "on",
+        pace=model_pace(options),
     )
+
+
+def model_pace(options: dict[str, Any]) -> float:
+    """Real seconds the model spends per simulated second: ``--model-pace``, else 0.01 under xdist (its
+    scheduler hands tests to the worker that is free, judging by real time: with the model's real
+    durations in the proportions of the live ones, the workers split the work as on a live cluster,
+    and the simulated time of ``-n 2`` means something), 0 without."""
+    pace = options.get("model_pace") or "auto"
+    if pace != "auto":
+        return parse_pace(pace)
+    return 0.01 if os.environ.get("PYTEST_XDIST_WORKER") else 0.0
+
+
+def parse_pace(text: str) -> float:
+    """``--model-pace``: auto, or a number of seconds >= 0. Raises UserError."""
+    try:
+        pace = float(text)
+    except ValueError:
+        pace = -1.0
+    if not pace >= 0:
+        raise UserError(f"expected auto or a number of seconds >= 0, got {text!r}", source="--model-pace")
+    return pace
 
 
 def cleanup_command(run_id: str, options: dict[str, Any]) -> str:

@@ -358,9 +358,13 @@ class ModelBackend(Backend):
         cluster: ModelCluster | None = None,
         probe_workers: int = DEFAULT_PROBE_WORKERS,
         probe_batch: bool = True,
+        pace: float = 0.0,
     ) -> None:
-        """A client of ``cluster`` (a new one, with ``cni``, ``latencies`` and ``faults``, if not given)."""
-        self.cluster = cluster or ModelCluster(cni=cni, latencies=latencies, faults=faults)
+        """A client of ``cluster`` (a new one, with ``cni``, ``latencies``, ``faults`` and its clock's
+        ``pace``, if not given)."""
+        self.cluster = cluster or ModelCluster(
+            cni=cni, latencies=latencies, faults=faults, clock=VirtualClock(pace=pace)
+        )
         self.clock = self.cluster.clock
         self.probe_workers = probe_workers
         self.probe_batch = probe_batch

@@ -121,6 +121,12 @@ def options() -> tuple[Option, ...]:
             "realistic",
             choices=("realistic", "instant"),
         ),
+        Option(
+            "--model-pace",
+            "real seconds the model backend spends per simulated second; auto: 0.01 under xdist (so that "
+            "xdist splits the tests between workers as on a live cluster), 0 otherwise",
+            "auto",
+        ),
         Option("--values", "GIM values file to test (repeatable; later files win, as helm -f)", [], "list"),
         Option("--set", "value override in helm --set syntax (repeatable)", [], "list"),
         Option(

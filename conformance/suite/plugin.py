@@ -83,6 +83,10 @@ def _run_id(config: pytest.Config) -> str:
 def load_settings(config: pytest.Config) -> Settings:
     """Resolve options and load every input file. Raises UserError."""
     o = opts.resolve(config)
+    if o.get("model_pace", "auto") != "auto":
+        from conformance.backends.factory import parse_pace
+
+        parse_pace(o["model_pace"])
     timing = Timing(
         probe_timeout_s=o["probe_timeout"],
         converge_timeout_s=o["converge_timeout"],
