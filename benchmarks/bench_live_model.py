@@ -17,7 +17,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from bench_simulated_time import run_model_suite  # benchmarks/ is on sys.path when run as a script
+# benchmarks/ is on sys.path when run as a script
+from bench_simulated_time import run_model_suite, simulated_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "tests" / "fixtures" / "chart"
@@ -38,7 +39,7 @@ def simulated(fleet: str, args: list[str]) -> tuple[float, str, dict[str, float]
         summary, stdout, wall = run_model_suite(
             ["-p", "no:xdist", "--fleet", fleet, "--report-dir", report_dir, *args]
         )
-        seconds = float(re.search(r"simulated live time: ([\d.]+) s", summary).group(1))
+        seconds = simulated_seconds(summary)
         counts = re.search(r"\d+ passed[^=]*", stdout)
         checks = [
             c

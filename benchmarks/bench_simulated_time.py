@@ -18,23 +18,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_model_suite(args: list[str]) -> tuple[str, str, float]:
-    """``pytest conformance --backend model ARGS`` in a fresh process: its summary line ``simulated live
-    time: ...``, its stdout and its wall time. Exits when the run fails."""
-    start = time.monotonic()
-    proc = subprocess.run(
+def model_suite_process(
+    args: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``pytest conformance --backend model ARGS`` in a fresh process run in ``cwd`` (the tree whose suite
+    runs; ``env`` may put another tree first on PYTHONPATH), whatever its outcome."""
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "conformance", "--backend", "model", "-p", "no:cacheprovider"]
         + args,
-        cwd=ROOT,
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def run_model_suite(
+    args: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> tuple[str, str, float]:
+    """``pytest conformance --backend model ARGS`` in a fresh process: its summary line ``simulated live
+    time: ...``, its stdout and its wall time. Exits when the run fails."""
+    start = time.monotonic()
+    proc = model_suite_process(args, cwd, env)
     wall = time.monotonic() - start
     found = re.search(r"simulated live time: .*", proc.stdout)
     if proc.returncode != 0 or not found:
         sys.exit(f"run failed ({' '.join(args)}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return found.group(0), proc.stdout, wall
+
+
+def simulated_seconds(summary: str) -> float:
+    """The seconds of a ``simulated live time: N s ...`` line (under xdist: the slowest worker's)."""
+    return float(re.search(r"simulated live time: ([\d.]+) s", summary).group(1))
 
 
 def run(latencies: str, workers: list[str]) -> tuple[str, float]:
