@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 from conformance.suite.cni_features import (
@@ -17,48 +13,15 @@ from conformance.suite.cni_features import (
     needed_features,
 )
 from conformance.suite.cni_share import SharedCanaries
+from tests.test_fleet import _run
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Records, per process (the xdist controller and each worker), the namespaces the model is asked to create.
-NAMESPACE_RECORDER = """
-import json, os
-from conformance.backends.model import ModelBackend
-
-_apply = ModelBackend.apply
-created = []
-
-def recording_apply(self, objects):
-    created.extend(o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace")
-    return _apply(self, objects)
-
-ModelBackend.apply = recording_apply
-
-def pytest_unconfigure(config):
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "controller")
-    with open(os.path.join(os.environ["GIM_TEST_NAMESPACES_DIR"], worker + ".json"), "w") as f:
-        json.dump(created, f)
-"""
-
 
 def test_under_xdist_one_worker_runs_the_canaries_and_the_summary_shows_them_once(tmp_path: Path):
-    (tmp_path / "nsrecord.py").write_text(textwrap.dedent(NAMESPACE_RECORDER))
-    out = tmp_path / "namespaces"
-    out.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIM_NETPOL_", "PYTEST_"))}
-    env.update(PYTHONPATH=str(tmp_path), GIM_TEST_NAMESPACES_DIR=str(out))
-    args = ["conformance", "--backend", "model", "-n", "2", "-p", "no:cacheprovider", "-p", "nsrecord"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", *args, "--cni-features", "needed", "-k", "enforce"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    proc, _ = _run(tmp_path, "--backend", "model", "-n", "2", "--cni-features", "needed", "-k", "enforce")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    per_worker = {p.stem: json.loads(p.read_text()) for p in out.glob("gw*.json")}
+    per_worker = {p.suffix[1:]: json.loads(p.read_text()) for p in tmp_path.glob("namespaces.json.gw*")}
     assert len(per_worker) == 2, f"both workers ran tests: {sorted(per_worker)}"
     with_canaries = [w for w, names in per_worker.items() if any(n.startswith("cf-") for n in names)]
     assert len(with_canaries) == 1, f"the canaries' namespaces were created by {with_canaries}"

@@ -147,7 +147,8 @@ def counting_apply(self, objects):
 ModelBackend.apply = counting_apply
 
 def pytest_unconfigure(config):
-    with open(os.environ["GIM_TEST_NAMESPACES_OUT"], "w") as f:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # under xdist: one file per worker
+    with open(os.environ["GIM_TEST_NAMESPACES_OUT"] + (f".{worker}" if worker else ""), "w") as f:
         json.dump(created, f)
 """
 

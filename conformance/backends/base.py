@@ -14,7 +14,7 @@ from typing import Protocol
 from conformance.backends.clock import RealClock
 from conformance.backends.pod_status import PodProblem, summary
 from conformance.netpol.model import Cluster, K8sObject, Service
-from conformance.netpol.probing import Observation, Probe, to_confirm
+from conformance.netpol.probing import Observation, Probe, sample_twice
 
 
 class Clock(Protocol):
@@ -121,13 +121,7 @@ class Backend(ABC):
         blocked) that did not connect once more right away (``to_confirm`` says which), so that a block
         is seen twice in a row without another round. Backends that batch probes do both in one exec per
         client pod."""
-        first = self.probe(probes, timeout_s)
-        samples = [[o] for o in first]
-        again = to_confirm(probes, confirm, first)
-        if again:
-            for i, o in zip(again, self.probe([probes[i] for i in again], timeout_s), strict=True):
-                samples[i].append(o)
-        return samples
+        return sample_twice(probes, confirm, lambda some: self.probe(some, timeout_s))
 
     def repro(self, probe: Probe, timeout_s: float) -> str:
         """A command a person can paste to run the probe again by hand."""

@@ -42,7 +42,7 @@ from conformance.backends.model_faults import Faults, Latencies
 from conformance.backends.model_rbac import RESOURCES, ApiCall, Rbac
 from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Pod
-from conformance.netpol.probing import Observation, Outcome, Probe, to_confirm
+from conformance.netpol.probing import Observation, Outcome, Probe, sample_twice
 from conformance.netpol.simulator import Simulator
 from conformance.netpol.snapshot import cluster_from_objects
 from conformance.probes.agnhost import RUN_LABEL
@@ -520,12 +520,7 @@ class ModelBackend(Backend):
         confirmations in a second wave (Backend.probe_samples)."""
         if not self.probe_batch:
             return super().probe_samples(probes, timeout_s, confirm)
-        first = self.answer(probes, timeout_s)
-        samples = [[o] for o in first]
-        again = to_confirm(probes, confirm, first)
-        if again:
-            for i, o in zip(again, self.answer([probes[i] for i in again], timeout_s), strict=True):
-                samples[i].append(o)
+        samples = sample_twice(probes, confirm, lambda some: self.answer(some, timeout_s))
         exec_s = self.cluster.latencies.exec_s
         # Inside one exec the first connects run concurrently; once they are all done, the confirmations
         # run concurrently: the exec lasts its round trip, the slowest first connect, the slowest second.

@@ -4,7 +4,7 @@ what was seen (Observation). The simulator, the backends and the live probers al
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -71,3 +71,18 @@ def to_confirm(probes: Sequence[Probe], confirm: Sequence[bool], first: Sequence
         for i, (p, c, o) in enumerate(zip(probes, confirm, first, strict=True))
         if c and o.outcome is not Outcome.CONNECTED and p.client not in leaked
     ]
+
+
+def sample_twice(
+    probes: Sequence[Probe],
+    confirm: Sequence[bool],
+    run: Callable[[Sequence[Probe]], list[Observation]],
+) -> list[list[Observation]]:
+    """A round's samples: ``run`` every probe once, then once more those ``to_confirm`` names."""
+    first = run(probes)
+    samples = [[o] for o in first]
+    again = to_confirm(probes, confirm, first)
+    if again:
+        for i, o in zip(again, run([probes[i] for i in again]), strict=True):
+            samples[i].append(o)
+    return samples
