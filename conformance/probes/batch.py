@@ -32,10 +32,11 @@ from conformance.probes.agnhost import classify, connect_command
 SHELL = "/bin/sh"
 MAX_DETAIL = 300  # characters of agnhost's output kept per sample (keeps each line under PIPE_BUF)
 
-# "$@" are the specs. The first samples run at once; a command substitution waits for its background
-# jobs, so $first holds all their lines. Then, unless a spec to confirm connected (the CNI is still
-# programming: conformance.netpol.probing.to_confirm), the specs to confirm whose first sample did not
-# connect are sampled again, at once.
+# "$@" are the specs, split with parameter expansions (no here-document: the probe pods' root filesystem
+# is read-only, and a shell may back a here-document with a temporary file). The first samples run at
+# once; a command substitution waits for its background jobs, so $first holds all their lines. Then,
+# unless a spec to confirm connected (the CNI is still programming: netpol.probing.to_confirm), the
+# specs to confirm whose first sample did not connect are sampled again, at once.
 SCRIPT = r"""
 sample() {
   out=$(/agnhost connect "$3" --timeout="$TIMEOUT" --protocol="$4" 2>&1)
@@ -43,9 +44,7 @@ sample() {
   printf '%s %s %s %s\n' "$1" "$2" "$rc" "$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-MAXD)"
 }
 spec() {
-  IFS='|' read -r idx confirm target proto <<EOF
-$1
-EOF
+  idx=${1%%|*}; rest=${1#*|}; confirm=${rest%%|*}; rest=${rest#*|}; target=${rest%%|*}; proto=${rest#*|}
 }
 first=$(for s in "$@"; do spec "$s"; sample "$idx" 1 "$target" "$proto" & done; wait)
 printf '%s\n' "$first"
