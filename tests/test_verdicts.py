@@ -153,7 +153,10 @@ def test_the_allowed_flows_ride_along_with_the_retries_already_due():
     backend = ScriptedBackend({ALLOWED.probe: [C], DENIED.probe: [C, B]})
     report = run(backend, [ALLOWED, DENIED])
     assert report.ok
+    # Round 1: both once (the denied flow leaks: still programming). Round 2: both again, the denied flow
+    # blocked, so sampled once more at once (the batch [DENIED]): settled without a third round.
     assert backend.batches == [[ALLOWED.probe, DENIED.probe], [ALLOWED.probe, DENIED.probe], [DENIED.probe]]
+    assert [o.outcome for o in report.results[1].samples] == [C, B, B]
 
 
 def test_only_disagreeing_probes_are_probed_again():
@@ -162,12 +165,11 @@ def test_only_disagreeing_probes_are_probed_again():
     report = run(backend, [ALLOWED, DENIED, flaky])
     assert report.ok
     assert backend.calls == Counter({ALLOWED.probe: 1, DENIED.probe: 2, flaky.probe: 3})
-    # The denied flow's block is confirmed in the same round (a second sample at once, the batch
-    # [DENIED]); the flaky one is probed again, round after round, until it connects.
+    # The first round takes one sample each (the CNI may still be programming); the denied flow's block is
+    # confirmed by the second round, the flaky one probed again until it connects.
     assert backend.batches == [
         [ALLOWED.probe, DENIED.probe, flaky.probe],
-        [DENIED.probe],
-        [flaky.probe],
+        [DENIED.probe, flaky.probe],
         [flaky.probe],
     ]
 

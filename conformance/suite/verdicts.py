@@ -96,9 +96,11 @@ def observe(
         if pending:
             rounds += 1
             round_started[0] = clock.now()
-            # A flow expected blocked that has no block to build on is sampled twice in the round.
+            # A flow expected blocked that has no block to build on is sampled twice in the round, from
+            # the second round on: the first follows a change the CNI may still be programming, so a
+            # block seen then may be the old policies'; it is confirmed by the next round.
             confirm = [
-                not expected_allowed[i] and not (samples[i] and samples[i][-1].outcome.blocked)
+                rounds > 1 and not expected_allowed[i] and not (samples[i] and samples[i][-1].outcome.blocked)
                 for i in pending
             ]
             got = backend.probe_samples([probes[i] for i in pending], probe_timeout_s, confirm)
