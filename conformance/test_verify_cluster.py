@@ -3,7 +3,10 @@
     pytest conformance/test_verify_cluster.py --verify-namespace gitguardian --backend existing --context prod
     pytest conformance/test_verify_cluster.py --verify-namespace gitguardian --verify-snapshot snap.yaml
 
-It creates nothing in the GIM namespace; live probes run from temporary namespaces the run owns.
+It creates nothing in the GIM namespace. Live, with the rights ``gim-netpol rbac --mode MODE`` prints:
+``--verify-mode namespaced`` (the default, as ``gim-netpol verify``'s) probes from the probe namespaces
+(``--verify-probe-namespaces``), ``cluster-wide`` from temporary namespaces the run owns, ``read-only``
+creates and probes nothing.
 """
 
 from __future__ import annotations
@@ -23,14 +26,22 @@ def test_verify_cluster_conforms(netpol_settings):
     if o["verify_snapshot"]:
         analysis = analyse(load_view(o["verify_snapshot"]), namespace)
     elif o["backend"] == "existing":
+        from conformance.suite.probe_namespaces import ProbeNamespaces
         from conformance.verify.live import LiveOptions, verify_live
 
+        mode = o["verify_mode"]
+        namespaced = mode == "namespaced"
+        listed = o["verify_probe_namespaces"]
         live = LiveOptions(
             kubeconfig=o["kubeconfig"],
             context=o["context"],
             timeout_s=o["probe_timeout"],
             image=o["probe_image"],
             deadline_s=o["converge_timeout"],
+            probe_namespaces=(ProbeNamespaces.parse(listed) if listed else ProbeNamespaces())
+            if namespaced
+            else None,
+            probes=mode != "read-only",
         )
         analysis = verify_live(namespace, live)
     else:

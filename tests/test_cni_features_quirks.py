@@ -18,12 +18,12 @@ from conformance.backends.model import ModelBackend
 from conformance.gim.values import NetpolValues
 from conformance.suite import cni_features as cf
 from conformance.suite.cni_canaries import CANARIES
+from conformance.suite.probe_namespaces import ProbeNamespaces
 from conformance.suite.scenario import Scenario, Timing
 from conformance.suite.topology import Topology
 from conformance.verify.analysis import analyse
 from conformance.verify.discovery import view_from_objects
 from conformance.verify.live import LiveOptions, probe_cluster
-from conformance.verify.placement import ProbeNamespaces
 from conformance.verify.report_html import to_html
 from conformance.verify.report_json import to_json
 from conformance.verify.report_junit import to_junit

@@ -476,3 +476,28 @@ def test_the_report_leaves_out_namespaces_of_this_tools_runs_and_says_how_many(t
     note = next(n for n in doc["notes"] if n.startswith("left out"))
     assert note.startswith("left out 3 namespaces of this tool's own runs (2 still Terminating;")
     assert "gim-netpol-verify-old1-canary" in note
+
+
+def test_the_pytest_entry_point_refuses_bad_probe_namespaces_before_the_session_starts():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "conformance/test_verify_cluster.py",
+            "--backend",
+            "model",
+            "--verify-namespace",
+            "gitguardian",
+            "--verify-probe-namespaces",
+            "a,b,B_ad,d",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "gim-netpol: error: --verify-probe-namespaces: 'B_ad' is not a namespace name (DNS-1123 label)"
+    ]

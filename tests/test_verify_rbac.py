@@ -23,12 +23,12 @@ from conformance.commands.verify import judged
 from conformance.errors import UserError
 from conformance.netpol.model import ContainerPort
 from conformance.probes.agnhost import RUN_LABEL, client_pod, server_pod, service
+from conformance.suite.probe_namespaces import ProbeNamespaces
 from conformance.verify import kinds
 from conformance.verify.analysis import analyse
 from conformance.verify.discovery import view_from_objects
 from conformance.verify.live import LiveOptions, discover, probe_cluster, served_versions
 from conformance.verify.own import leave_out_own_namespaces
-from conformance.verify.placement import ProbeNamespaces
 from tests import verify_snapshots as snap
 from tests.test_kube_backend import FakeApiServer
 from tests.test_verify_discovery import DiscoveryApiServer, _api_client, _kubeconfig

@@ -18,7 +18,12 @@ from typing import Any
 
 from conformance.commands.render import add_values_arguments
 from conformance.errors import UserError
-from conformance.verify.placement import DEFAULT_PROBE_NAMESPACES, DNS_LABEL, ROLE_PURPOSE, ProbeNamespaces
+from conformance.suite.probe_namespaces import (
+    DEFAULT_PROBE_NAMESPACES,
+    DNS_LABEL,
+    ROLE_PURPOSE,
+    ProbeNamespaces,
+)
 from conformance.verify.rbac import MODES
 
 EXAMPLE_RUN_ID = "0123abcd"  # object names carry a run id; the rules do not depend on it

@@ -15,11 +15,11 @@ from pathlib import Path
 from conformance.api_errors import status_message
 from conformance.backends.base import BackendUnavailable, Forbidden
 from conformance.errors import UserError
+from conformance.suite.probe_namespaces import DEFAULT_PROBE_NAMESPACES, DNS_LABEL, ProbeNamespaces
 from conformance.verify.analysis import Analysis, analyse
 from conformance.verify.discovery import load_view
 from conformance.verify.flowlogs import FORMATS, read_flow_logs
 from conformance.verify.own import leave_out_own_namespaces
-from conformance.verify.placement import DEFAULT_PROBE_NAMESPACES, DNS_LABEL, ProbeNamespaces
 from conformance.verify.rbac import missing_rule
 from conformance.verify.report_html import to_html
 from conformance.verify.report_json import dumps

@@ -166,6 +166,19 @@ def options() -> tuple[Option, ...]:
             [],
             "list",
         ),
+        Option(
+            "--verify-mode",
+            "live verify's rights, as gim-netpol verify's: namespaced (probes only in the probe namespaces), "
+            "cluster-wide (namespaces of the run's own), read-only (nothing created, nothing probed)",
+            "namespaced",
+            choices=("namespaced", "cluster-wide", "read-only"),
+        ),
+        Option(
+            "--verify-probe-namespaces",
+            "namespaced live verify: the four probe namespaces srv,cli,team,other (created once with the "
+            "labels `gim-netpol rbac` prints; default gim-netpol-probe-srv,...)",
+            "",
+        ),
     )
 
 

@@ -83,6 +83,10 @@ def _run_id(config: pytest.Config) -> str:
 def load_settings(config: pytest.Config) -> Settings:
     """Resolve options and load every input file. Raises UserError."""
     o = opts.resolve(config)
+    if o.get("verify_probe_namespaces"):
+        from conformance.suite.probe_namespaces import ProbeNamespaces
+
+        ProbeNamespaces.parse(o["verify_probe_namespaces"], source="--verify-probe-namespaces")
     if o.get("model_pace", "auto") != "auto":
         from conformance.backends.factory import parse_pace
 

@@ -37,6 +37,7 @@ from conformance.netpol.probing import Observation, Outcome, Probe, rejected
 from conformance.probes import agnhost
 from conformance.suite.cni_features import apply_each, chosen, needed_features
 from conformance.suite.flows import plan_flows
+from conformance.suite.probe_namespaces import ProbeNamespaces
 from conformance.suite.verdicts import observe, settled
 from conformance.verify import kinds
 from conformance.verify.analysis import Analysis, ProbeRecord, analyse
@@ -44,7 +45,7 @@ from conformance.verify.cni_features import check_cni_features, explain_probes
 from conformance.verify.discovery import ClusterView, view_from_objects
 from conformance.verify.flowlogs import FlowLog
 from conformance.verify.own import leave_out_own_namespaces
-from conformance.verify.placement import CANARY_PORT, Placement, ProbeNamespaces, planned_objects
+from conformance.verify.placement import CANARY_PORT, Placement, planned_objects
 from conformance.verify.rbac import api_review, missing_permissions, missing_rule, required_permissions
 
 RUN_LABEL = agnhost.RUN_LABEL

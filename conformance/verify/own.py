@@ -10,8 +10,9 @@ many were left out.
 from __future__ import annotations
 
 from conformance.netpol.model import Cluster, K8sObject
+from conformance.suite.probe_namespaces import PROBE_NAMESPACE_LABEL
 from conformance.verify.discovery import ClusterView
-from conformance.verify.placement import CANARY_LABEL, PROBE_NAMESPACE_LABEL, RUN_LABEL
+from conformance.verify.placement import CANARY_LABEL, RUN_LABEL
 
 OWN_LABELS = (RUN_LABEL, CANARY_LABEL, PROBE_NAMESPACE_LABEL)
 SHOWN = 5
