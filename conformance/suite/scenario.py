@@ -105,27 +105,20 @@ class Scenario:
 
     def add_client_namespace(self, namespace: str, *, allowed: bool) -> None:
         """Create one more client namespace (with its client pod) now, after the policies."""
-        self.add_client_namespaces([namespace], allowed=allowed)
-
-    def add_client_namespaces(self, namespaces: Sequence[str], *, allowed: bool) -> None:
-        """Create client namespaces (each with its client pod) now, after the policies, and wait until
-        their pods are Ready (together: their start-ups overlap)."""
         t = self.topology
-        new = tuple(n for n in namespaces if n not in t.client_namespaces)
         if allowed:
-            self.topology = replace(t, allowed_namespaces=(*t.allowed_namespaces, *new))
+            self.topology = replace(t, allowed_namespaces=(*t.allowed_namespaces, namespace))
         else:
-            self.topology = replace(t, other_namespaces=(*t.other_namespaces, *new))
-        self.added += [n for n in namespaces if n not in self.added]
-        objects = self.topology.namespace_objects(namespaces)
-        for namespace in namespaces:
-            objects += self.topology.client_objects(namespace)
-        self.backend.apply(objects)
-        self.backend.wait_ready(namespaces, self.timing.ready_timeout_s)
+            self.topology = replace(t, other_namespaces=(*t.other_namespaces, namespace))
+        if namespace not in self.added:
+            self.added.append(namespace)
+        self.backend.apply(
+            self.topology.namespace_objects([namespace]) + self.topology.client_objects(namespace)
+        )
+        self.backend.wait_ready([namespace], self.timing.ready_timeout_s)
 
-    def remove_client_namespace(self, namespace: str, *, wait: bool = True) -> None:
-        """Delete a client namespace; with ``wait``, until it is gone. Creating it again later waits
-        out whatever is left of its termination (a namespace being deleted takes no new objects)."""
+    def remove_client_namespace(self, namespace: str) -> None:
+        """Delete a client namespace and wait until it is gone (so that it can be created again)."""
         t = self.topology
         self.topology = replace(
             t,
@@ -134,8 +127,7 @@ class Scenario:
         )
         objects = self.topology.namespace_objects([namespace])
         self.backend.delete(objects)
-        if wait:
-            self.backend.wait_gone(objects, self.timing.ready_timeout_s)
+        self.backend.wait_gone(objects, self.timing.ready_timeout_s)
         if namespace in self.added:
             self.added.remove(namespace)
 
