@@ -207,3 +207,14 @@ def test_batching_off_runs_one_exec_per_probe(agnhost):
     pod = PodExec(agnhost)
     run_batches(lambda: pod, [probe(8001), probe(8002)], 2.0, [False, False], workers=2, batch=False)
     assert [command[:2] for _, command in pod.execs] == [["/agnhost", "connect"]] * 2
+
+
+def test_one_exec_per_probe_holds_back_confirmations_as_the_batch_does(agnhost):
+    """A flow expected blocked that connected (the CNI is still programming) holds back the confirmations
+    of its client on the per-probe path too: both paths follow to_confirm."""
+    items = [BatchItem(probe(8101), confirm=True), BatchItem(probe(8002), confirm=True)]
+    _, batched = run_script(items, agnhost)
+    pod = PodExec(agnhost)
+    one_by_one = run_batches(lambda: pod, [i.probe for i in items], 2.0, [True, True], workers=2, batch=False)
+    assert [[o.outcome for o in s] for s in one_by_one] == [[o.outcome for o in s] for s in batched]
+    assert [[o.outcome for o in s] for s in one_by_one] == [[Outcome.BLOCKED], [Outcome.CONNECTED]]

@@ -26,7 +26,7 @@ from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL
 
 from conformance.api_errors import transient_reason
-from conformance.netpol.probing import Observation, Outcome, Probe
+from conformance.netpol.probing import Observation, Outcome, Probe, sample_twice
 from conformance.probes.agnhost import classify, connect_command
 from conformance.probes.batch import BatchItem, batch_command, parse_batch_output, shell_missing
 
@@ -151,7 +151,8 @@ def run_batches(
 ) -> list[list[Observation]]:
     """The samples of every probe, in the probes' order: one exec per client pod running all of that
     client's connects at once (``batch``; see conformance.probes.batch), at most ``workers`` execs at a
-    time. A probe with ``confirm`` that did not connect is sampled once more at once. A pod whose image
+    time. A probe with ``confirm`` that did not connect is sampled once more at once (as
+    ``netpol.probing.to_confirm`` says, in the batch script and one exec per probe alike). A pod whose image
     has no /bin/sh is added to ``no_shell`` and probed one exec per probe from then on, as is every pod
     when ``batch`` is False."""
     no_shell = no_shell if no_shell is not None else set()
@@ -201,17 +202,13 @@ def run_batches(
             list(pool.map(run, batched))
     if single:
         single.sort()
-        for i, o in zip(
-            single, run_probes(api_factory, [probes[i] for i in single], timeout_s, workers), strict=True
-        ):
-            samples[i] = [o]
-        again = [
-            i for i in single if confirm[i] and samples[i][0].outcome is not Outcome.CONNECTED
-        ]
-        for i, o in zip(
-            again, run_probes(api_factory, [probes[i] for i in again], timeout_s, workers), strict=True
-        ):
-            samples[i].append(o)
+        got = sample_twice(
+            [probes[i] for i in single],
+            [confirm[i] for i in single],
+            lambda some: run_probes(api_factory, some, timeout_s, workers),
+        )
+        for i, observations in zip(single, got, strict=True):
+            samples[i] = observations
     return samples
 
 
