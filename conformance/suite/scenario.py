@@ -189,13 +189,17 @@ class Scenario:
         return self.backend.state([*self.topology.namespaces, *([dns] if dns else [])])
 
     def flows(self, *, clients: Sequence[str] | None = None, include_dns: bool = False) -> list[Flow]:
+        return self._planned(clients, include_dns)[1]
+
+    def _planned(self, clients: Sequence[str] | None, include_dns: bool) -> tuple[Cluster, list[Flow]]:
+        """The cluster as read now and the flows to probe in it."""
         dns = self.cluster_dns() if include_dns else None  # before state(): it reads the DNS namespace
         state = self.state()
         contract = Contract(self.values, self.topology.gim_namespace, state)
         extra: list[tuple[Service, list]] = []
         if dns is not None and dns.found and dns.service is not None:
             extra = [(dns.service, list(dns.endpoints))]
-        return plan_flows(
+        return state, plan_flows(
             state,
             clients if clients is not None else self.topology.client_keys,
             self.topology.gim_namespace,
@@ -210,10 +214,10 @@ class Scenario:
             ready_s = self.fleet.confirm_ready()
         except FleetBroken as e:
             raise pytest.fail.Exception(str(e), pytrace=False) from None
-        flows = self.flows(clients=clients, include_dns=include_dns)
+        state, flows = self._planned(clients, include_dns)
         # A check right after the test's one deploy may share an observation made under the same objects;
         # one after a redeploy (a switch, a namespace listed later) observes its transition itself.
-        key = fingerprint(self.state(), flows) if self.deploys <= 1 else None
+        key = fingerprint(state, flows) if self.deploys <= 1 else None
         report = self.fleet.shared.reuse(key, flows, label) if key else None
         if report is None:
             report = check(
@@ -227,7 +231,7 @@ class Scenario:
             if key:
                 self.fleet.shared.keep(key, report)
         if report.mismatches:
-            report.hints = feature_hints(self.state().policies, self.cni)
+            report.hints = feature_hints(state.policies, self.cni)  # the policies the flows were planned on
         report.apply_s, report.ready_s = self.last_apply_s, ready_s
         self.last_apply_s = 0.0
         self.reports.append(report)
