@@ -30,17 +30,16 @@ def test_verify_cluster_conforms(netpol_settings):
         from conformance.verify.live import LiveOptions, verify_live
 
         mode = o["verify_mode"]
-        namespaced = mode == "namespaced"
-        listed = o["verify_probe_namespaces"]
+        probe_namespaces = (
+            ProbeNamespaces.parse(o["verify_probe_namespaces"]) if mode == "namespaced" else None
+        )
         live = LiveOptions(
             kubeconfig=o["kubeconfig"],
             context=o["context"],
             timeout_s=o["probe_timeout"],
             image=o["probe_image"],
             deadline_s=o["converge_timeout"],
-            probe_namespaces=(ProbeNamespaces.parse(listed) if listed else ProbeNamespaces())
-            if namespaced
-            else None,
+            probe_namespaces=probe_namespaces,
             probes=mode != "read-only",
         )
         analysis = verify_live(namespace, live)

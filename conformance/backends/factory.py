@@ -55,9 +55,14 @@ def model_backend(options: dict[str, Any]) -> Backend:
         faults=parse_faults(options.get("model_faults") or ""),
         latencies=LATENCIES[options.get("model_latencies") or "realistic"],
         probe_workers=options.get("probe_workers") or 16,
-        probe_batch=(options.get("probe_batch") or "on") == "on",
+        probe_batch=probe_batch(options),
         pace=model_pace(options),
     )
+
+
+def probe_batch(options: dict[str, Any]) -> bool:
+    """``--probe-batch``: one exec per client pod per round (on, the default) or per probe (off)."""
+    return (options.get("probe_batch") or "on") == "on"
 
 
 def model_pace(options: dict[str, Any]) -> float:
@@ -198,7 +203,7 @@ def open_backend(
 
     preflight(options)
     workers = options["probe_workers"]
-    batch = (options.get("probe_batch") or "on") == "on"
+    batch = probe_batch(options)
     if name == "existing":
         kube = KubeBackend(
             options["kubeconfig"],

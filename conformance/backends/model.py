@@ -429,7 +429,6 @@ class ModelBackend(Backend):
         self._wait(unready, timeout_s, "not ready")
 
     def unready_pods(self, namespaces: Iterable[str]) -> dict[str, PodProblem | None]:
-        self.cluster.api()
         wanted = set(namespaces)
         for namespace in sorted(wanted):
             self._request("list", "Pod", namespace)
@@ -594,8 +593,7 @@ class ModelBackend(Backend):
         return seen(Outcome.CONNECTED, verdict.reason if verdict else "not filtered: from the node")
 
     def _request_execs(self, probes: Sequence[Probe]) -> None:
-        """Each probe is an exec in its client pod."""
-        self.cluster.api()
+        """Each probe is an exec in its client pod (each request is also the API's tick)."""
         for client in sorted({p.client for p in probes}):
             namespace, name = client.split("/", 1)
             self._request(self.cluster.exec_verb, "Pod", namespace, name, sub="exec")

@@ -116,7 +116,7 @@ def live_mode(args: argparse.Namespace) -> ProbeNamespaces | None:
                 "names probe namespaces, but --cluster-wide creates its own", source="--probe-namespaces"
             )
         return None
-    return ProbeNamespaces.parse(args.probe_namespaces) if args.probe_namespaces else ProbeNamespaces()
+    return ProbeNamespaces.parse(args.probe_namespaces)
 
 
 def run(args: argparse.Namespace) -> int:

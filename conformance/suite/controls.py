@@ -84,7 +84,7 @@ def run_controls(
         if started is None:
             return results
         if fleet is None:  # the canaries' own rounds, after the scratch controls
-            report = started.finish(
+            started.finish(
                 probe_timeout_s=timing.probe_timeout_s,
                 deadline_s=timing.converge_timeout_s,
                 ready_timeout_s=timing.ready_timeout_s,
@@ -92,7 +92,7 @@ def run_controls(
             )
     finally:
         if started is not None:
-            started.delete()
+            started.delete()  # idempotent: whatever is still there
     report = started.report
     failures = report.failures()
     if failures:

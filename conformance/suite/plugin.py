@@ -318,7 +318,7 @@ def netpol_controls(
     if worker and choice != "none":
         shared = SharedCanaries(run_state_dir(tmp_path_factory.getbasetemp(), s.run_id))
     runs_canaries = shared is None or shared.claim()
-    published: list[CniFeatureReport | None] = [None]
+    published: CniFeatureReport | None = None
     try:
         results = run_controls(
             netpol_backend,
@@ -330,16 +330,16 @@ def netpol_controls(
             policies=policies_under_test(s.values, s.policies, s.options["gim_namespace"]),
             fleet=None if s.fleet_per_test else netpol_fleet,
         )
-        published[0] = results.cni
+        published = results.cni
     except ControlFailed as e:
-        published[0] = e.cni
+        published = e.cni
         _record_cni(e.cni)  # the features table is reported whatever the outcome
         raise pytest.fail.Exception(str(e), pytrace=False) from None  # one line, no chained traceback
     except (FleetBroken, PodsCannotRun) as e:
         raise pytest.fail.Exception(str(e), pytrace=False) from None
     finally:
         if shared is not None and runs_canaries:
-            shared.publish(published[0])
+            shared.publish(published)
     if runs_canaries:
         _record_cni(results.cni)
         return results

@@ -45,7 +45,10 @@ class ProbeNamespaces:
 
     @classmethod
     def parse(cls, text: str, source: str = "--probe-namespaces") -> ProbeNamespaces:
-        """``a,b,c,d`` as ``--probe-namespaces`` (or ``source``) takes it; UserError naming it otherwise."""
+        """``a,b,c,d`` as ``--probe-namespaces`` (or ``source``) takes it, the default names when ``text`` is
+        empty; UserError naming the option otherwise."""
+        if not text:
+            return cls()
         names = tuple(n.strip() for n in text.split(","))
         if len(names) != len(ROLES):
             raise UserError(
