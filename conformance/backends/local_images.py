@@ -1,0 +1,92 @@
+"""Images built on this machine by ``images/build.py`` (for machines that reach no image registry), as its
+record ``<cache>/build/images.json`` names them: a kind node image whose containerd already holds the
+control plane, agnhost and the enforcers' images, and the kind and kubectl it built.
+
+The kind backend uses them when the pinned upstream node image is not in the local Docker engine and the
+recorded one is (``--images auto``, the default), or always (``--images local``); ``--images upstream``
+never does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.errors import UserError
+
+CHOICES = ("auto", "local", "upstream")
+
+
+def cache_root() -> Path:
+    """The suite's cache (``GIM_NETPOL_CACHE_DIR``, else ``$XDG_CACHE_HOME/gim-netpol``, else
+    ``~/.cache/gim-netpol``), as conformance.backends.tools and images/build.py use it."""
+    explicit = os.environ.get("GIM_NETPOL_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gim-netpol"
+
+
+@dataclass(frozen=True)
+class LocalImages:
+    node_image: str
+    kubernetes_version: str
+    probe_image: str
+    enforcer_images: dict[str, str]
+    kind: str
+    kubectl: str
+
+    @classmethod
+    def read(cls, path: Path) -> LocalImages | None:
+        try:
+            data = json.loads(path.read_text())
+            return cls(
+                str(data["node_image"]),
+                str(data["kubernetes_version"]),
+                str(data["probe_image"]),
+                dict(data.get("enforcer_images") or {}),
+                str(data.get("kind") or ""),
+                str(data.get("kubectl") or ""),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+def record_path() -> Path:
+    return cache_root() / "build" / "images.json"
+
+
+def docker_has(ref: str) -> bool:
+    try:
+        return (
+            subprocess.run(
+                ["docker", "image", "inspect", ref], capture_output=True, stdin=subprocess.DEVNULL, timeout=30
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def choose(choice: str, upstream_node_image: str) -> LocalImages | None:
+    """The locally built images to use, or None for the upstream ones. Raises UserError for ``local``
+    without a build."""
+    if choice not in CHOICES:
+        raise UserError(f"expected one of {', '.join(CHOICES)}, got {choice!r}", source="--images")
+    if choice == "upstream":
+        return None
+    built = LocalImages.read(record_path())
+    usable = built is not None and docker_has(built.node_image)
+    if choice == "local":
+        if not usable:
+            raise UserError(
+                f"no locally built node image ({record_path()} missing, or its image is not in docker): "
+                "build them with `python3 images/build.py`",
+                source="--images",
+            )
+        return built
+    tag = upstream_node_image.split("@", 1)[0]
+    if docker_has(tag):
+        return None
+    return built if usable else None

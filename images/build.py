@@ -1,0 +1,582 @@
+#!/usr/bin/env python3
+"""Builds everything kind needs, from Debian packages and the Go module proxy only: kind, a kind node image of
+Kubernetes v1.34.3 with its control-plane images inside, agnhost, and the images of kube-router v2.1.0 and
+kube-network-policies v0.8.0. Also makes this machine ready (a Docker engine able to start kind's privileged
+nodes, walls that keep every container inside the machine) and checks the walls.
+
+    python3 images/build.py            # build what is missing, print what to run next
+    python3 images/build.py --check-walls-only
+
+Idempotent: each step runs only when what it is built from changed (see steps.py); a warm run takes seconds.
+Outputs: binaries in ``$GIM_NETPOL_CACHE_DIR/build/bin`` (default ``~/.cache/gim-netpol``), images in the
+local Docker engine, and ``build/images.json`` naming them, which the suite's kind backend reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import components as c  # noqa: E402
+import machine  # noqa: E402
+from steps import BadInput, Log, Runner, Step, StepFailed, digest  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+GO_DIR = HERE / "go"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_SUITE = "bookworm"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("GIM_NETPOL_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "gim-netpol"
+    )
+    return Path(root) / "build"
+
+
+def docker_image_exists(ref: str) -> bool:
+    return (
+        subprocess.run(
+            ["docker", "image", "inspect", ref], capture_output=True, stdin=subprocess.DEVNULL
+        ).returncode
+        == 0
+    )
+
+
+# --- Go binaries -----------------------------------------------------------------------------------------
+
+
+def go_step(comp: c.GoComponent, bin_dir: Path) -> Step:
+    out = bin_dir / comp.name
+    manifest = GO_DIR / comp.name
+    names = [c.BINARY_OF.get(p, p.rsplit("/", 1)[-1]) for p in comp.packages]
+    key = digest(manifest / "go.mod", manifest / "go.sum", comp.toolchain, *comp.packages, comp.ldflags)
+
+    def build(log: Log) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "GOTOOLCHAIN": comp.toolchain,
+            "CGO_ENABLED": "0",
+            "GOFLAGS": "-mod=readonly",
+        }
+        log.run(
+            [
+                "go",
+                "build",
+                "-trimpath",
+                "-ldflags",
+                f"-s -w {comp.ldflags}".strip(),
+                "-o",
+                f"{out}/",
+                *comp.packages,
+            ],
+            f"go:{comp.name}",
+            cwd=manifest,
+            env=env,
+        )
+
+    return Step(f"go:{comp.name}", key, lambda _k: all((out / n).is_file() for n in names), build)
+
+
+def module_dir(module: str, version: str, log: Log, step: str) -> Path:
+    """Where the go command unpacked a module the Go steps downloaded."""
+    out = log.run(["go", "env", "GOMODCACHE"], step).strip()
+    path = Path(out) / f"{module}@{version}"
+    if not path.is_dir():
+        raise StepFailed(
+            step, f"{module}@{version} is not in the module cache ({path}): run the go steps first"
+        )
+    return path
+
+
+def pause_step(bin_dir: Path) -> Step:
+    """The pause container's binary, compiled from build/pause/linux/pause.c of the Kubernetes module
+    (its Makefile: a static C build with -DVERSION)."""
+    out = bin_dir / "pause" / "pause"
+    key = digest(GO_DIR / "kubernetes" / "go.sum", c.PAUSE_VERSION)
+
+    def build(log: Log) -> None:
+        src = (
+            module_dir("k8s.io/kubernetes", c.KUBERNETES_VERSION, log, "pause") / "build/pause/linux/pause.c"
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        log.run(
+            [
+                "gcc",
+                "-Os",
+                "-Wall",
+                "-Werror",
+                "-static",
+                f"-DVERSION=v{c.PAUSE_VERSION}",
+                "-o",
+                str(out),
+                str(src),
+            ],
+            "pause",
+        )
+        log.run(["strip", str(out)], "pause")
+
+    return Step("pause", key, lambda _k: out.is_file(), build)
+
+
+def busybox_step(bin_dir: Path) -> Step:
+    """busybox from Debian's busybox-static: the probe image's /bin/sh."""
+    out = bin_dir / "busybox" / "busybox"
+
+    def build(log: Log) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            log.run(["apt-get", "download", "busybox-static"], "busybox", cwd=Path(tmp))
+            deb = next(Path(tmp).glob("busybox-static_*.deb"))
+            log.run(["dpkg-deb", "-x", str(deb), f"{tmp}/x"], "busybox")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(tmp) / "x/bin/busybox", out)
+
+    return Step("busybox", digest(DEBIAN_SUITE, "busybox-static"), lambda _k: out.is_file(), build)
+
+
+# --- Debian root filesystems ----------------------------------------------------------------------------
+
+
+def rootfs_step(name: str, packages: str, root: Path) -> tuple[Step, Callable[[], Path]]:
+    key = digest(DEBIAN_SUITE, DEBIAN_MIRROR, packages)
+    target = root / f"{name}-{key}"
+
+    def build(log: Log) -> None:
+        if target.exists():
+            shutil.rmtree(target)
+        partial = target.with_name(target.name + ".partial")
+        if partial.exists():
+            shutil.rmtree(partial)
+        log.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={packages}",
+                DEBIAN_SUITE,
+                str(partial),
+                DEBIAN_MIRROR,
+            ],
+            f"rootfs:{name}",
+            timeout=1800,
+        )
+        # apt's caches are not part of an image
+        for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for f in (partial / sub).glob("*"):
+                if f.is_file():
+                    f.unlink()
+        partial.rename(target)
+
+    return Step(f"rootfs:{name}", key, lambda _k: target.is_dir(), build), lambda: target
+
+
+# --- images ---------------------------------------------------------------------------------------------
+
+
+def _file(tar: tarfile.TarFile, path: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(path)
+    info.size, info.mode, info.mtime = len(data), mode, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _dir(tar: tarfile.TarFile, path: str, mode: int = 0o755) -> None:
+    info = tarfile.TarInfo(path)
+    info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, 0
+    tar.addfile(info)
+
+
+def _link(tar: tarfile.TarFile, path: str, target: str) -> None:
+    info = tarfile.TarInfo(path)
+    info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, 0
+    tar.addfile(info)
+
+
+MINIMAL_ETC = {
+    "etc/passwd": b"root:x:0:0:root:/root:/sbin/nologin\n"
+    b"nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+    "etc/group": b"root:x:0:\nnobody:x:65534:\n",
+    "etc/nsswitch.conf": b"hosts: files dns\n",
+}
+
+
+def docker_import(
+    ref: str, changes: list[str], write: Callable[[tarfile.TarFile], None], log: Log, step: str
+) -> None:
+    """``docker import`` of a tar written on the fly."""
+    argv = ["docker", "import", *(a for ch in changes for a in ("--change", ch)), "-", ref]
+    with log.path.open("ab") as out:
+        out.write(f"$ {' '.join(argv)}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=out)
+        assert proc.stdin is not None
+        try:
+            with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
+                write(tar)
+        except BrokenPipeError:
+            pass
+        finally:
+            proc.stdin.close()
+        code = proc.wait()
+    if code != 0:
+        raise StepFailed(step, f"`docker import` of {ref} exited {code}: {log.last_line()}")
+
+
+def image_step(
+    image: c.Image, bin_dir: Path, bin_keys: dict[str, str], net_root: Callable[[], Path], net_key: str
+) -> Step:
+    sources = {path: bin_dir / comp for path, comp in _binary_sources(image).items()}
+    key = digest(
+        repr(image),
+        *(bin_keys[str(p.parent.name)] for p in sources.values()),
+        net_key if image.base == "net" else "",
+    )
+
+    def build(log: Log) -> None:
+        def write(tar: tarfile.TarFile) -> None:
+            if image.base == "net":
+                tar.add(str(net_root()), arcname=".")
+            else:
+                for path, data in MINIMAL_ETC.items():
+                    _file(tar, path, data)
+                _dir(tar, "tmp", 0o1777)
+            dirs = sorted({str(Path(p).parent) for p in image.files} - {"."})
+            for d in dirs:
+                _dir(tar, d)
+            for path, src in sources.items():
+                tar.add(str(src), arcname=path)
+            if "bin/busybox" in image.files:
+                _link(tar, "bin/sh", "busybox")
+
+        changes = []
+        if image.entrypoint:
+            changes.append(f"ENTRYPOINT {json.dumps(list(image.entrypoint))}")
+        if image.user:
+            changes.append(f"USER {image.user}")
+        docker_import(image.ref, changes, write, log, f"image:{image.ref}")
+
+    return Step(f"image:{image.ref}", key, lambda _k: docker_image_exists(image.ref), build)
+
+
+def _binary_sources(image: c.Image) -> dict[str, Path]:
+    """Each file of the image -> <component>/<binary> under bin/."""
+    owner = {"busybox": "busybox/busybox", "pause": "pause/pause"}
+    found = {}
+    for path, binary in image.files.items():
+        if binary in owner:
+            found[path] = Path(owner[binary])
+            continue
+        for comp in c.GO_COMPONENTS:
+            names = [c.BINARY_OF.get(p, p.rsplit("/", 1)[-1]) for p in comp.packages]
+            if binary in names:
+                found[path] = Path(comp.name) / binary
+                break
+        else:
+            raise BadInput(f"image {image.ref}: no build step makes {binary!r}")
+    return found
+
+
+# --- the node image -------------------------------------------------------------------------------------
+
+# kind v0.32.0 images/base/Dockerfile: the unit links removed after the packages are installed.
+_NODE_DROP_PREFIXES = (
+    "lib/systemd/system/multi-user.target.wants/",
+    "lib/systemd/system/local-fs.target.wants/",
+    "lib/systemd/system/basic.target.wants/",
+    "usr/lib/systemd/system/multi-user.target.wants/",
+    "usr/lib/systemd/system/local-fs.target.wants/",
+    "usr/lib/systemd/system/basic.target.wants/",
+)
+
+
+def _node_drop(name: str) -> bool:
+    name = name.lstrip("./")
+    if name.startswith(_NODE_DROP_PREFIXES):
+        return True
+    if name.startswith("etc/systemd/system/") and ".wants/" in name:
+        return True
+    base = name.rsplit("/", 1)[-1]
+    if "/sockets.target.wants/" in name and ("udev" in base or "initctl" in base):
+        return True
+    return name.endswith("sysinit.target.wants/systemd-tmpfiles-setup.service")
+
+
+def node_stage_step(bin_dir: Path, node_root: Callable[[], Path], keys: dict[str, str]) -> Step:
+    """The node's root filesystem: Debian bookworm with systemd and containerd, kind v0.32.0's base files
+    (images/base/files of the sigs.k8s.io/kind module), the Kubernetes binaries and CNI plugins, set up as
+    kind's base Dockerfile does (units enabled and masked, journald without kmsg)."""
+    ref = f"gim-netpol.local/node-stage:{c.KUBERNETES_VERSION}"
+    key = digest(
+        keys["rootfs:node"],
+        keys["go:kubernetes"],
+        keys["go:crictl"],
+        keys["go:kind"],
+        Path(__file__),
+        Path(c.__file__),
+    )
+
+    def build(log: Log) -> None:
+        kind_files = module_dir("sigs.k8s.io/kind", "v0.32.0", log, "node-stage") / "images/base/files"
+        root = node_root()
+        config = (kind_files / "etc/containerd/config.toml").read_text()
+        # containerd inside a node whose sandbox forbids lowering oom_score_adj (kind sets the same for
+        # rootless, entrypoint), and the pause image kubeadm v1.34.3 uses.
+        config = config.replace("restrict_oom_score_adj = false", "restrict_oom_score_adj = true")
+        config = config.replace(
+            'sandbox_image = "registry.k8s.io/pause:3.10"',
+            f'sandbox_image = "registry.k8s.io/pause:{c.PAUSE_VERSION}"',
+        )
+        spec = json.loads(log.run(["chroot", str(root), "ctr", "oci", "spec"], "node-stage"))
+        spec.setdefault("hooks", {}).setdefault("createContainer", []).append(
+            {"path": "/kind/bin/mount-product-files.sh"}
+        )
+        spec.get("process", {}).pop("rlimits", None)
+        journald = (root / "etc/systemd/journald.conf").read_text() + "ReadKMsg=no\n"
+        overridden = {"etc/containerd/config.toml", "etc/systemd/journald.conf"}
+
+        def write(tar: tarfile.TarFile) -> None:
+            def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+                name = info.name.lstrip("./")
+                if _node_drop(name) or name in overridden:
+                    return None
+                return info
+
+            tar.add(str(root), arcname=".", filter=keep)
+            for src in sorted(kind_files.rglob("*")):
+                rel = src.relative_to(kind_files).as_posix()
+                if src.is_dir() or rel in overridden or rel.startswith("LICENSES"):
+                    continue
+                executable = rel.startswith(("usr/local/bin/", "kind/bin/"))
+                _file(tar, rel, src.read_bytes(), 0o755 if executable else 0o644)
+            _file(tar, "etc/containerd/config.toml", config.encode())
+            _file(tar, "etc/containerd/cri-base.json", json.dumps(spec, indent=2).encode())
+            _file(tar, "etc/systemd/journald.conf", journald.encode())
+            _file(tar, "kind/version", f"{c.KUBERNETES_VERSION}\n".encode())
+            _dir(tar, "etc/kubernetes")
+            _dir(tar, "etc/kubernetes/manifests")
+            _dir(tar, "etc/systemd/system/multi-user.target.wants")
+            for unit in ("kubelet", "containerd", "undo-mount-hacks"):
+                _link(
+                    tar,
+                    f"etc/systemd/system/multi-user.target.wants/{unit}.service",
+                    f"/etc/systemd/system/{unit}.service",
+                )
+            _link(tar, "etc/systemd/system/systemd-binfmt.service", "/dev/null")
+            # kind's units run containerd from /usr/local/bin; Debian installs it in /usr/bin.
+            _link(tar, "usr/local/bin/containerd", "/usr/bin/containerd")
+            for name in ("kubeadm", "kubelet", "kubectl"):
+                tar.add(str(bin_dir / "kubernetes" / name), arcname=f"usr/bin/{name}")
+            tar.add(str(bin_dir / "crictl" / "crictl"), arcname="usr/local/bin/crictl")
+            _dir(tar, "opt/cni")
+            _dir(tar, "opt/cni/bin")
+            for plugin in sorted((root / "usr/lib/cni").iterdir()):
+                _link(tar, f"opt/cni/bin/{plugin.name}", f"/usr/lib/cni/{plugin.name}")
+
+        docker_import(ref, [], write, log, "node-stage")
+
+    step = Step("node-stage", key, lambda _k: docker_image_exists(ref), build)
+    step.ref = ref  # type: ignore[attr-defined]
+    return step
+
+
+def node_step(stage_ref: str, keys: dict[str, str], log_dir: Path) -> Step:
+    """The node image: the stage with every image of IMAGES in its containerd, imported as kind's
+    ``kind build node-image`` imports them (pkg/build/nodeimage/imageimporter.go: ``ctr --namespace=k8s.io
+    images import --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests -``), so that
+    a
+    cluster needs no registry and no ``kind load``."""
+    key = digest(keys["node-stage"], *(keys[f"image:{i.ref}"] for i in c.IMAGES))
+    container = "gim-netpol-build-node"
+
+    def build(log: Log) -> None:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+        log.run(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--privileged",
+                "--name",
+                container,
+                "--entrypoint",
+                "/usr/bin/containerd",
+                stage_ref,
+            ],
+            "node",
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while subprocess.run(
+                ["docker", "exec", container, "ctr", "version"], capture_output=True
+            ).returncode:
+                if time.monotonic() > deadline:
+                    raise StepFailed(
+                        "node", f"containerd did not start in the build container (docker logs {container})"
+                    )
+                time.sleep(1)
+            for image in c.IMAGES:
+                saved = subprocess.run(["docker", "save", image.ref], capture_output=True)
+                if saved.returncode:
+                    raise StepFailed("node", f"docker save {image.ref}: {saved.stderr.decode().strip()}")
+                log.run(
+                    [
+                        "docker",
+                        "exec",
+                        "-i",
+                        container,
+                        "ctr",
+                        "--namespace=k8s.io",
+                        "images",
+                        "import",
+                        "--label=io.cri-containerd.pinned=pinned",
+                        "--all-platforms",
+                        "--no-unpack",
+                        "--digests",
+                        "-",
+                    ],
+                    "node",
+                    stdin=saved.stdout,
+                )
+            log.run(["docker", "stop", container], "node")
+            log.run(
+                [
+                    "docker",
+                    "commit",
+                    "--change",
+                    'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
+                    "--change",
+                    "CMD []",
+                    "--change",
+                    "ENV container=docker",
+                    "--change",
+                    "STOPSIGNAL SIGRTMIN+3",
+                    container,
+                    c.NODE_IMAGE,
+                ],
+                "node",
+            )
+        finally:
+            subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+
+    return Step("node", key, lambda _k: docker_image_exists(c.NODE_IMAGE), build)
+
+
+# --- the whole build ------------------------------------------------------------------------------------
+
+
+def plan(state: Path) -> list[Step]:
+    bin_dir = state / "bin"
+    steps: list[Step] = [go_step(comp, bin_dir) for comp in c.GO_COMPONENTS]
+    steps += [pause_step(bin_dir), busybox_step(bin_dir)]
+    node_rootfs, node_root = rootfs_step("node", c.NODE_PACKAGES, state / "rootfs")
+    net_rootfs, net_root = rootfs_step("net", c.NET_PACKAGES, state / "rootfs")
+    steps += [node_rootfs, net_rootfs]
+    keys = {s.name: s.key for s in steps}
+    bin_keys = {name.split(":", 1)[-1]: key for name, key in keys.items()}
+    for image in c.IMAGES:
+        steps.append(image_step(image, bin_dir, bin_keys, net_root, net_rootfs.key))
+    keys = {s.name: s.key for s in steps}
+    stage = node_stage_step(bin_dir, node_root, keys)
+    steps.append(stage)
+    keys["node-stage"] = stage.key
+    steps.append(node_step(stage.ref, keys, state / "logs"))  # type: ignore[attr-defined]
+    return steps
+
+
+def images_record(state: Path) -> dict:
+    return {
+        "node_image": c.NODE_IMAGE,
+        "kubernetes_version": c.KUBERNETES_VERSION,
+        "probe_image": c.AGNHOST_IMAGE,
+        "enforcer_images": {
+            "kube-router": f"docker.io/cloudnativelabs/kube-router:{c.KUBE_ROUTER_VERSION}",
+            "kube-network-policies": (
+                f"registry.k8s.io/networking/kube-network-policies:{c.KUBE_NETWORK_POLICIES_VERSION}"
+            ),
+        },
+        "kind": str(state / "bin" / "kind" / "kind"),
+        "kubectl": str(state / "bin" / "kubernetes" / "kubectl"),
+        "built_by": "images/build.py",
+    }
+
+
+def check_walls(context: str = "") -> str:
+    """A connect to an address outside the machine, from a container or, with ``context``, from a pod of that
+    kubeconfig context (a kind cluster): it must time out, its packets counted by the DROP rules."""
+    connect = ["/agnhost", "connect", f"{machine.OUTSIDE_PROBE}:80", "--timeout", "3s"]
+    if not context:
+        return machine.check_walls(
+            ["docker", "run", "--rm", "--entrypoint", connect[0], c.AGNHOST_IMAGE, *connect[1:]]
+        )
+    kubectl = str(cache_dir() / "bin" / "kubernetes" / "kubectl")
+    kubectl = kubectl if Path(kubectl).is_file() else "kubectl"
+    argv = [
+        kubectl,
+        "--context",
+        context,
+        "run",
+        "gim-netpol-walls",
+        "--rm",
+        "-i",
+        "--restart=Never",
+        f"--image={c.AGNHOST_IMAGE}",
+        "--image-pull-policy=IfNotPresent",
+        "--pod-running-timeout=2m",
+        "--command",
+        "--",
+        *connect,
+    ]
+    return "from a pod: " + machine.check_walls(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--check-walls-only", action="store_true", help="only make the machine ready and check"
+    )
+    parser.add_argument(
+        "--check-walls-pod",
+        metavar="CONTEXT",
+        default="",
+        help="also check the walls from a pod of this kubeconfig context (a running kind cluster)",
+    )
+    args = parser.parse_args(argv)
+    state = cache_dir()
+    start = time.monotonic()
+    try:
+        print(f"docker engine: {machine.ensure_docker(state)}", flush=True)
+        print(f"walls: {len(machine.install_walls())} rules and routes in place", flush=True)
+        if not args.check_walls_only:
+            runner = Runner(state)
+            runner.run(plan(state))
+            runner.record(state / "images.json", images_record(state))
+        print(f"walls checked: {check_walls()}", flush=True)
+        if args.check_walls_pod:
+            print(f"walls checked: {check_walls(args.check_walls_pod)}", flush=True)
+    except BadInput as exc:
+        print(f"images/build.py: {exc}", file=sys.stderr)
+        return 2
+    except (StepFailed, machine.MachineError) as exc:
+        print(f"images/build.py: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("images/build.py: interrupted", file=sys.stderr)
+        return 130
+    print(f"done in {time.monotonic() - start:.0f} s; images listed in {state / 'images.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
