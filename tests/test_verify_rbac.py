@@ -355,14 +355,45 @@ def test_namespaced_verify_checks_its_permissions_before_creating_anything(capsy
     assert {c.verb for c in server.calls} == {"list"}  # nothing was created
 
 
-def test_namespaced_verify_without_its_probe_namespaces_says_how_to_create_them(capsys, tmp_path):
+THE_OTHER_WAYS = (
+    "have a cluster administrator create them once, with the Roles verify needs there, with `{rbac}`"
+    " (NS/NAME: the ServiceAccount verify runs as, or --user NAME); or, as a cluster administrator, run"
+    " verify --cluster-wide (namespaces of its own, deleted at the end); or run verify --no-probes"
+    " (read-only: nothing created or probed, the CNI not checked)"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "existing", "missing", "rbac"),
+    [
+        (
+            [],
+            [],
+            "probe namespaces gim-netpol-probe-srv, gim-netpol-probe-cli, gim-netpol-probe-team,"
+            " gim-netpol-probe-other do not exist",
+            "gim-netpol rbac --service-account NS/NAME | kubectl apply -f -",
+        ),
+        (
+            ["--probe-namespaces", "p-srv,p-cli,p-team,p-other"],
+            ["p-srv", "p-cli", "p-other"],
+            "probe namespace p-team does not exist",
+            "gim-netpol rbac --probe-namespaces p-srv,p-cli,p-team,p-other --service-account NS/NAME"
+            " | kubectl apply -f -",
+        ),
+    ],
+    ids=["none-of-the-default-names", "one-of-four-named"],
+)
+def test_namespaced_verify_without_its_probe_namespaces_says_how_to_create_them_and_the_other_ways(
+    capsys, tmp_path, args, existing, missing, rbac
+):
     rules = printed(capsys, *REFERENCE)
-    status, out, err, server = _live_verify(
-        capsys, tmp_path, rules, snap.cluster("enforce", ["ingress-nginx"])
+    namespaces = [snap.namespace(n) for n in existing]
+    objects = [*snap.cluster("enforce", ["ingress-nginx"]), *namespaces]
+    status, out, err, server = _live_verify(capsys, tmp_path, rules, objects, *args)
+    assert status == 2 and out == ""
+    assert err == (
+        f"gim-netpol: error: --probe-namespaces: {missing}: {THE_OTHER_WAYS.format(rbac=rbac)}\n"
     )
-    assert status == 2 and out == "" and err.count("\n") == 1
-    assert "--probe-namespaces: probe namespace gim-netpol-probe-srv does not exist" in err
-    assert "gim-netpol rbac --probe-namespaces ... | kubectl apply -f -" in err
     assert {c.verb for c in server.calls} == {"list"}
 
 
