@@ -391,9 +391,8 @@ def test_namespaced_verify_without_its_probe_namespaces_says_how_to_create_them_
     objects = [*snap.cluster("enforce", ["ingress-nginx"]), *namespaces]
     status, out, err, server = _live_verify(capsys, tmp_path, rules, objects, *args)
     assert status == 2 and out == ""
-    assert err == (
-        f"gim-netpol: error: --probe-namespaces: {missing}: {THE_OTHER_WAYS.format(rbac=rbac)}\n"
-    )
+    hint = THE_OTHER_WAYS.format(rbac=rbac)
+    assert err == f"gim-netpol: error: --probe-namespaces: {missing}: {hint}\n"
     assert {c.verb for c in server.calls} == {"list"}
 
 

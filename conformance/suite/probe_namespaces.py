@@ -80,8 +80,10 @@ class ProbeNamespaces:
 
     def rbac_command(self) -> str:
         """The ``gim-netpol rbac`` command that prints these namespaces and the Roles verify needs in them."""
-        names = "" if self.names == DEFAULT_PROBE_NAMESPACES else f" --probe-namespaces {','.join(self.names)}"
-        return f"gim-netpol rbac{names} --service-account NS/NAME | kubectl apply -f -"
+        named = ""
+        if self.names != DEFAULT_PROBE_NAMESPACES:
+            named = f" --probe-namespaces {','.join(self.names)}"
+        return f"gim-netpol rbac{named} --service-account NS/NAME | kubectl apply -f -"
 
     def check(self, namespaces: Mapping[str, Namespace]) -> None:
         """UserError when a probe namespace is missing (saying how to create them, and the two modes that
