@@ -10,6 +10,7 @@ call, and every rule it prints must be used by one.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from conformance.backends.model_rbac import ApiCall, Rbac, rule_allows
 from conformance.commands.cli import error_line, main
 from conformance.commands.verify import judged
 from conformance.errors import UserError
-from conformance.netpol.model import ContainerPort
+from conformance.netpol.model import NAME_LABEL, ContainerPort
 from conformance.probes.agnhost import RUN_LABEL, client_pod, server_pod, service
 from conformance.suite.probe_namespaces import ProbeNamespaces
 from conformance.verify import kinds
@@ -105,12 +106,23 @@ def discovery_calls(rules: list[dict], tmp_path) -> set[ApiCall]:
     return server.calls
 
 
-def model_run(rules, *, probe_namespaces, exec_verb="create", cni="needed", admin_objects=()):
-    """probe_cluster as verify runs it, on a model cluster where GIM runs (applied as an administrator)
-    and verify's identity holds ``rules`` only. (analysis, recorded calls, the run's objects left)."""
+def model_run(
+    rules,
+    *,
+    probe_namespaces,
+    exec_verb="create",
+    cni="needed",
+    admin_objects=(),
+    objects=None,
+    probe_allowed_namespaces=True,
+):
+    """probe_cluster as verify runs it, on a model cluster where GIM runs (``objects``, by default GIM in
+    enforce allowing ingress-nginx and monitoring; applied as an administrator) and verify's identity
+    holds ``rules`` only. (analysis, recorded calls, the run's objects left)."""
     cluster = ModelCluster(exec_verb=exec_verb)
     backend = ModelBackend(cluster=cluster)
-    objects = snap.cluster("enforce", ["ingress-nginx", "monitoring"])
+    if objects is None:
+        objects = snap.cluster("enforce", ["ingress-nginx", "monitoring"])
     backend.apply([*objects, *admin_objects])
     cluster.rbac, cluster.calls = Rbac(rules, USER), set()
     held = backend.objects() + [
@@ -123,7 +135,7 @@ def model_run(rules, *, probe_namespaces, exec_verb="create", cni="needed", admi
         deadline_s=30,
         cni_features=cni,
         probe_namespaces=probe_namespaces,
-        probe_allowed_namespaces=True,
+        probe_allowed_namespaces=probe_allowed_namespaces,
     )
     try:
         probe_cluster(backend, analysis, view, options, "run1")
@@ -169,12 +181,16 @@ def test_namespaced_rbac_allows_every_call_verify_makes_and_nothing_else(capsys,
     namespaces = [d for d in rules if d["kind"] == "Namespace"]
     rbac = Rbac(rules, USER)
     calls = discovery_calls(rules, tmp_path)
-    for exec_verb in ("create", "get"):  # API servers from 1.31 authorize exec as create, older ones as get
+    # API servers from 1.31 authorize exec as create, older ones as get; the printed Roles cover every
+    # canary verify may run (all), whichever the cluster's policies need (needed: the reference's here)
+    for exec_verb, cni in itertools.product(("create", "get"), ("needed", "all")):
         analysis, made, left = model_run(
-            rules, probe_namespaces=probe, exec_verb=exec_verb, admin_objects=namespaces
+            rules, probe_namespaces=probe, exec_verb=exec_verb, cni=cni, admin_objects=namespaces
         )
         assert analysis.problems == [] and analysis.exit_status == 0
-        assert {r.status for r in analysis.cni_features.results.values()} == {"enforced"}
+        statuses = {feature: r.status for feature, r in analysis.cni_features.results.items()}
+        assert statuses.pop("node-traffic", "not checked") == "not checked"  # verify's are restricted
+        assert set(statuses.values()) == {"enforced"}
         assert {p.client.split("/")[0] for p in analysis.probes} == {
             "gim-netpol-probe-cli",
             "ingress-nginx",
@@ -189,6 +205,98 @@ def test_namespaced_rbac_allows_every_call_verify_makes_and_nothing_else(capsys,
     assert not [c for c in calls if c.namespace == snap.GIM and c.verb != "list"]
     writes = {c.namespace for c in calls if c.verb not in ("get", "list")}
     assert writes == {*probe.names, "ingress-nginx", "monitoring"}
+
+
+NAMED_PORT_SCRAPE = {  # an extraPolicies entry naming a port: the named-port canary
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "allow-exporter-scrape"},
+    "spec": {
+        "podSelector": {"matchLabels": {snap.COMPONENT: "app-exporter"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {NAME_LABEL: "monitoring"}}}],
+                "ports": [{"port": "metrics"}],
+            }
+        ],
+    },
+}
+
+
+def gim_like_cluster() -> list[dict]:
+    """Issue 21's cluster: GIM in dryrun allowing ingress-nginx, a ServiceMonitor (``snap.monitoring``) and
+    a Gateway API route to GIM; its extraPolicies add an egress policy (SMTP through an ipBlock) and a
+    named port. Its policies need canaries (default-deny-egress, ip-block, named-port, numbered-port)
+    that the reference values (enforce, no extraPolicies) do not."""
+    return [
+        *snap.cluster("dryrun", ["ingress-nginx"], extra=[snap.SMTP_EGRESS, NAMED_PORT_SCRAPE]),
+        snap.namespace("edge"),
+        snap.gateway_class("public-class", "istio.io/gateway-controller"),
+        snap.gateway("edge", "public", "public-class"),
+        snap.pod(  # Istio's in-cluster gateway pod, labelled as GEP-1762 says
+            "edge",
+            "public-istio-7f9c-abcde",
+            {"gateway.networking.k8s.io/gateway-name": "public", "istio.io/rev": "default"},
+            [(10443, "https")],
+        ),
+        snap.gateway_route("HTTPRoute", snap.GIM, "gim", [("nginx", 443)], ("edge", "public")),
+    ]
+
+
+def test_the_default_rbac_covers_what_verify_needs_on_a_cluster_whose_policies_need_more_canaries(
+    capsys, tmp_path
+):
+    """Issue 21: `gim-netpol rbac` with no values printed Roles for the canaries of the reference values
+    only; on a cluster whose GIM policies need more (dryrun's egress safety net, an egress extraPolicy,
+    a named port), verify as that identity refused itself: `RBAC: missing permissions: create
+    networkpolicies.networking.k8s.io in namespace gim-netpol-probe-cli`."""
+    rules = printed(capsys)  # the defaults, as applied in the issue
+    rbac = Rbac(rules, USER)
+    namespaces = [d for d in rules if d["kind"] == "Namespace"]
+    objects = gim_like_cluster()
+    # through the real kubernetes client, as a user runs it: the access reviews verify makes first
+    status, out, err, server = _live_verify(capsys, tmp_path, rules, [*objects, *namespaces])
+    assert "missing permissions" not in err and "RBAC" not in err, err
+    assert "HTTPRoute/gitguardian/gim" in out and "edge" in out.split("Who needs to reach GIM")[1]
+    # past the check, verify creates its canary (which this fake, serving no writes, answers with 404)
+    assert ApiCall("create", "", "pods", namespace="gim-netpol-probe-srv") in server.calls
+    assert [c for c in server.calls if not rbac.allows(c)] == []
+    # then the whole run on the model, every call authorized by the printed RBAC
+    calls = set(server.calls)
+    for exec_verb in ("create", "get"):
+        analysis, made, left = model_run(
+            rules,
+            probe_namespaces=ProbeNamespaces(),
+            exec_verb=exec_verb,
+            admin_objects=namespaces,
+            objects=objects,
+            probe_allowed_namespaces=False,  # verify's default, as in the issue
+        )
+        results = {feature: r.status for feature, r in analysis.cni_features.results.items()}
+        assert results == dict.fromkeys(
+            [
+                "default-deny-ingress",
+                "default-deny-egress",
+                "pod-selector",
+                "namespace-selector",
+                "match-expressions",
+                "numbered-port",
+                "named-port",
+                "ip-block",
+                "service-ip",
+            ],
+            "enforced",
+        )
+        assert analysis.probes and all(p.agrees for p in analysis.probes)
+        assert not [p for p in analysis.problems if "could not complete" in p or "forbidden" in p]
+        assert left == []
+        calls |= made
+    assert [c for c in calls if not rbac.allows(c)] == []
+    assert {c.namespace for c in calls if c.resource == "networkpolicies" and c.verb == "create"} == {
+        "gim-netpol-probe-srv",
+        "gim-netpol-probe-cli",
+    }
 
 
 def test_cluster_wide_rbac_is_the_deploy_file_and_every_rule_is_used(capsys, tmp_path):
@@ -355,14 +463,44 @@ def test_namespaced_verify_checks_its_permissions_before_creating_anything(capsy
     assert {c.verb for c in server.calls} == {"list"}  # nothing was created
 
 
-def test_namespaced_verify_without_its_probe_namespaces_says_how_to_create_them(capsys, tmp_path):
+THE_OTHER_WAYS = (
+    "have a cluster administrator create them once, with the Roles verify needs there, with `{rbac}`"
+    " (NS/NAME: the ServiceAccount verify runs as, or --user NAME); or, as a cluster administrator, run"
+    " verify --cluster-wide (namespaces of its own, deleted at the end); or run verify --no-probes"
+    " (read-only: nothing created or probed, the CNI not checked)"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "existing", "missing", "rbac"),
+    [
+        (
+            [],
+            [],
+            "probe namespaces gim-netpol-probe-srv, gim-netpol-probe-cli, gim-netpol-probe-team,"
+            " gim-netpol-probe-other do not exist",
+            "gim-netpol rbac --service-account NS/NAME | kubectl apply -f -",
+        ),
+        (
+            ["--probe-namespaces", "p-srv,p-cli,p-team,p-other"],
+            ["p-srv", "p-cli", "p-other"],
+            "probe namespace p-team does not exist",
+            "gim-netpol rbac --probe-namespaces p-srv,p-cli,p-team,p-other --service-account NS/NAME"
+            " | kubectl apply -f -",
+        ),
+    ],
+    ids=["none-of-the-default-names", "one-of-four-named"],
+)
+def test_namespaced_verify_without_its_probe_namespaces_says_how_to_create_them_and_the_other_ways(
+    capsys, tmp_path, args, existing, missing, rbac
+):
     rules = printed(capsys, *REFERENCE)
-    status, out, err, server = _live_verify(
-        capsys, tmp_path, rules, snap.cluster("enforce", ["ingress-nginx"])
-    )
-    assert status == 2 and out == "" and err.count("\n") == 1
-    assert "--probe-namespaces: probe namespace gim-netpol-probe-srv does not exist" in err
-    assert "gim-netpol rbac --probe-namespaces ... | kubectl apply -f -" in err
+    namespaces = [snap.namespace(n) for n in existing]
+    objects = [*snap.cluster("enforce", ["ingress-nginx"]), *namespaces]
+    status, out, err, server = _live_verify(capsys, tmp_path, rules, objects, *args)
+    assert status == 2 and out == ""
+    hint = THE_OTHER_WAYS.format(rbac=rbac)
+    assert err == f"gim-netpol: error: --probe-namespaces: {missing}: {hint}\n"
     assert {c.verb for c in server.calls} == {"list"}
 
 

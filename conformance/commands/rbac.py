@@ -1,12 +1,16 @@
 """``gim-netpol rbac [--mode namespaced|cluster-wide|read-only] [--values F]... [--set K=V]...
-[--probe-namespaces A,B,C,D] [--probe-allowed-namespaces] [--cni-features needed|all|none]
+[--probe-namespaces A,B,C,D] [--probe-allowed-namespaces] [--cni-features all|needed|none]
 [--service-account NS/NAME | --user NAME]``.
 
 Prints the RBAC ``gim-netpol verify`` needs in a mode, for ``kubectl apply -f -`` by someone with cluster
 rights: a ClusterRole (and binding) for what verify reads across the cluster, and a Role and RoleBinding
 in each namespace it writes in. Namespaced, the probe namespaces come first, labelled as the canaries
-need, and the rules are exactly what the run creates for the CNI canaries of the values' policies
-(``conformance.verify.placement.planned_objects``): nothing is printed that verify does not use.
+need, and the rules are what the run creates there (``conformance.verify.placement.planned_objects``)
+for every CNI canary it may run (``--cni-features all``, the default): verify picks its canaries from
+the policies GIM has in the cluster, which the values given here (the reference rendering) need not
+match, and in the tool's own probe namespaces a rule no canary of this cluster uses grants nothing
+elsewhere. ``--cni-features needed`` prints only the canaries of the values' reference rendering (verify
+then stops, before creating anything, when the cluster's policies need more).
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ GRANTS = {
     "namespaced": [
         "Grants: list, cluster-wide, on the kinds verify reads and on DaemonSets (to name the CNI);",
         "in each probe namespace, create/delete of the probe pods, Services and NetworkPolicies the run",
-        "creates there and exec in its client pods; with --probe-allowed-namespaces, create/delete of one",
-        "client pod and exec in each allowed namespace. No namespace is created or deleted; GIM's",
-        "namespace is only listed. The probe namespaces below are created once, with these labels:",
+        "creates there and exec in its client pods (--cni-features all: for every CNI canary verify may",
+        "run, whichever GIM's policies in the cluster need); with --probe-allowed-namespaces,",
+        "create/delete of one client pod and exec in each allowed namespace. No namespace is created or",
+        "deleted; GIM's namespace is only listed. The probe namespaces below are created once, with",
+        "these labels:",
         *(f"  {role}: {purpose}" for role, purpose in ROLE_PURPOSE.items()),
     ],
     "cluster-wide": [
@@ -106,7 +112,9 @@ def render_rbac(args: argparse.Namespace) -> str:
 
 
 def planned(args: argparse.Namespace, probe: ProbeNamespaces) -> list:
-    """What a namespaced run creates for the values' policies (the documented example without values)."""
+    """What a namespaced run creates: the CNI canaries ``--cni-features`` names (all of them by default;
+    needed: those of the values' reference rendering, the documented example without values), and the
+    clients in the values' allowed namespaces with ``--probe-allowed-namespaces``."""
     from conformance.backends.model import ModelBackend
     from conformance.gim.examples import DOC_ALLOWED_NAMESPACES
     from conformance.gim.render import render
@@ -157,9 +165,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--cni-features",
-        choices=("needed", "all", "none"),
-        default="needed",
-        help="namespaced: the CNI canaries verify will run (all: rules that cover any values)",
+        choices=("all", "needed", "none"),
+        default="all",
+        help="namespaced: the CNI canaries the probe namespaces' Roles cover: all (default: whichever"
+        " GIM's policies in the cluster need; nothing is granted outside the probe namespaces), needed"
+        " (only those of the values' reference rendering), none (verify --cni-features none)",
     )
     who = parser.add_mutually_exclusive_group()
     who.add_argument(

@@ -78,17 +78,33 @@ class ProbeNamespaces:
             for role, name in self.roles.items()
         ]
 
+    def rbac_command(self) -> str:
+        """The ``gim-netpol rbac`` command that prints these namespaces and the Roles verify needs in them."""
+        named = ""
+        if self.names != DEFAULT_PROBE_NAMESPACES:
+            named = f" --probe-namespaces {','.join(self.names)}"
+        return f"gim-netpol rbac{named} --service-account NS/NAME | kubectl apply -f -"
+
     def check(self, namespaces: Mapping[str, Namespace]) -> None:
-        """UserError when a probe namespace is missing or lacks a label the canaries rely on."""
+        """UserError when a probe namespace is missing (saying how to create them, and the two modes that
+        need none) or lacks a label the canaries rely on."""
+        missing = [name for name in self.names if name not in namespaces]
+        if missing:
+            which = (
+                f"probe namespaces {', '.join(missing)} do not exist"
+                if len(missing) > 1
+                else f"probe namespace {missing[0]} does not exist"
+            )
+            raise UserError(
+                f"{which}: have a cluster administrator create them once, with the Roles verify needs"
+                f" there, with `{self.rbac_command()}` (NS/NAME: the ServiceAccount verify runs as, or"
+                " --user NAME); or, as a cluster administrator, run verify --cluster-wide (namespaces of"
+                " its own, deleted at the end); or run verify --no-probes (read-only: nothing created or"
+                " probed, the CNI not checked)",
+                source="--probe-namespaces",
+            )
         for role, name in self.roles.items():
-            ns = namespaces.get(name)
-            if ns is None:
-                raise UserError(
-                    f"probe namespace {name} does not exist: have it created once with"
-                    " `gim-netpol rbac --probe-namespaces ... | kubectl apply -f -` (cluster rights needed)",
-                    source="--probe-namespaces",
-                )
-            wrong = {k: v for k, v in self.labels(role).items() if ns.labels.get(k) != v}
+            wrong = {k: v for k, v in self.labels(role).items() if namespaces[name].labels.get(k) != v}
             if wrong:
                 shown = ", ".join(f"{k}={v}" for k, v in wrong.items())
                 raise UserError(
