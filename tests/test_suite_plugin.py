@@ -404,8 +404,9 @@ def _docker_daemon_up() -> bool:
     shutil.which("kind") is not None and _docker_daemon_up(),
     reason="docker and kind are here: kind could start",
 )
-def test_default_kind_backend_fails_fast_without_docker_or_kind():
-    run = run_suite(timeout=30)
+def test_default_kind_backend_fails_fast_without_docker_or_kind(tmp_path):
+    # No daemon behind the client, whatever this machine runs: DOCKER_HOST names a socket nobody serves.
+    run = run_suite(timeout=30, env={"DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"})
     line = assert_stopped_with_one_line(run, "kind")
     assert "docker" in line and "--backend model" in line
     assert run.seconds < 15
