@@ -180,28 +180,67 @@ def rootfs_step(name: str, packages: str, root: Path) -> tuple[Step, Callable[[]
                     f.unlink()
         partial.rename(target)
 
-    return Step(f"rootfs:{name}", key, lambda _k: target.is_dir(), build), lambda: target
+    return Step(f"rootfs:{name}", key, lambda _k: target.is_dir(), build), lambda: target.resolve()
 
 
 # --- images ---------------------------------------------------------------------------------------------
 
 
-def _file(tar: tarfile.TarFile, path: str, data: bytes, mode: int = 0o644) -> None:
-    info = tarfile.TarInfo(path)
-    info.size, info.mode, info.mtime = len(data), mode, 0
-    tar.addfile(info, io.BytesIO(data))
+class Layer:
+    """A root filesystem as a tar stream: an optional base folder, then files, folders and links laid over it.
+    A path laid over replaces the base's (the base's entry is left out: an image layer may not hold a path
+    twice); a folder the base already has is kept as it is."""
 
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[tarfile.TarInfo, bytes | Path | None]] = {}
 
-def _dir(tar: tarfile.TarFile, path: str, mode: int = 0o755) -> None:
-    info = tarfile.TarInfo(path)
-    info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, 0
-    tar.addfile(info)
+    def _info(self, path: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(path)
+        info.type, info.mode, info.mtime = kind, mode, 0
+        return info
 
+    def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        info = self._info(path, tarfile.REGTYPE, mode)
+        info.size = len(data)
+        self.entries[path] = (info, data)
 
-def _link(tar: tarfile.TarFile, path: str, target: str) -> None:
-    info = tarfile.TarInfo(path)
-    info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, 0
-    tar.addfile(info)
+    def copy(self, path: str, src: Path, mode: int = 0o755) -> None:
+        real = src.resolve()
+        info = self._info(path, tarfile.REGTYPE, mode)
+        info.size = real.stat().st_size
+        self.entries[path] = (info, real)
+
+    def dir(self, path: str, mode: int = 0o755) -> None:
+        self.entries.setdefault(path, (self._info(path, tarfile.DIRTYPE, mode), None))
+
+    def link(self, path: str, target: str) -> None:
+        info = self._info(path, tarfile.SYMTYPE, 0o777)
+        info.linkname = target
+        self.entries[path] = (info, None)
+
+    def write(
+        self, tar: tarfile.TarFile, base: Path | None = None, drop: Callable[[str], bool] = lambda _n: False
+    ) -> None:
+        written: set[str] = set()
+        if base is not None:
+
+            def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+                name = info.name.removeprefix("./").lstrip("/")
+                laid = self.entries.get(name)
+                if drop(name) or (laid is not None and not (laid[0].isdir() and info.isdir())):
+                    return None
+                written.add(name)
+                return info
+
+            tar.add(str(base), arcname=".", filter=keep)
+        for name, (info, payload) in sorted(self.entries.items()):
+            if name in written:
+                continue
+            if isinstance(payload, Path):
+                with payload.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
 
 
 MINIMAL_ETC = {
@@ -246,19 +285,20 @@ def image_step(
 
     def build(log: Log) -> None:
         def write(tar: tarfile.TarFile) -> None:
-            if image.base == "net":
-                tar.add(str(net_root()), arcname=".")
-            else:
+            layer = Layer()
+            if image.base != "net":
                 for path, data in MINIMAL_ETC.items():
-                    _file(tar, path, data)
-                _dir(tar, "tmp", 0o1777)
-            dirs = sorted({str(Path(p).parent) for p in image.files} - {"."})
-            for d in dirs:
-                _dir(tar, d)
+                    layer.file(path, data)
+                layer.dir("etc")
+                layer.dir("tmp", 0o1777)
             for path, src in sources.items():
-                tar.add(str(src), arcname=path)
+                parts = Path(path).parts
+                for i in range(1, len(parts)):
+                    layer.dir("/".join(parts[:i]))
+                layer.copy(path, src)
             if "bin/busybox" in image.files:
-                _link(tar, "bin/sh", "busybox")
+                layer.link("bin/sh", "busybox")
+            layer.write(tar, net_root() if image.base == "net" else None)
 
         changes = []
         if image.entrypoint:
@@ -344,45 +384,45 @@ def node_stage_step(bin_dir: Path, node_root: Callable[[], Path], keys: dict[str
         )
         spec.get("process", {}).pop("rlimits", None)
         journald = (root / "etc/systemd/journald.conf").read_text() + "ReadKMsg=no\n"
-        overridden = {"etc/containerd/config.toml", "etc/systemd/journald.conf"}
+
+        layer = Layer()
+        for src in sorted(kind_files.rglob("*")):
+            rel = src.relative_to(kind_files).as_posix()
+            if rel.startswith("LICENSES"):
+                continue
+            if src.is_dir():
+                layer.dir(rel)
+            else:
+                executable = rel.startswith(("usr/local/bin/", "kind/bin/"))
+                layer.file(rel, src.read_bytes(), 0o755 if executable else 0o644)
+        layer.file("etc/containerd/config.toml", config.encode())
+        layer.file("etc/containerd/cri-base.json", json.dumps(spec, indent=2).encode())
+        layer.file("etc/systemd/journald.conf", journald.encode())
+        layer.file("kind/version", f"{c.KUBERNETES_VERSION}\n".encode())
+        for folder in (
+            "etc/kubernetes",
+            "etc/kubernetes/manifests",
+            "etc/systemd/system/multi-user.target.wants",
+        ):
+            layer.dir(folder)
+        for unit in ("kubelet", "containerd", "undo-mount-hacks"):
+            layer.link(
+                f"etc/systemd/system/multi-user.target.wants/{unit}.service",
+                f"/etc/systemd/system/{unit}.service",
+            )
+        layer.link("etc/systemd/system/systemd-binfmt.service", "/dev/null")
+        # kind's units run containerd from /usr/local/bin; Debian installs it in /usr/bin.
+        layer.link("usr/local/bin/containerd", "/usr/bin/containerd")
+        for name in ("kubeadm", "kubelet", "kubectl"):
+            layer.copy(f"usr/bin/{name}", bin_dir / "kubernetes" / name)
+        layer.copy("usr/local/bin/crictl", bin_dir / "crictl" / "crictl")
+        layer.dir("opt/cni")
+        layer.dir("opt/cni/bin")
+        for plugin in sorted((root / "usr/lib/cni").iterdir()):
+            layer.link(f"opt/cni/bin/{plugin.name}", f"/usr/lib/cni/{plugin.name}")
 
         def write(tar: tarfile.TarFile) -> None:
-            def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-                name = info.name.lstrip("./")
-                if _node_drop(name) or name in overridden:
-                    return None
-                return info
-
-            tar.add(str(root), arcname=".", filter=keep)
-            for src in sorted(kind_files.rglob("*")):
-                rel = src.relative_to(kind_files).as_posix()
-                if src.is_dir() or rel in overridden or rel.startswith("LICENSES"):
-                    continue
-                executable = rel.startswith(("usr/local/bin/", "kind/bin/"))
-                _file(tar, rel, src.read_bytes(), 0o755 if executable else 0o644)
-            _file(tar, "etc/containerd/config.toml", config.encode())
-            _file(tar, "etc/containerd/cri-base.json", json.dumps(spec, indent=2).encode())
-            _file(tar, "etc/systemd/journald.conf", journald.encode())
-            _file(tar, "kind/version", f"{c.KUBERNETES_VERSION}\n".encode())
-            _dir(tar, "etc/kubernetes")
-            _dir(tar, "etc/kubernetes/manifests")
-            _dir(tar, "etc/systemd/system/multi-user.target.wants")
-            for unit in ("kubelet", "containerd", "undo-mount-hacks"):
-                _link(
-                    tar,
-                    f"etc/systemd/system/multi-user.target.wants/{unit}.service",
-                    f"/etc/systemd/system/{unit}.service",
-                )
-            _link(tar, "etc/systemd/system/systemd-binfmt.service", "/dev/null")
-            # kind's units run containerd from /usr/local/bin; Debian installs it in /usr/bin.
-            _link(tar, "usr/local/bin/containerd", "/usr/bin/containerd")
-            for name in ("kubeadm", "kubelet", "kubectl"):
-                tar.add(str(bin_dir / "kubernetes" / name), arcname=f"usr/bin/{name}")
-            tar.add(str(bin_dir / "crictl" / "crictl"), arcname="usr/local/bin/crictl")
-            _dir(tar, "opt/cni")
-            _dir(tar, "opt/cni/bin")
-            for plugin in sorted((root / "usr/lib/cni").iterdir()):
-                _link(tar, f"opt/cni/bin/{plugin.name}", f"/usr/lib/cni/{plugin.name}")
+            layer.write(tar, root, _node_drop)
 
         docker_import(ref, [], write, log, "node-stage")
 
@@ -460,8 +500,8 @@ def node_step(stage_ref: str, keys: dict[str, str], log_dir: Path) -> Step:
                     "CMD []",
                     "--change",
                     "ENV container=docker",
-                    "--change",
-                    "STOPSIGNAL SIGRTMIN+3",
+                    # kind's base image also sets STOPSIGNAL SIGRTMIN+3, which Docker 20.10's commit
+                    # cannot set: kind removes nodes with `docker rm -f`, which does not use it.
                     container,
                     c.NODE_IMAGE,
                 ],

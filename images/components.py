@@ -89,7 +89,7 @@ GO_COMPONENTS = (
 )
 
 # go build names a binary after the last element of its package path.
-BINARY_OF = {"sigs.k8s.io/kube-network-policies/cmd": "cmd", "go.etcd.io/etcd/server/v3": "v3"}
+BINARY_OF = {"sigs.k8s.io/kube-network-policies/cmd": "cmd", "go.etcd.io/etcd/server/v3": "server"}
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ IMAGES = (
     ),
     Image(f"{R}/kube-scheduler:{KUBERNETES_VERSION}", "", {"usr/local/bin/kube-scheduler": "kube-scheduler"}),
     Image(f"{R}/kube-proxy:{KUBERNETES_VERSION}", "net", {"usr/local/bin/kube-proxy": "kube-proxy"}),
-    Image(f"{R}/etcd:{ETCD_IMAGE_TAG}", "", {"usr/local/bin/etcd": "v3"}),
+    Image(f"{R}/etcd:{ETCD_IMAGE_TAG}", "", {"usr/local/bin/etcd": "server"}),
     Image(f"{R}/coredns/coredns:{COREDNS_VERSION}", "", {"coredns": "coredns"}, ("/coredns",)),
     Image(f"{R}/pause:{PAUSE_VERSION}", "", {"pause": "pause"}, ("/pause",), "65535:65535"),
     # The suite's probe image: agnhost, and the /bin/sh its batched probes run under.
