@@ -51,10 +51,10 @@ def _run(argv: list[str], timeout: float = 60, check: bool = True) -> subprocess
     return result
 
 
-def lacks_sys_resource() -> bool:
+def lacks_sys_resource(status: Path = Path("/proc/self/status")) -> bool:
     """True where this process's bounding set has no CAP_SYS_RESOURCE (a sandbox): plain runc then
     cannot start privileged containers."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in status.read_text().splitlines():
         if line.startswith("CapBnd:"):
             return not (int(line.split()[1], 16) >> CAP_SYS_RESOURCE) & 1
     return False

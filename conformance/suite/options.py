@@ -73,6 +73,26 @@ def options() -> tuple[Option, ...]:
             "custom-resources.yaml (air-gapped)",
         ),
         Option(
+            "--cni",
+            "NetworkPolicy enforcer the kind backend installs: calico (the default), kube-router (v2.1.0: CNI "
+            "and enforcer) or kube-network-policies (v0.8.0, beside a plain ptp CNI)",
+            "calico",
+            choices=("calico", "kube-router", "kube-network-policies"),
+        ),
+        Option(
+            "--images",
+            "kind node and probe images: upstream (pulled), local (built by images/build.py), or auto: local "
+            "when the upstream node image is not in docker and a local build is",
+            "auto",
+            choices=("auto", "local", "upstream"),
+        ),
+        Option(
+            "--node-memory",
+            "memory limit of each kind node the run creates (docker update --memory): a runaway pod stops "
+            "there, not at the machine's",
+            "3g",
+        ),
+        Option(
             "--no-download",
             "never fetch kind/kubectl: a missing or too old one is an error saying what to install "
             "(air-gapped)",
