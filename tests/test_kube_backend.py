@@ -185,6 +185,8 @@ class FakeApiServer:
         self.rv = 0
         self.unavailable = 0
         self.daemonsets = [("calico-system", "calico-node"), ("kube-system", "kube-proxy")]
+        self.nodes: list[dict] = []
+        self.nodes_forbidden = False
         self.lock = threading.Lock()
         server = self
 
@@ -274,6 +276,15 @@ class FakeApiServer:
             return self.status(
                 503, "ServiceUnavailable", "the server is currently unable to handle the request"
             )
+        if path == "/api/v1/nodes":
+            if self.nodes_forbidden:  # the authorizer's wording (RBAC)
+                return self.status(
+                    403,
+                    "Forbidden",
+                    'nodes is forbidden: User "system:serviceaccount:ci:suite" cannot list resource "nodes" '
+                    'in API group "" at the cluster scope',
+                )
+            return 200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": self.nodes}
         if path == "/apis/apps/v1/daemonsets":
             return 200, {
                 "kind": "DaemonSetList",
@@ -791,3 +802,61 @@ def test_an_outage_leaves_no_urllib3_retry_warnings_in_the_captured_log(tmp_path
             RetryingBackend(backend, timeout_s=1)._retry(call)
     assert [r.getMessage() for r in caplog.records if "Retrying" in r.getMessage()] == []
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+# --- nodes (issue 22: every check crosses nodes where it can) ----------------------------------------
+
+
+def _node(name: str, ready: str = "True", unschedulable: bool = False, taints: tuple = ()) -> dict:
+    """A Node as a v1.34 API server serves it (the fields the scheduler's filters read)."""
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+        "spec": {"unschedulable": unschedulable, "taints": [dict(t) for t in taints]},
+        "status": {
+            "conditions": [
+                {"type": "MemoryPressure", "status": "False"},
+                {"type": "Ready", "status": ready, "reason": "KubeletReady"},
+            ]
+        },
+    }
+
+
+def test_the_nodes_are_read_with_their_readiness_cordon_and_taints(api):
+    from conformance.backends.nodes import Schedulable
+
+    server, backend = api
+    server.nodes = [
+        _node(
+            "kind-control-plane",
+            taints=({"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},),
+        ),
+        _node("kind-worker"),
+        _node(
+            "kind-worker2",
+            unschedulable=True,  # kubectl cordon: the field and the taint the node controller adds
+            taints=({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule", "timeAdded": None},),
+        ),
+        _node("kind-worker3", ready="Unknown"),
+    ]
+    assert RetryingBackend(backend, 5).schedulable_nodes() == Schedulable(
+        ("kind-worker",),
+        (
+            ("kind-control-plane", "taint node-role.kubernetes.io/control-plane:NoSchedule"),
+            ("kind-worker2", "cordoned (spec.unschedulable)"),
+            ("kind-worker3", "NotReady"),
+        ),
+    )
+    assert ("GET", "/api/v1/nodes") in server.requests
+
+
+def test_an_identity_that_may_not_list_nodes_gets_a_note_instead_of_a_cross_node_verdict(api):
+    from conformance.backends.base import Forbidden
+    from conformance.suite.cross_node import coverage
+
+    server, backend = api
+    server.nodes_forbidden = True
+    with pytest.raises(Forbidden, match='cannot list resource "nodes"'):
+        backend.nodes()
+    found = coverage(RetryingBackend(backend, 5), [])
+    assert found.schedulable is None and found.problem == ""
+    assert found.note().startswith("cross-node coverage not checked: cannot list nodes: nodes is forbidden: ")

@@ -200,6 +200,19 @@ def test_report_dir_writes_every_check_as_json(model_run):
     } <= set(checks[0])
 
 
+def test_the_default_model_run_crosses_nodes_in_every_check(model_run):
+    """The model is a kind cluster of three nodes: every check's pod-IP flows run between pods of one
+    worker and between the two workers, and the summary names the nodes once."""
+    checks = [e for e in json.loads(model_run.report.read_text()) if e["kind"] == "gim-netpol-check"]
+    assert checks
+    for c in checks:
+        assert c["same_node"] > 0 and c["cross_node"] > 0, c
+        assert c["schedulable_nodes"] == ["kind-worker", "kind-worker2"] and not c["cross_node_problem"], c
+    summary = model_run.run.stdout.split(SUMMARY, 1)[1]
+    notes = [line for line in summary.splitlines() if line.startswith("nodes: ")]
+    assert len(notes) == 1 and notes[0].startswith("nodes: 2 nodes can run the probe pods (kind-worker, ")
+
+
 def test_parallel_run_with_two_workers(model_run, tmp_path):
     serial_cases = model_run.cases
     run = run_suite("--backend", "model", "-n", "2", f"--junitxml={tmp_path / 'junit.xml'}")

@@ -103,6 +103,7 @@ class RetryingBackend(Backend):
     diagnose = retrying_method("diagnose")
     resolv_conf = retrying_method("resolv_conf")
     services_all = retrying_method("services_all")
+    nodes = retrying_method("nodes")
 
     def repro(self, probe, timeout_s):  # type: ignore[no-untyped-def]
         return self.inner.repro(probe, timeout_s)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from conformance.backends.clock import RealClock
+from conformance.backends.nodes import Node, Schedulable, schedulable
 from conformance.backends.pod_status import PodProblem, summary
 from conformance.netpol.model import Cluster, K8sObject, Service
 from conformance.netpol.probing import Observation, Probe, sample_twice
@@ -100,6 +101,16 @@ class Backend(ABC):
     def namespace_phases(self) -> dict[str, str]:
         """Every namespace of the cluster with its phase (``Active`` or ``Terminating``)."""
         return {name: "Active" for name in self.state([]).namespaces}
+
+    def nodes(self) -> list[Node] | None:
+        """The cluster's nodes (Ready condition, cordon, taints); None when the backend cannot tell."""
+        return None
+
+    def schedulable_nodes(self, tolerations: Sequence[Mapping[str, object]] = ()) -> Schedulable | None:
+        """The nodes on which a pod with ``tolerations`` (the probe pods have none of their own) can be
+        scheduled now, and why each other node cannot take it; None when the backend cannot list nodes."""
+        nodes = self.nodes()
+        return None if nodes is None else schedulable(nodes, tolerations)
 
     def resolv_conf(self, pod_key: str) -> str:
         """The /etc/resolv.conf of a running pod, as the pod sees it."""

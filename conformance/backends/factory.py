@@ -45,10 +45,11 @@ def run_state_dir(basetemp: Path, run_id: str) -> Path:
 
 
 def model_backend(options: dict[str, Any]) -> Backend:
-    """The model backend as the options describe it: CNI quirks, faults, latencies."""
+    """The model backend as the options describe it: CNI quirks, faults, latencies, nodes."""
     from conformance.backends.cni_profiles import parse_profile
     from conformance.backends.model import ModelBackend
     from conformance.backends.model_faults import LATENCIES, parse_faults
+    from conformance.backends.model_nodes import DEFAULT_NODES
 
     return ModelBackend(
         cni=parse_profile(options.get("model_cni") or "drops"),
@@ -57,6 +58,7 @@ def model_backend(options: dict[str, Any]) -> Backend:
         probe_workers=options.get("probe_workers") or 16,
         probe_batch=probe_batch(options),
         pace=model_pace(options),
+        nodes=options.get("model_nodes") or DEFAULT_NODES,
     )
 
 

@@ -24,6 +24,7 @@ from kubernetes.client.rest import ApiException
 from conformance.api_errors import status_message
 from conformance.backends.api_retry import quiet_urllib3_retries, transient_reason
 from conformance.backends.base import ApiError, Backend, BackendUnavailable, Forbidden, PodsCannotRun
+from conformance.backends.nodes import Node, node_from_object
 from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Service, object_key
 from conformance.netpol.probing import Observation, Probe
@@ -372,6 +373,17 @@ class KubeBackend(Backend):
         return {
             n.metadata.name: (n.status.phase if n.status else "") for n in self.core.list_namespace().items
         }
+
+    def nodes(self) -> list[Node]:
+        """Every node with its Ready condition, cordon and taints (``list nodes``, cluster-scoped: the
+        identity needs it for the cross-node check; a 403 is Forbidden, naming the missing rule)."""
+        try:
+            items = self.core.list_node().items
+        except ApiException as exc:
+            if not transient_reason(exc):
+                _raise_if_forbidden(exc)
+            raise
+        return [node_from_object(as_object(self.api_client, n, "Node", "v1")) for n in items]
 
     def hold_connection(self, probe: Probe, timeout_s: float) -> HeldConnection:
         return HeldConnection(self.new_core_api(), probe, timeout_s)

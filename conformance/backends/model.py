@@ -7,6 +7,8 @@ It behaves like an API server, a kubelet and a policy-enforcing CNI, not like an
   at 10.96.0.10, or as ``--model-faults`` says);
 - deletion is asynchronous: a deleted namespace is ``Terminating`` for a while (its pods go at once),
   creating anything in it is refused with 403 "is being terminated", then it disappears;
+- nodes as kind makes them (``nodes=``, ``--model-nodes``: a tainted control plane and workers), and pods
+  placed on them as kube-scheduler does, spread by their topologySpreadConstraints (model_nodes);
 - pods are Pending, then Running and Ready after a delay; an exec in a pod that is not running fails,
   a connection to a pod that does not listen yet is refused; a container that cannot run (a fault)
   crash-loops or fails its image pull as the kubelet reports it (model_pods);
@@ -32,7 +34,7 @@ import copy
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from conformance.backends import model_pods
+from conformance.backends import model_nodes, model_pods
 from conformance.backends.api_retry import TransientApiError
 from conformance.backends.base import ApiError, Backend, Forbidden, PodsCannotRun
 from conformance.backends.clock import VirtualClock
@@ -40,6 +42,7 @@ from conformance.backends.cni_profiles import DEFAULT as DEFAULT_CNI
 from conformance.backends.cni_profiles import CniProfile
 from conformance.backends.model_faults import Faults, Latencies
 from conformance.backends.model_rbac import RESOURCES, ApiCall, Rbac
+from conformance.backends.nodes import Node
 from conformance.backends.pod_status import PodProblem, never_ready
 from conformance.netpol.model import Cluster, K8sObject, Pod
 from conformance.netpol.probing import Observation, Outcome, Probe, sample_twice
@@ -51,7 +54,6 @@ POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 CLUSTER_DNS_IP = "10.96.0.10"  # the kubelet's clusterDNS on kind and kubeadm clusters
 API_URL = "https://model-apiserver:6443"
-NODES = ("kind-worker", "kind-worker2")
 CLUSTER_SCOPED = ("Namespace",)
 KINDS = ("Namespace", "Pod", "Service", "NetworkPolicy")
 DEFAULT_PROBE_WORKERS = 16
@@ -74,9 +76,15 @@ def _dns_objects(mode: str) -> list[K8sObject]:
     if mode == "openshift":
         ns, name, pod, port = "openshift-dns", "dns-default", "dns-default-abcde", 5353
         labels = {"dns.operator.openshift.io/daemonset-dns": "default"}
+        tolerations = [{"operator": "Exists"}]  # the DNS daemonset runs on every node
     else:
         ns, name, pod, port = "kube-system", "kube-dns", "coredns", 53
         labels = {"k8s-app": "kube-dns"}
+        # kubeadm's CoreDNS Deployment (cmd/kubeadm/app/phases/addons/dns/manifests.go)
+        tolerations = [
+            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+            {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+        ]
     container_ports = [
         {"name": "dns", "containerPort": port, "protocol": "UDP"},
         {"name": "dns-tcp", "containerPort": port, "protocol": "TCP"},
@@ -87,7 +95,7 @@ def _dns_objects(mode: str) -> list[K8sObject]:
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"namespace": ns, "name": pod, "labels": labels},
-            "spec": {"containers": [{"name": "dns", "ports": container_ports}]},
+            "spec": {"containers": [{"name": "dns", "ports": container_ports}], "tolerations": tolerations},
         },
         {
             "apiVersion": "v1",
@@ -117,6 +125,7 @@ class ModelCluster:
         clock: VirtualClock | None = None,
         rbac: Rbac | None = None,
         exec_verb: str = "create",
+        nodes: int | Sequence[Node] = model_nodes.DEFAULT_NODES,
     ) -> None:
         self.cni = cni
         self.rbac = rbac
@@ -125,15 +134,17 @@ class ModelCluster:
         self.latencies = latencies or Latencies()
         self.faults = faults or Faults()
         self.clock = clock or VirtualClock()
+        self.nodes = tuple(model_nodes.kind_nodes(nodes) if isinstance(nodes, int) else nodes)
+        model_nodes.check_cordoned(self.faults.cordoned, self.nodes)
         self._epoch = self.clock.now()
         self.objects: dict[Key, K8sObject] = {}
         self._gone_at: dict[str, float] = {}  # Terminating namespace -> when it disappears
         self._ready_at: dict[Key, float] = {}  # Pending pod -> when it is Running and Ready
         self._faulty: dict[Key, tuple[model_pods.ContainerFault, float]] = {}  # never Ready: since when
+        self._unscheduled: dict[Key, bool] = {}  # Pending, no node fits yet -> Ready at once when placed
         self._policy_log: list[tuple[float, Key, K8sObject | None]] = []  # what the CNI programs, when
         self._pod_ips = (str(ip) for ip in POD_CIDR.hosts())
         self._service_ips = (str(ip) for ip in list(SERVICE_CIDR.hosts())[10:])
-        self._scheduled = 0
         self._generation = 0
         self._draws: dict[str, int] = {}
         self._cache: dict[tuple[int, int], tuple[Cluster, Simulator]] = {}
@@ -156,6 +167,16 @@ class ModelCluster:
 
     def _tick(self) -> None:
         now = self.clock.now()
+        for key, ready in list(self._unscheduled.items()):  # the scheduler retries pods it could not place
+            pod = self.objects.get(key)
+            node = None if pod is None else self._schedule(key, pod)
+            if pod is None or node is not None:
+                del self._unscheduled[key]
+            if pod is not None and node is not None:
+                pod["spec"]["nodeName"] = node
+                pod["status"]["podIP"] = next(self._pod_ips)
+                self._start(key, pod, ready)
+                self._changed()
         gone = [ns for ns, t in self._gone_at.items() if t <= now]
         for ns in gone:
             del self._gone_at[ns]
@@ -236,15 +257,45 @@ class ModelCluster:
         self._changed()
         return created
 
+    def nodes_now(self) -> list[Node]:
+        """The nodes as they stand now (a node in a cordon window of the faults is cordoned)."""
+        return model_nodes.nodes_at(self.nodes, self.faults.cordoned, self.clock.now() - self._epoch)
+
+    def _schedule(self, key: Key, pod: K8sObject) -> str | None:
+        placed = (o for k, o in self.objects.items() if k[0] == "Pod" and k != key)
+        return model_nodes.choose(pod, self.nodes_now(), placed)
+
     def _place_pod(self, key: Key, new: K8sObject, old: K8sObject | None, ready: bool) -> None:
         status = new.setdefault("status", {})
         if old is not None and old.get("spec") == new.get("spec"):
             status.update(old["status"])  # labels changed only: the pod keeps running
             return
-        status["podIP"] = old["status"]["podIP"] if old else next(self._pod_ips)
-        new.setdefault("spec", {}).setdefault("nodeName", NODES[self._scheduled % len(NODES)])
-        self._scheduled += 1
         self._faulty.pop(key, None)
+        self._unscheduled.pop(key, None)
+        spec = new.setdefault("spec", {})
+        if not spec.get("nodeName"):
+            node = self._schedule(key, new)
+            if node is None:  # no node fits: Pending until one does (_tick)
+                status.update(
+                    {
+                        "phase": "Pending",
+                        "conditions": [
+                            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"},
+                            {"type": "Ready", "status": "False"},
+                        ],
+                    }
+                )
+                status.pop("podIP", None)
+                self._ready_at.pop(key, None)
+                self._unscheduled[key] = ready
+                return
+            spec["nodeName"] = node
+        status["podIP"] = (old["status"].get("podIP") if old else None) or next(self._pod_ips)
+        self._start(key, new, ready)
+
+    def _start(self, key: Key, new: K8sObject, ready: bool) -> None:
+        """A pod placed on its node: Ready now or after its delay, or never (a container fault)."""
+        status = new["status"]
         fault = model_pods.pod_fault(new, self.faults)
         if fault is not None:
             status.update({"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]})
@@ -283,6 +334,7 @@ class ModelCluster:
         del self.objects[key]
         self._ready_at.pop(key, None)
         self._faulty.pop(key, None)
+        self._unscheduled.pop(key, None)
         if key[0] == "NetworkPolicy":
             self._program(key, None)
 
@@ -359,11 +411,12 @@ class ModelBackend(Backend):
         probe_workers: int = DEFAULT_PROBE_WORKERS,
         probe_batch: bool = True,
         pace: float = 0.0,
+        nodes: int | Sequence[Node] = model_nodes.DEFAULT_NODES,
     ) -> None:
-        """A client of ``cluster`` (a new one, with ``cni``, ``latencies``, ``faults`` and its clock's
-        ``pace``, if not given)."""
+        """A client of ``cluster`` (a new one, with ``cni``, ``latencies``, ``faults``, ``nodes`` and its
+        clock's ``pace``, if not given)."""
         self.cluster = cluster or ModelCluster(
-            cni=cni, latencies=latencies, faults=faults, clock=VirtualClock(pace=pace)
+            cni=cni, latencies=latencies, faults=faults, clock=VirtualClock(pace=pace), nodes=nodes
         )
         self.clock = self.cluster.clock
         self.probe_workers = probe_workers
@@ -449,6 +502,11 @@ class ModelBackend(Backend):
             if self.clock.now() >= deadline:
                 raise RuntimeError(f"{', '.join(left)} {what} after {timeout_s:g}s")
             self.clock.sleep(1.0)
+
+    def nodes(self) -> list[Node]:
+        """As KubeBackend.nodes: ``list nodes``, the cluster's nodes as they stand now."""
+        self._request("list", "Node")
+        return self.cluster.nodes_now()
 
     def namespace_phases(self) -> dict[str, str]:
         self._request("list", "Namespace")

@@ -16,6 +16,10 @@ Faults (``--model-faults``, comma-separated):
   ``SERVE_SCTP_PORT_<n>``) exits at once, "protocol not supported", and restarts in CrashLoopBackOff;
 - ``no-image=IMAGE``: the registry has no such image: containers of that image stay in ErrImagePull /
   ImagePullBackOff. The pod lifecycle of both: model_pods.
+- ``cordoned=NODE@START+SECONDS``: the node is cordoned (``spec.unschedulable``) from virtual second START for
+  SECONDS: pods created meanwhile go to the other nodes (all on one node, when it is the only other worker),
+  and stay there once it is uncordoned, as when a node is cordoned while the fleet is scheduled. The nodes
+  and the scheduler: model_nodes.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Faults:
     dns: str = "kube-dns"
     no_sctp: bool = False  # SCTP listeners fail: the sctp kernel module is not loaded
     unpullable: tuple[str, ...] = ()  # images the registry does not have
+    cordoned: tuple[tuple[str, float, float], ...] = ()  # (node, start, end) of virtual time
 
     def api_down_at(self, t: float) -> bool:
         return any(start <= t < end for start, end in self.api_down)
@@ -70,6 +75,7 @@ class Faults:
 
 
 _API_DOWN = re.compile(r"api-down@(\d+(?:\.\d+)?)\+(\d+(?:\.\d+)?)")
+_CORDONED = re.compile(r"cordoned=([a-z0-9]([-a-z0-9.]*[a-z0-9])?)@(\d+(?:\.\d+)?)\+(\d+(?:\.\d+)?)")
 
 
 def parse_faults(text: str, source: str = "--model-faults") -> Faults:
@@ -91,10 +97,13 @@ def parse_faults(text: str, source: str = "--model-faults") -> Faults:
             faults = replace(faults, no_sctp=True)
         elif item.startswith("no-image=") and item.removeprefix("no-image="):
             faults = replace(faults, unpullable=(*faults.unpullable, item.removeprefix("no-image=")))
+        elif m := _CORDONED.fullmatch(item):
+            start, length = float(m.group(3)), float(m.group(4))
+            faults = replace(faults, cordoned=(*faults.cordoned, (m.group(1), start, start + length)))
         else:
             raise UserError(
                 f"unknown fault {item!r}: expected api-down@START+SECONDS, not-served=KIND, no-dns, "
-                "openshift-dns, no-sctp, no-image=IMAGE",
+                "openshift-dns, no-sctp, no-image=IMAGE, cordoned=NODE@START+SECONDS",
                 source=source,
             )
     return faults

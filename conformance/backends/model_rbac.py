@@ -34,6 +34,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "Service": ("", "services"),
     "NetworkPolicy": ("networking.k8s.io", "networkpolicies"),
     "DaemonSet": ("apps", "daemonsets"),
+    "Node": ("", "nodes"),
 }
 
 

@@ -131,8 +131,16 @@ def options() -> tuple[Option, ...]:
         Option(
             "--model-faults",
             "faults of the model backend, comma-separated: api-down@START+SECONDS, not-served=KIND, no-dns, "
-            "openshift-dns, no-sctp (SCTP servers crash-loop), no-image=IMAGE (the image cannot be pulled)",
+            "openshift-dns, no-sctp (SCTP servers crash-loop), no-image=IMAGE (the image cannot be pulled), "
+            "cordoned=NODE@START+SECONDS (a node cordoned for a while: pods created then avoid it)",
             "",
+        ),
+        Option(
+            "--model-nodes",
+            "nodes of the model backend's kind cluster: a control plane tainted NoSchedule and N-1 workers "
+            "(kind-worker, kind-worker2...); 1: a single untainted node, as kind makes it",
+            3,
+            "int",
         ),
         Option(
             "--model-latencies",

@@ -87,6 +87,11 @@ def load_settings(config: pytest.Config) -> Settings:
         from conformance.suite.probe_namespaces import ProbeNamespaces
 
         ProbeNamespaces.parse(o["verify_probe_namespaces"], source="--verify-probe-namespaces")
+    if o.get("model_faults"):
+        from conformance.backends.model_faults import parse_faults
+        from conformance.backends.model_nodes import check_cordoned, kind_nodes
+
+        check_cordoned(parse_faults(o["model_faults"]).cordoned, kind_nodes(o["model_nodes"]))
     if o.get("model_pace", "auto") != "auto":
         from conformance.backends.factory import parse_pace
 
@@ -525,6 +530,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section(f"gim-netpol conformance ({settings.backend} backend)")
     for value in dict.fromkeys(v for _, n, v in rows if n == "gim-netpol-cni-features"):
         terminalreporter.write_line("\n".join(cni_summary_lines(json.loads(value))))
+    checks = [json.loads(v) for _, n, v in rows if n == "gim-netpol-check"]
+    for note in dict.fromkeys(d["nodes_note"] for d in checks if d.get("nodes_note")):
+        terminalreporter.write_line(f"nodes: {note}")  # once, not per check (a single node is no failure)
     clocks: dict[str, float] = {}
     for nodeid, name, value in rows:
         if name == "gim-netpol-cni-features":
@@ -544,7 +552,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(
                 f"{d['label']}: {d['probes']} probes, {d['mismatches']} mismatches,"
                 f" {d['contract_breaks']} contract breaks, {held}"
-                f" (pod IP: {d['same_node']} same-node, {d['cross_node']} cross-node)  [{nodeid}]"
+                f" (pod IP: {d['same_node']} same-node, {d['cross_node']} cross-node"
+                f"{', NO CROSS-NODE FLOW' if d.get('cross_node_problem') else ''})  [{nodeid}]"
             )
         else:
             terminalreporter.write_line(f"note: {value}  [{nodeid}]")

@@ -20,6 +20,7 @@ from conformance.netpol.model import Cluster, K8sObject, Service, policy_key
 from conformance.netpol.simulator import Simulator
 from conformance.probes.agnhost import RUN_LABEL
 from conformance.suite.cni_features import CniFeatureReport, feature_hints
+from conformance.suite.cross_node import coverage
 from conformance.suite.dns import ClusterDns, find_cluster_dns
 from conformance.suite.fleet import Fleet, FleetBroken
 from conformance.suite.flows import Flow, plan_flows, without_safety_net
@@ -230,6 +231,8 @@ class Scenario:
             )
             if key:
                 self.fleet.shared.keep(key, report)
+        # Where the pods ran, against the nodes that could run them now: no flow across nodes fails the check.
+        report.nodes = coverage(self.backend, flows, self.topology.run_id)
         if report.mismatches:
             report.hints = feature_hints(state.policies, self.cni)  # the policies the flows were planned on
         report.apply_s, report.ready_s = self.last_apply_s, ready_s

@@ -20,6 +20,7 @@ from tenacity import RetryError, Retrying, retry_if_result
 from conformance.backends.base import Backend
 from conformance.netpol.probing import Observation, Outcome, Probe, rejected
 from conformance.netpol.truthtable import render_table
+from conformance.suite.cross_node import NodeCoverage, cross_node, same_node
 from conformance.suite.flows import Flow
 
 OBSERVED_SYMBOLS = {
@@ -164,6 +165,7 @@ class CheckReport:
     apply_s: float = 0.0  # the API calls that deployed the policies under check
     ready_s: float = 0.0  # confirming that the probe pods are still Ready
     shared_from: str = ""  # the check whose observation this one reuses (same objects, same fleet)
+    nodes: NodeCoverage | None = None  # where the pods ran; a check with none crossing nodes may fail
 
     @property
     def retries(self) -> int:
@@ -179,8 +181,13 @@ class CheckReport:
         return [r for r in self.results if not r.settled]
 
     @property
+    def cross_node_problem(self) -> str:
+        """Why this check fails although its probes agree: no flow crossed nodes where several could."""
+        return self.nodes.problem if self.nodes is not None else ""
+
+    @property
     def ok(self) -> bool:
-        return not self.contract_breaks and not self.mismatches
+        return not self.contract_breaks and not self.mismatches and not self.cross_node_problem
 
     def tables(self) -> str:
         """Expected, observed and difference truth tables, one set per way of reaching the target."""
@@ -222,9 +229,13 @@ class CheckReport:
         """Everything a person needs to act on a failure, or '' when the check passed."""
         if self.ok:
             return ""
+        if self.cross_node_problem and not self.contract_breaks and not self.mismatches:
+            return f"{self.label} [{self.backend}]: {self.cross_node_problem}"
         lines = [
             f"{self.label} [{self.backend}]: {len(self.mismatches)} of {len(self.results)} probes disagree"
         ]
+        if self.cross_node_problem:
+            lines.append(self.cross_node_problem)
         if self.contract_breaks:
             lines.append(
                 f"{len(self.contract_breaks)} flows where the applied policies break the documented contract:"
@@ -285,15 +296,10 @@ class CheckReport:
             "retries": self.retries,
             "shared_from": self.shared_from,
             # pod-IP probes whose two ends run on the same node / on different nodes
-            "same_node": sum(1 for r in self.results if r.flow.probe.via == "pod" and _same_node(r.flow)),
-            "cross_node": sum(
-                1 for r in self.results if r.flow.probe.via == "pod" and not _same_node(r.flow)
-            ),
+            "same_node": sum(1 for r in self.results if r.flow.probe.via == "pod" and same_node(r.flow)),
+            "cross_node": sum(1 for r in self.results if r.flow.probe.via == "pod" and cross_node(r.flow)),
+            **(self.nodes.to_json() if self.nodes is not None else {}),
         }
-
-
-def _same_node(f: Flow) -> bool:
-    return f.source.node is not None and f.source.node == f.destination.node
 
 
 def _samples(samples: Sequence[Observation]) -> str:
