@@ -115,7 +115,9 @@ def _node(name: str, ip: str, cidr: str | None) -> dict:
     return {
         "metadata": {"name": name},
         "spec": {"podCIDR": cidr} if cidr else {},
-        "status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]
+        },
     }
 
 
