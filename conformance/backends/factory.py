@@ -8,7 +8,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
@@ -16,8 +16,11 @@ from conformance.backends.api_retry import RetryingBackend
 from conformance.backends.base import Backend
 from conformance.errors import UserError
 
+if TYPE_CHECKING:
+    from conformance.backends.tools import Tools
 
-def preflight(options: dict[str, Any]) -> Any:
+
+def preflight(options: dict[str, Any]) -> Tools | None:
     """Checks that a live backend can start; raises UserError (bad input) or BackendUnavailable. Nothing
     here creates, changes or connects to a cluster, but for the kind cluster a run will reuse, whose
     version is read (kubectl must be within one minor of it).

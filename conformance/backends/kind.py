@@ -2,7 +2,10 @@
 
 Upstream procedures followed, to the letter:
 - kind (kind.sigs.k8s.io, "Quick Start" and "Configuration"; CLI of kind v0.2x):
-  ``kind create cluster --name N --config F --kubeconfig K``, ``kind get clusters`` (one name a line),
+  ``kind create cluster --name N --config F --image I --kubeconfig K`` (``--image`` replaces the image
+  of every node of the config: pkg/cluster/internal/create/create.go, fixupOptions; a node image not in
+  docker is pulled: pkg/cluster/internal/providers/docker/images.go, pullIfNotPresent),
+  ``kind get clusters`` (one name a line), ``kind get kubeconfig --name N`` (printed, not written),
   ``kind export kubeconfig --name N --kubeconfig K``, ``kind delete cluster --name N --kubeconfig K``;
   the kubeconfig context of cluster N is ``kind-N`` (sigs.k8s.io/kind/pkg/cluster/internal/kubeconfig,
   ContextForCluster). ``--wait`` is NOT used: without a CNI the nodes never get Ready, and the
@@ -342,9 +345,9 @@ def server_to_reuse(name: str, kind_bin: str = "kind", timeout_s: float = 15.0) 
     from conformance.backends.api_retry import quiet_urllib3_retries
 
     quiet_urllib3_retries()  # urllib3's "Retrying ..." warnings: the one line below says it all
-    if name not in run([kind_bin, "get", "clusters"], timeout_s=timeout_s).stdout.split():
-        return None
     try:
+        if name not in run([kind_bin, "get", "clusters"], timeout_s=timeout_s).stdout.split():
+            return None
         text = run([kind_bin, "get", "kubeconfig", "--name", name], timeout_s=timeout_s).stdout
         api = config.new_client_from_config_dict(
             yaml.safe_load(text), context=f"kind-{name}", persist_config=False
