@@ -152,7 +152,9 @@ def test_tools_on_path_are_used_when_recent_enough_and_replaced_when_older(serve
 
     fake_tool(bindir, "kind", "kind v0.31.0 go1.24.0 linux/amd64")  # older than the pin: fetched
     served(published())
-    with pytest.raises(BackendUnavailable, match="kind v0.32.0 or later not found"):
+    with pytest.raises(
+        BackendUnavailable, match=r"kind on PATH \(.*/kind\) is v0\.31\.0, but kind v0\.32\.0"
+    ):
         tools.resolve(no_download=True)
     assert tools.resolve(no_download=False).kind == str(tools.download(tools.KIND))
     assert os.access(tools.resolve(no_download=False).kind, os.X_OK)
@@ -180,13 +182,89 @@ def test_preflight_of_a_laptop_with_docker_only_fetches_both_tools(tmp_path, mon
     )
     monkeypatch.setenv(tools.KIND_URL_ENV, server.url)
     monkeypatch.setenv(tools.KUBECTL_URL_ENV, server.url)
-    options = {"backend": "kind", "kubeconfig": None, "context": None, "no_download": False}
+    options = {
+        "backend": "kind",
+        "kubeconfig": None,
+        "context": None,
+        "no_download": False,
+        "calico_version": "v3.31.2",
+        "calico_manifests": None,
+        "reuse_cluster": False,
+        "cluster_name": "gim-netpol",
+    }
+    manifests = tmp_path / "calico"
+    manifests.mkdir()
+    for name in ("operator-crds.yaml", "tigera-operator.yaml", "custom-resources.yaml"):
+        (manifests / name).write_text("# manifest\n")
     try:
         preflight(options)
         found = tools.resolve(no_download=False)
         assert Path(found.kind).read_bytes() == FAKE_BINARY
         assert Path(found.kubectl).read_bytes() == kubectl
         with pytest.raises(BackendUnavailable, match="--no-download forbids"):
-            preflight({**options, "no_download": True})
+            preflight({**options, "no_download": True, "calico_manifests": str(manifests)})
     finally:
         server.close()
+
+
+# --- issue 21 -----------------------------------------------------------------------------------------
+
+
+def test_a_failed_download_leaves_no_lock_file_or_empty_folder_behind(served, tmp_path):
+    """Item 7: the run of issue 21 left an empty ~/.cache/gim-netpol/kubectl-v1.34.8-linux-amd64/.lock."""
+    served(None)  # no published checksum: the download fails
+    with pytest.raises(BackendUnavailable):
+        tools.download(tools.KIND)
+    assert not (tmp_path / "cache").exists()  # the cache folder this download made, gone again
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "other-tool").mkdir()  # a cache that holds something else stays
+    with pytest.raises(BackendUnavailable):
+        tools.download(tools.KIND)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["other-tool"]
+
+
+def test_a_kubectl_for_the_reused_cluster_is_fetched_at_the_version_of_its_api_server(tmp_path, monkeypatch):
+    """Item 1: no kubectl on PATH, --reuse-cluster on a 1.28 cluster: the kubectl fetched is its own
+    (v1.28.7, verified against its published checksum), not the pinned node image's v1.34.8."""
+    from conformance.backends.factory import preflight
+    from tests.test_kind_provisioner import install_fakes, manifests_dir
+    from tests.test_preflight import version_info
+
+    bindir = tmp_path / "bin"
+    install_fakes(bindir)
+    (bindir / "kubectl").unlink()
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "clusters.txt").write_text("gim-netpol\n")
+    osname, arch = tools.platform_pair()
+    kubectl = b"#!/bin/sh\necho kubectl\n"
+    path = f"/v1.28.7/bin/{osname}/{arch}/kubectl"
+    server = Server(
+        {
+            "/version/": version_info("v1.28.7"),  # the cluster's API server...
+            path: kubectl,  # ...and dl.k8s.io, on one local server
+            path + ".sha256": hashlib.sha256(kubectl).hexdigest().encode(),
+        }
+    )
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setenv("FAKE_STATE", str(state))
+    monkeypatch.setenv("FAKE_API_URL", server.url)
+    monkeypatch.setenv(tools.KUBECTL_URL_ENV, server.url)
+    monkeypatch.setenv(tools.CACHE_ENV, str(tmp_path / "cache"))
+    options = {
+        "backend": "kind",
+        "kubeconfig": None,
+        "context": None,
+        "no_download": False,
+        "calico_version": "v3.31.2",
+        "calico_manifests": str(manifests_dir(tmp_path)),
+        "reuse_cluster": True,
+        "cluster_name": "gim-netpol",
+    }
+    try:
+        found = preflight(options)
+    finally:
+        server.close()
+    assert Path(found.kubectl) == tmp_path / "cache" / f"kubectl-v1.28.7-{osname}-{arch}" / "kubectl"
+    assert Path(found.kubectl).read_bytes() == kubectl
+    assert path in server.requests

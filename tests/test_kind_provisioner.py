@@ -19,6 +19,7 @@ import yaml
 from conformance.backends.base import BackendUnavailable
 from conformance.backends.factory import run_state_dir
 from conformance.backends.kind import (
+    NODE_IMAGE,
     REPO_CONFIG,
     CommandFailed,
     KindCluster,
@@ -30,7 +31,7 @@ from conformance.backends.kind import (
 from conformance.errors import UserError
 
 FAKE_KIND = r"""
-import json, os, sys
+import json, os, re, subprocess, sys
 state = os.environ["FAKE_STATE"]
 args = sys.argv[1:]
 with open(os.path.join(state, "log.jsonl"), "a") as log:
@@ -44,15 +45,74 @@ def flag(name):
 def save(names):
     open(clusters_file, "w").write("\n".join(names) + "\n")
 
-def write_kubeconfig(path):
-    open(path, "w").write("apiVersion: v1\nkind: Config\ncurrent-context: kind-%s\n" % flag("--name"))
+def kubeconfig(name):
+    # What `kind get kubeconfig` prints: one cluster, one user, context kind-<name>.
+    server = os.environ.get("FAKE_API_URL", "https://127.0.0.1:6443")
+    ctx = "kind-" + name
+    return (
+        "apiVersion: v1\nkind: Config\ncurrent-context: %s\n"
+        "clusters:\n- name: %s\n  cluster:\n    server: %s\n"
+        "users:\n- name: %s\n  user:\n    token: fake-admin-token\n"
+        "contexts:\n- name: %s\n  context:\n    cluster: %s\n    user: %s\n"
+    ) % (ctx, ctx, server, ctx, ctx, ctx, ctx)
 
-if args[:2] == ["get", "clusters"]:
+def write_kubeconfig(path=None):
+    # Without --kubeconfig, kind writes $KUBECONFIG or ~/.kube/config.
+    if path is None:
+        path = os.environ.get("KUBECONFIG") or os.path.join(os.environ["HOME"], ".kube", "config")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").write(kubeconfig(flag("--name")))
+
+def docker(*argv):
+    return subprocess.run(["docker", *argv], capture_output=True, text=True)
+
+def node_images():
+    # Every node's image: the config's nodes[].image, all replaced by --image
+    # (kind pkg/cluster/internal/create/create.go, fixupOptions).
+    if "--image" in args:
+        return [flag("--image")]
+    text = open(flag("--config")).read() if "--config" in args else ""
+    return sorted(set(re.findall(r"^\s*image:\s*(\S+)", text, re.M))) or ["kindest/node:v1.36.1"]
+
+def ensure_node_images():
+    # kind pkg/cluster/internal/providers/docker/images.go: pullIfNotPresent.
+    for image in node_images():
+        if docker("inspect", "--type=image", image).returncode == 0:
+            continue
+        pulled = docker("pull", image)
+        if pulled.returncode != 0:
+            print("Creating cluster \"%s\" ..." % flag("--name"), file=sys.stderr)
+            print(" \u2717 Ensuring node image (%s)" % image.split("@")[0], file=sys.stderr)
+            print('ERROR: failed to create cluster: failed to pull image "%s": command "docker pull %s" '
+                  "failed with error: exit status 1" % (image, image), file=sys.stderr)
+            print("Command Output: " + pulled.stderr.strip(), file=sys.stderr)
+            sys.exit(1)
+
+if args[:1] == ["version"]:
+    print(os.environ.get("FAKE_KIND_VERSION_OUTPUT", "kind v0.32.0 go1.24.0 linux/amd64"))
+elif args[:2] == ["get", "clusters"]:
     if clusters:
         print("\n".join(clusters))
     else:
         print("No kind clusters found.", file=sys.stderr)
+elif args[:2] == ["get", "kubeconfig"]:
+    if flag("--name") not in clusters:
+        print("ERROR: could not locate any control plane nodes for cluster named '%s'" % flag("--name"),
+              file=sys.stderr)
+        sys.exit(1)
+    sys.stdout.write(kubeconfig(flag("--name")))
+elif args[:2] == ["load", "docker-image"]:
+    if flag("--name") not in clusters:
+        print("ERROR: no nodes found for cluster \"%s\"" % flag("--name"), file=sys.stderr)
+        sys.exit(1)
+    for image in [a for a in args[2:] if not a.startswith("-") and a != flag("--name")]:
+        if docker("image", "inspect", image).returncode != 0:
+            print('ERROR: image: "%s" not present locally' % image, file=sys.stderr)
+            sys.exit(1)
+        with open(os.path.join(state, "loaded-%s.txt" % flag("--name")), "a") as out:
+            out.write(image + "\n")
 elif args[:2] == ["create", "cluster"]:
+    ensure_node_images()
     if os.environ.get("FAKE_KIND_HANG"):  # nodes started, then stuck (a timeout kills it)
         save(clusters + [flag("--name")])
         import time
@@ -66,7 +126,7 @@ elif args[:2] == ["create", "cluster"]:
               % flag("--name"), file=sys.stderr)
         sys.exit(1)
     save(clusters + [flag("--name")])
-    write_kubeconfig(flag("--kubeconfig"))
+    write_kubeconfig(flag("--kubeconfig") if "--kubeconfig" in args else None)
 elif args[:2] == ["export", "kubeconfig"]:
     write_kubeconfig(flag("--kubeconfig"))
 elif args[:2] == ["delete", "cluster"]:
@@ -86,6 +146,10 @@ args = sys.argv[1:]
 stdin = sys.stdin.read() if "-" in args else None
 with open(os.path.join(state, "log.jsonl"), "a") as log:
     log.write(json.dumps({"tool": "kubectl", "argv": args, "stdin": stdin}) + "\n")
+if args[:2] == ["version", "--client"]:
+    version = os.environ.get("FAKE_KUBECTL_VERSION", "v1.34.8")
+    print(json.dumps({"clientVersion": {"gitVersion": version}}))
+    sys.exit(0)
 assert args[0] == "--kubeconfig" and args[2] == "--context", args
 cmd = args[4:]
 installed = os.path.exists(os.path.join(state, "calico-installed"))
@@ -183,9 +247,115 @@ else:
 """
 
 
+# docker, as far as kind and the suite use it: `info`, `inspect --type=image` / `image inspect` (a
+# reference with a digest matches the image's repo digests, one without its tags), `pull` (only with
+# FAKE_REGISTRY, a JSON {"name:tag": "sha256:..."}: without it no registry is reachable), `save` and
+# `load`. As in Docker's classic image store, an image pulled by tag gets its tag and repo digest, one
+# brought in with `docker load` only its tags (a saved image's manifest.json keeps RepoTags, no digest).
+# The store is FAKE_DOCKER_STATE (a folder; default FAKE_STATE): one per machine.
+FAKE_DOCKER = r"""
+import json, os, sys
+state = os.environ.get("FAKE_DOCKER_STATE") or os.environ["FAKE_STATE"]
+args = sys.argv[1:]
+with open(os.path.join(os.environ["FAKE_STATE"], "log.jsonl"), "a") as log:
+    log.write(json.dumps({"tool": "docker", "argv": args}) + "\n")
+store = os.path.join(state, "docker-images.json")
+images = json.load(open(store)) if os.path.exists(store) else []
+
+def parse(ref):
+    name, _, digest = ref.partition("@")
+    tag = None
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+    return name, tag, digest
+
+def find(ref):
+    name, tag, digest = parse(ref)
+    for image in images:
+        if digest and name + "@" + digest in image["digests"]:
+            return image
+        if not digest and "%s:%s" % (name, tag or "latest") in image["tags"]:
+            return image
+    return None
+
+def keep():
+    json.dump(images, open(store, "w"))
+
+def no_such(ref):
+    print("Error response from daemon: No such image: " + ref, file=sys.stderr)
+    sys.exit(1)
+
+if args[:1] == ["info"]:
+    print("27.3.1")
+elif args[:2] == ["inspect", "--type=image"] or args[:2] == ["image", "inspect"]:
+    refs = [a for a in args[2:] if not a.startswith("-") and not a.startswith("{{")]
+    found = [find(r) for r in refs]
+    for ref, image in zip(refs, found):
+        if image is None:
+            no_such(ref)
+    if "--format" in args:
+        for image in found:
+            print(json.dumps(image["digests"]) if "RepoDigests" in args[args.index("--format") + 1]
+                  else image["id"])
+    else:
+        listed = [{"Id": i["id"], "RepoTags": i["tags"], "RepoDigests": i["digests"]} for i in found]
+        print(json.dumps(listed))
+elif args[:1] == ["pull"]:
+    ref = args[1]
+    if "FAKE_REGISTRY" not in os.environ:
+        print('Error response from daemon: Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
+              "registry-1.docker.io on 127.0.0.53:53: server misbehaving", file=sys.stderr)
+        sys.exit(1)
+    registry = json.loads(os.environ["FAKE_REGISTRY"])
+    name, tag, digest = parse(ref)
+    published = registry.get("%s:%s" % (name, tag or "latest"))
+    if digest and digest not in [d for k, d in registry.items() if parse(k)[0] == name]:
+        published = None
+    if published is None:
+        print("Error response from daemon: manifest for %s not found: manifest unknown" % ref,
+              file=sys.stderr)
+        sys.exit(1)
+    image = find(ref) or {"id": "sha256:" + published[-12:] * 5, "tags": [], "digests": []}
+    if image not in images:
+        images.append(image)
+    if not digest:  # pulled by tag: tagged; by digest: only the digest is recorded
+        image["tags"] = sorted(set(image["tags"]) | {"%s:%s" % (name, tag or "latest")})
+    image["digests"] = sorted(set(image["digests"]) | {name + "@" + (digest or published)})
+    keep()
+    print("Status: Downloaded newer image for " + ref)
+elif args[:1] == ["save"]:
+    out = args[args.index("-o") + 1]
+    refs = [a for a in args[1:] if a not in ("-o", out)]
+    saved = []
+    for ref in refs:
+        image = find(ref)
+        if image is None:
+            no_such(ref)
+        name, tag, digest = parse(ref)
+        saved.append({"id": image["id"], "RepoTags": [] if digest else ["%s:%s" % (name, tag or "latest")]})
+    json.dump(saved, open(out, "w"))
+elif args[:1] == ["load"]:
+    for entry in json.load(open(args[args.index("-i") + 1])):
+        image = next((i for i in images if i["id"] == entry["id"]), None)
+        if image is None:
+            image = {"id": entry["id"], "tags": [], "digests": []}  # no repo digest: classic store
+            images.append(image)
+        image["tags"] = sorted(set(image["tags"]) | set(entry["RepoTags"]))
+        print("Loaded image: " + ", ".join(entry["RepoTags"]))
+    keep()
+else:
+    print("fake docker: unexpected %s" % args, file=sys.stderr)
+    sys.exit(2)
+"""
+
+# What a registry serves when one is reachable: the pinned node image, by the digest of NODE_IMAGE.
+PINNED_TAG, PINNED_DIGEST = NODE_IMAGE.split("@")
+REGISTRY = json.dumps({PINNED_TAG: PINNED_DIGEST})
+
+
 def install_fakes(bindir: Path) -> None:
     bindir.mkdir(parents=True, exist_ok=True)
-    for name, body in (("kind", FAKE_KIND), ("kubectl", FAKE_KUBECTL)):
+    for name, body in (("kind", FAKE_KIND), ("kubectl", FAKE_KUBECTL), ("docker", FAKE_DOCKER)):
         path = bindir / name
         path.write_text(f"#!{sys.executable} -S\n{body}")
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -198,6 +368,8 @@ def fakes(tmp_path, monkeypatch):
     install_fakes(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_STATE", str(state))
+    monkeypatch.setenv("FAKE_REGISTRY", REGISTRY)  # the node image can be pulled
+    monkeypatch.delenv("FAKE_DOCKER_STATE", raising=False)
     return state
 
 
@@ -234,7 +406,18 @@ def test_create_follows_kind_and_the_calico_quickstart_in_order(fakes, tmp_path)
     kind_calls = [c["argv"] for c in calls(fakes, "kind")]
     assert kind_calls == [
         ["get", "clusters"],
-        ["create", "cluster", "--name", "gim", "--config", str(REPO_CONFIG), "--kubeconfig", kubeconfig],
+        [
+            "create",
+            "cluster",
+            "--name",
+            "gim",
+            "--config",
+            str(REPO_CONFIG),
+            "--image",
+            NODE_IMAGE,
+            "--kubeconfig",
+            kubeconfig,
+        ],
     ]
     kubectl = [c["argv"] for c in calls(fakes, "kubectl")]
     assert all(argv[:4] == ["--kubeconfig", kubeconfig, "--context", "kind-gim"] for argv in kubectl)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -83,11 +85,13 @@ def test_docker_is_the_only_prerequisite_unless_no_download(bindir):
     check_kind()  # kind and kubectl are fetched when the backend opens
     message = kind_message(no_download=True)
     assert "kind v0.32.0 or later not found on PATH and --no-download forbids fetching it" in message
-    assert "kubectl v1.34.8 (+/- one minor) not found on PATH" in message
+    assert "kubectl v1.33 to v1.35 (kubectl's skew policy: one minor of the API server" in message
+    assert "not found on PATH" in message
     fake_bin(bindir, "kind", "echo 'kind v0.29.0 go1.24.0 linux/amd64'")  # too old for the pinned image
     fake_bin(bindir, "kubectl", KUBECTL_OK)
     message = kind_message(no_download=True)
-    assert "kind v0.32.0 or later not found" in message and "kubectl" not in message.split("--backend")[0]
+    assert f"kind on PATH ({bindir / 'kind'}) is v0.29.0, but kind v0.32.0 or later is needed" in message
+    assert "kubectl" not in message.split("--backend")[0]
 
 
 def test_daemon_down_and_kind_missing_in_one_message(bindir):
@@ -105,7 +109,10 @@ def test_nothing_installed_names_every_tool(bindir):
     message = kind_message(no_download=True)
     assert "docker client not found on PATH" in message and "docs.docker.com" in message
     assert "kind v0.32.0 or later not found" in message
-    assert "kubectl v1.34.8 (+/- one minor) not found" in message
+    assert (
+        "kubectl v1.33 to v1.35 (kubectl's skew policy: one minor of the API server, here Kubernetes "
+        in message
+    )
 
 
 def test_a_hanging_daemon_is_bounded(bindir):
@@ -176,3 +183,116 @@ def test_existing_garbage_kubeconfig(tmp_path):
 
 def test_model_backend_needs_nothing(bindir):
     preflight("model")
+
+
+# --- issue 21 item 1: kubectl is checked against the server it will talk to --------------------------
+
+
+def version_info(git_version: str) -> bytes:
+    """What an API server answers on /version (k8s.io/apimachinery pkg/version Info)."""
+    major, minor = git_version.lstrip("v").split(".")[:2]
+    return json.dumps(
+        {
+            "major": major,
+            "minor": minor,
+            "gitVersion": git_version,
+            "gitCommit": "6ab3ac5d6f8ea7f3e7e46f9e43a1d4b9b6bdc4f3",
+            "gitTreeState": "clean",
+            "buildDate": "2025-01-15T14:30:00Z",
+            "goVersion": "go1.23.4",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }
+    ).encode()
+
+
+@pytest.fixture
+def kind_machine(tmp_path, monkeypatch):
+    """docker, kind v0.32.0 and a kubectl of the test's choosing (fakes, alone on PATH); ``cluster(v)``
+    makes kind cluster gim-netpol exist with an API server that reports Kubernetes ``v``."""
+    from tests.test_kind_download import Server
+    from tests.test_kind_provisioner import install_fakes, manifests_dir
+
+    bindir = tmp_path / "bin"
+    install_fakes(bindir)
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setenv("FAKE_STATE", str(state))
+    monkeypatch.setenv("GIM_NETPOL_CACHE_DIR", str(tmp_path / "cache"))
+    servers = []
+
+    def cluster(version: str) -> None:
+        server = Server({"/version/": version_info(version)})  # the client's path (OpenAPI /version/)
+        servers.append(server)
+        (state / "clusters.txt").write_text("gim-netpol\n")
+        monkeypatch.setenv("FAKE_API_URL", server.url)
+
+    def options(**changes) -> dict:
+        base = {
+            "backend": "kind",
+            "kubeconfig": None,
+            "context": None,
+            "no_download": True,
+            "calico_version": "v3.31.2",
+            "calico_manifests": str(manifests_dir(tmp_path)),
+            "reuse_cluster": True,
+            "cluster_name": "gim-netpol",
+        }
+        return {**base, **changes}
+
+    yield SimpleNamespace(bindir=bindir, state=state, cluster=cluster, options=options)
+    for server in servers:
+        server.close()
+
+
+def test_kubectl_is_checked_against_the_api_server_of_the_cluster_it_reuses(kind_machine, monkeypatch):
+    """The run of issue 21: kubectl 1.28.7 on PATH, --reuse-cluster --no-download on a 1.28 cluster."""
+    from conformance.backends.factory import preflight as factory_preflight
+
+    kind_machine.cluster("v1.28.7")
+    monkeypatch.setenv("FAKE_KUBECTL_VERSION", "v1.28.7")
+    found = factory_preflight(kind_machine.options())
+    assert found.kubectl == str(kind_machine.bindir / "kubectl")
+
+    monkeypatch.setenv("FAKE_KUBECTL_VERSION", "v1.34.8")  # the pinned node image's: too new for 1.28
+    with pytest.raises(BackendUnavailable) as info:
+        factory_preflight(kind_machine.options())
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"kubectl on PATH ({kind_machine.bindir / 'kubectl'}) is v1.34.8" in message  # what was found
+    assert "kubectl v1.27 to v1.29" in message  # what is needed, and why:
+    assert "Kubernetes v1.28.7, read from the API server of kind cluster 'gim-netpol'" in message
+
+
+def test_kubectl_for_a_cluster_the_run_creates_is_checked_against_the_node_image(kind_machine, monkeypatch):
+    """--reuse-cluster with no such cluster (or no --reuse-cluster): the run creates it from the pinned
+    node image, whose Kubernetes is the server kubectl will talk to."""
+    from conformance.backends.factory import preflight as factory_preflight
+
+    monkeypatch.setenv("FAKE_KUBECTL_VERSION", "v1.28.7")
+    for reuse in (True, False):
+        with pytest.raises(BackendUnavailable) as info:
+            factory_preflight(kind_machine.options(reuse_cluster=reuse))
+        message = str(info.value)
+        assert f"kubectl on PATH ({kind_machine.bindir / 'kubectl'}) is v1.28.7" in message
+        assert "kubectl v1.33 to v1.35" in message
+        assert (
+            "Kubernetes v1.34.8, of the node image kindest/node:v1.34.8 of the cluster the run creates"
+            in (message)
+        )
+        assert "not found on PATH" not in message
+    monkeypatch.setenv("FAKE_KUBECTL_VERSION", "v1.35.0")  # one minor newer than the server: fine
+    assert factory_preflight(kind_machine.options()).kubectl == str(kind_machine.bindir / "kubectl")
+
+
+def test_a_reused_cluster_that_does_not_answer_is_one_line_naming_it(kind_machine):
+    from conformance.backends.factory import preflight as factory_preflight
+
+    (kind_machine.state / "clusters.txt").write_text("gim-netpol\n")  # nodes stopped: nothing listens
+    with pytest.raises(BackendUnavailable) as info:
+        factory_preflight(kind_machine.options())
+    message = str(info.value)
+    assert "\n" not in message
+    assert "cannot read the Kubernetes version of kind cluster 'gim-netpol', to be reused" in message
+    assert "kind delete cluster --name gim-netpol" in message

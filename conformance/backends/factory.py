@@ -8,7 +8,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
@@ -16,22 +16,35 @@ from conformance.backends.api_retry import RetryingBackend
 from conformance.backends.base import Backend
 from conformance.errors import UserError
 
+if TYPE_CHECKING:
+    from conformance.backends.tools import Tools
 
-def preflight(options: dict[str, Any]) -> None:
-    """Checks (no cluster call) that a live backend can start; raises BackendUnavailable. For kind, the
-    pinned kind/kubectl are fetched here when missing, so that a failed download stops the run before
-    any test, and the xdist workers find them in the cache."""
+
+def preflight(options: dict[str, Any]) -> Tools | None:
+    """Checks that a live backend can start; raises UserError (bad input) or BackendUnavailable. Nothing
+    here creates, changes or connects to a cluster, but for the kind cluster a run will reuse, whose
+    version is read (kubectl must be within one minor of it).
+
+    For kind: the Calico manifests the run would install (``--no-download`` without
+    ``--calico-manifests`` stops here), docker, then kind and kubectl, fetched here when missing so that a
+    failed download stops the run before any test and the xdist workers find them in the cache. Returns
+    them (``tools.Tools``), None for another backend."""
     from conformance.backends import preflight as checks
     from conformance.backends import tools
 
-    checks.preflight(
-        options["backend"],
-        kubeconfig=options["kubeconfig"],
-        context=options["context"],
-        no_download=options["no_download"],
-    )
-    if options["backend"] == "kind":
-        tools.resolve(no_download=options["no_download"])
+    if options["backend"] != "kind":
+        checks.preflight(options["backend"], kubeconfig=options["kubeconfig"], context=options["context"])
+        return None
+    from conformance.backends import kind
+
+    no_download = options["no_download"]
+    kind.check_calico_source(options["calico_version"], options["calico_manifests"], no_download=no_download)
+    created = kind.kubernetes_of(kind.NODE_IMAGE) or tools.PINNED_SERVER
+    reuse = options["reuse_cluster"]
+    checks.check_kind(no_download=no_download, kubectl_server=None if reuse else created)
+    kind_bin = tools.resolve_tool(tools.KIND, no_download=no_download)
+    server = (kind.server_to_reuse(options["cluster_name"], kind_bin) if reuse else None) or created
+    return tools.Tools(kind_bin, tools.resolve_tool(tools.KUBECTL, no_download=no_download, server=server))
 
 
 def run_state_dir(basetemp: Path, run_id: str) -> Path:
@@ -203,10 +216,10 @@ def open_backend(
 
     from conformance.backends.kube import KubeBackend
 
-    preflight(options)
     workers = options["probe_workers"]
     batch = probe_batch(options)
     if name == "existing":
+        preflight(options)
         kube = KubeBackend(
             options["kubeconfig"],
             options["context"],
@@ -218,19 +231,29 @@ def open_backend(
             yield live
         return
 
-    from conformance.backends import tools
-    from conformance.backends.kind import REPO_CONFIG, KindCluster, RunOwner, shared_cluster
+    from conformance.backends.kind import (
+        REPO_CONFIG,
+        KindCluster,
+        RunOwner,
+        cluster_lock,
+        private_kubeconfig,
+        shared_cluster,
+    )
 
-    found = tools.resolve(no_download=options["no_download"])  # cached by preflight: no download here
+    # Under the cluster's lock: never while another xdist worker of the run is creating the cluster,
+    # whose version (read for a cluster to reuse) it would not give yet. The tools are in the cache.
+    with cluster_lock(shared_dir, options["cluster_name"]):
+        found = preflight(options)
     cluster = KindCluster(
         options["cluster_name"],
         REPO_CONFIG,
         calico_version=options["calico_version"],
         calico_manifests_dir=options["calico_manifests"],
-        kubeconfig_path=shared_dir / f"kubeconfig-{options['cluster_name']}",
+        kubeconfig_path=private_kubeconfig(shared_dir, options["cluster_name"]),
         reuse=options["reuse_cluster"],
         keep=options["keep_cluster"],
         owner=RunOwner.this_run(run_id, options["keep_cluster"]),
+        no_download=options["no_download"],
         kind_bin=found.kind,
         kubectl_bin=found.kubectl,
     )

@@ -2,7 +2,10 @@
 
 Upstream procedures followed, to the letter:
 - kind (kind.sigs.k8s.io, "Quick Start" and "Configuration"; CLI of kind v0.2x):
-  ``kind create cluster --name N --config F --kubeconfig K``, ``kind get clusters`` (one name a line),
+  ``kind create cluster --name N --config F --image I --kubeconfig K`` (``--image`` replaces the image
+  of every node of the config: pkg/cluster/internal/create/create.go, fixupOptions; a node image not in
+  docker is pulled: pkg/cluster/internal/providers/docker/images.go, pullIfNotPresent),
+  ``kind get clusters`` (one name a line), ``kind get kubeconfig --name N`` (printed, not written),
   ``kind export kubeconfig --name N --kubeconfig K``, ``kind delete cluster --name N --kubeconfig K``;
   the kubeconfig context of cluster N is ``kind-N`` (sigs.k8s.io/kind/pkg/cluster/internal/kubeconfig,
   ContextForCluster). ``--wait`` is NOT used: without a CNI the nodes never get Ready, and the
@@ -40,6 +43,7 @@ import yaml
 from filelock import FileLock
 
 from conformance.backends.base import BackendUnavailable
+from conformance.backends.tools import ApiServer
 from conformance.errors import UserError
 from conformance.netpol import yaml_guard
 
@@ -69,6 +73,12 @@ INOTIFY_HINT = (
     "(sudo sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512)"
 )
 
+# kind's error when a node image is neither in docker nor pullable (pkg/cluster/internal/providers/docker/
+# images.go, pull: `failed to pull image %q`, after `docker inspect --type=image` found nothing locally).
+KIND_PULL_FAILED = re.compile(r'failed to pull image "([^"]+)"')
+AIR_GAPPED_DOC = 'README.md, section "Air-gapped"'
+DOCKER_TIMEOUT_S = 30.0
+
 CREATE_TIMEOUT_S = 600.0  # pulling kindest/node on a cold CI runner
 NODES_READY_TIMEOUT_S = 300.0
 CALICO_AVAILABLE_TIMEOUT_S = 420.0
@@ -80,6 +90,7 @@ class CommandFailed(RuntimeError):
 
     def __init__(self, argv: Sequence[str], problem: str, stderr: str = "", hint: str = "") -> None:
         self.argv = list(argv)
+        self.problem = problem
         self.stderr = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
         self.stderr_tail = _tail(stderr)
         text = f"`{' '.join(argv)}` {problem}"
@@ -173,6 +184,29 @@ def calico_manifest_names(version: str) -> list[str]:
     return [*crds, "tigera-operator.yaml", "custom-resources.yaml"]
 
 
+def check_calico_source(version: str, manifests_dir: str | Path | None, *, no_download: bool) -> list[str]:
+    """The Calico manifests a run will install, checked before any cluster is touched: with
+    ``--calico-manifests`` every file the version needs must be in the folder; without it they are fetched
+    from the release, which ``--no-download`` forbids. Returns their names; raises UserError."""
+    names = calico_manifest_names(version)
+    if not manifests_dir:
+        if no_download:
+            url = CALICO_MANIFESTS_URL.format(version=version)
+            raise UserError(
+                f"the Calico {version} manifests ({', '.join(names)}) would be fetched from {url}: "
+                "pass --calico-manifests DIR, a folder holding them (see conformance/data/calico/README.md)",
+                source="--no-download",
+            )
+        return names
+    missing = [n for n in names if not (Path(manifests_dir) / n).is_file()]
+    if missing:
+        raise UserError(
+            f"missing {', '.join(missing)} for Calico {version} (see conformance/data/calico/README.md)",
+            source=str(manifests_dir),
+        )
+    return names
+
+
 def _family(cidr: str) -> int:
     return ipaddress.ip_network(cidr.strip(), strict=False).version
 
@@ -253,6 +287,88 @@ def read_manifest(source: str) -> str:
     return Path(source).read_text()
 
 
+# --- the node image --------------------------------------------------------------------------------
+
+
+def docker_has_image(ref: str, timeout_s: float = DOCKER_TIMEOUT_S) -> bool:
+    """Whether docker's image store has ``ref``: ``docker image inspect REF`` exits 0 (docker CLI
+    reference), the question kind asks before it pulls a node image (``docker inspect --type=image``)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        result = subprocess.run(
+            [docker, "image", "inspect", ref],
+            capture_output=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def tag_of(ref: str) -> str | None:
+    """``kindest/node:v1.34.8`` of ``kindest/node:v1.34.8@sha256:...``; None unless ``ref`` has both."""
+    name, at, _ = ref.partition("@")
+    if not at or ":" not in name.rsplit("/", 1)[-1]:
+        return None
+    return name
+
+
+def pull_failure_hint(image: str) -> str:
+    """kind could not pull a node image: it is not in docker (by that reference) and no registry answered."""
+    return (
+        f"the node image {image} is not in docker and could not be pulled (no registry reachable?): "
+        f"on a machine without access, `docker load` it first, see {AIR_GAPPED_DOC}"
+    )
+
+
+def kubernetes_of(image: str) -> ApiServer | None:
+    """The Kubernetes a node image runs, from its tag (``kindest/node:v1.34.8@...``: kind tags its node
+    images with the Kubernetes version); None for a tag that names none."""
+    name = image.partition("@")[0]
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]
+    m = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", tag)
+    if m is None:
+        return None
+    return ApiServer(f"v{m[1]}.{m[2]}.{m[3]}", f"of the node image {name} of the cluster the run creates")
+
+
+def server_to_reuse(name: str, kind_bin: str = "kind", timeout_s: float = 15.0) -> ApiServer | None:
+    """The API server of kind cluster ``name`` when it exists (what kubectl will talk to when the run
+    reuses it), else None: its ``/version`` (``gitVersion``), read with the kubeconfig kind prints
+    (``kind get kubeconfig --name N``: nothing is written) through the kubernetes client. Raises
+    BackendUnavailable when the cluster exists but does not answer."""
+    from kubernetes import client, config
+
+    from conformance.backends.api_retry import quiet_urllib3_retries
+
+    quiet_urllib3_retries()  # urllib3's "Retrying ..." warnings: the one line below says it all
+    try:
+        if name not in run([kind_bin, "get", "clusters"], timeout_s=timeout_s).stdout.split():
+            return None
+        text = run([kind_bin, "get", "kubeconfig", "--name", name], timeout_s=timeout_s).stdout
+        api = config.new_client_from_config_dict(
+            yaml.safe_load(text), context=f"kind-{name}", persist_config=False
+        )
+        try:
+            version = client.VersionApi(api).get_code(_request_timeout=timeout_s).git_version
+        finally:
+            api.close()
+    except Exception as exc:  # CommandFailed, ConfigException, ApiException, urllib3's errors
+        if getattr(exc, "status", None):  # ApiException: the HTTP status, not its headers and body
+            why = f"HTTP {exc.status} {getattr(exc, 'reason', '')}".strip()  # type: ignore[attr-defined]
+        else:  # urllib3's MaxRetryError says why in its reason (e.g. connection refused)
+            why = " ".join(str(getattr(exc, "reason", None) or exc).split())[:300]
+        raise BackendUnavailable(
+            f"cannot read the Kubernetes version of kind cluster {name!r}, to be reused ({why}): are its "
+            f"nodes running (`docker ps --filter label=io.x-k8s.kind.cluster={name}`)? Or delete it with "
+            f"`kind delete cluster --name {name}`"
+        ) from None
+    return ApiServer(str(version), f"read from the API server of kind cluster {name!r}, to be reused")
+
+
 # --- the cluster -----------------------------------------------------------------------------------
 
 
@@ -324,6 +440,8 @@ class KindCluster:
         keep: bool = False,
         *,
         owner: RunOwner | None = None,
+        no_download: bool = False,
+        node_image: str = NODE_IMAGE,
         kind_bin: str = "kind",
         kubectl_bin: str = "kubectl",
         poll_s: float = 3.0,
@@ -335,16 +453,11 @@ class KindCluster:
         self.config_path = Path(config_path)
         self.config = read_kind_config(config_path)
         self.calico_version = calico_version
-        self.manifest_names = calico_manifest_names(calico_version)
         self.calico_manifests_dir = Path(calico_manifests_dir) if calico_manifests_dir else None
-        if self.calico_manifests_dir is not None:
-            missing = [n for n in self.manifest_names if not (self.calico_manifests_dir / n).is_file()]
-            if missing:
-                raise UserError(
-                    f"missing {', '.join(missing)} for Calico {calico_version} "
-                    "(see conformance/data/calico/README.md)",
-                    source=str(self.calico_manifests_dir),
-                )
+        self.manifest_names = check_calico_source(
+            calico_version, self.calico_manifests_dir, no_download=no_download
+        )
+        self.node_image = node_image
         self.kubeconfig_path = Path(kubeconfig_path)
         self.reuse = reuse
         self.keep = keep
@@ -407,6 +520,24 @@ class KindCluster:
         self.wait_calico_available()
         self.check_enforcer()
 
+    def boot_image(self) -> str:
+        """The image every node of a cluster this run creates boots, passed as ``kind create cluster
+        --image``, which kind applies to every node of the config (pkg/cluster/internal/create/create.go,
+        fixupOptions): ``node_image`` (the pinned NODE_IMAGE), except that a ``name:tag@sha256:...``
+        docker has by its tag only is used by its tag. An image brought in with ``docker load`` has no
+        repo digest in Docker's classic image store, so kind's lookup by digest (``docker inspect
+        --type=image``) would miss it and try to pull it (README, Air-gapped)."""
+        image = self.node_image
+        tag = tag_of(image)
+        if tag is None or docker_has_image(image) or not docker_has_image(tag):
+            return image
+        digest = image.partition("@")[2]
+        self.notes.append(
+            f"node image {tag} used by its tag: docker has it without its repo digest {digest} "
+            "(as `docker load` leaves it), so that digest was not checked"
+        )
+        return tag
+
     def _create_cluster(self) -> None:
         self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -417,6 +548,8 @@ class KindCluster:
                 self.name,
                 "--config",
                 str(self.config_path),
+                "--image",
+                self.boot_image(),
                 "--kubeconfig",
                 str(self.kubeconfig_path),
                 timeout_s=self.create_timeout_s,
@@ -426,6 +559,10 @@ class KindCluster:
         except BaseException as exc:
             if isinstance(exc, CommandFailed) and KIND_ALREADY_EXISTS in exc.stderr:
                 raise  # kind stopped before starting any node: the cluster is another run's
+            failure = exc
+            pulled = KIND_PULL_FAILED.search(exc.stderr) if isinstance(exc, CommandFailed) else None
+            if isinstance(exc, CommandFailed) and pulled:  # not a memory problem: the hint says what it is
+                failure = CommandFailed(exc.argv, exc.problem, exc.stderr, pull_failure_hint(pulled[1]))
             # kind deletes the nodes only in its own error path (pkg/cluster/internal/create/create.go);
             # after a timeout (SIGKILL) or an interrupt they stay, so this run deletes what it started.
             try:
@@ -433,15 +570,19 @@ class KindCluster:
                 left = "the nodes it started were deleted"
             except Exception:
                 left = f"its nodes may be left: `kind delete cluster --name {self.name}` removes them"
-            if isinstance(exc, Exception) and exc.args:
-                exc.args = (f"{exc.args[0]}; {left}", *exc.args[1:])
-            raise
+            if isinstance(failure, Exception) and failure.args:
+                failure.args = (f"{failure.args[0]}; {left}", *failure.args[1:])
+            if failure is exc:
+                raise
+            raise failure from None
         self.created = True
+        self.kubeconfig_path.chmod(0o600)  # cluster-admin credentials: the user's alone
         self.record_owner()
 
     def export_kubeconfig(self) -> None:
         self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
         self.kind("export", "kubeconfig", "--name", self.name, "--kubeconfig", str(self.kubeconfig_path))
+        self.kubeconfig_path.chmod(0o600)
 
     def record_owner(self) -> None:
         literals = [f"--from-literal={k}={v}" for k, v in self.owner.data().items()]
@@ -661,6 +802,28 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def private_kubeconfig(shared_dir: str | Path, name: str) -> Path:
+    """Where a run keeps the kubeconfig of kind cluster ``name`` (cluster-admin credentials): in a folder
+    of the run's state folder that only its user may enter (0700), written 0600, and deleted when the
+    run leaves the cluster (``shared_cluster``)."""
+    folder = Path(shared_dir) / "kubeconfig"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # mkdir's mode is filtered by the umask, and the folder may exist already
+    return folder / f"kubeconfig-{name}"
+
+
+def cluster_lock(shared_dir: str | Path, name: str) -> FileLock:
+    """The lock the processes of one run take around the cluster's creation and state (one per cluster)."""
+    shared = Path(shared_dir)
+    shared.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(shared / f"kind-{name}.lock"))
+
+
+def _forget_kubeconfig(cluster: KindCluster) -> None:
+    """The run is done with the cluster: its kubeconfig (credentials) does not outlive it."""
+    cluster.kubeconfig_path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def shared_cluster(cluster: KindCluster, shared_dir: str | Path, run_id: str) -> Iterator[KindCluster]:
     """The cluster, created by the first process of run ``run_id`` that enters and deleted by the last
@@ -674,8 +837,7 @@ def shared_cluster(cluster: KindCluster, shared_dir: str | Path, run_id: str) ->
     (killed, or failed) is ignored.
     """
     shared = Path(shared_dir)
-    shared.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(shared / f"kind-{cluster.name}.lock"))
+    lock = cluster_lock(shared, cluster.name)
     state_path = shared / f"kind-{cluster.name}.json"
     with lock:
         state = _read_state(state_path, run_id)
@@ -691,6 +853,8 @@ def shared_cluster(cluster: KindCluster, shared_dir: str | Path, run_id: str) ->
                 if cluster.created:
                     with contextlib.suppress(Exception):
                         cluster.delete()
+                if not state["users"]:
+                    _forget_kubeconfig(cluster)
                 raise
             state["ready"] = True
             state["created"] = cluster.created
@@ -708,5 +872,9 @@ def shared_cluster(cluster: KindCluster, shared_dir: str | Path, run_id: str) ->
                 state["ready"] = False
                 state["created"] = False
             _write_state(state_path, state)
-            if last and created:
-                cluster.delete()
+            try:
+                if last and created:
+                    cluster.delete()
+            finally:
+                if last:
+                    _forget_kubeconfig(cluster)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from conformance.backends import tools
 from conformance.backends.base import BackendUnavailable
 from conformance.errors import UserError
 from conformance.netpol import yaml_guard
@@ -59,19 +60,26 @@ def _docker_problem(timeout_s: float) -> str | None:
     return None
 
 
-def check_kind(*, no_download: bool = False, docker_timeout_s: float = DOCKER_TIMEOUT_S) -> None:
+def check_kind(
+    *,
+    no_download: bool = False,
+    docker_timeout_s: float = DOCKER_TIMEOUT_S,
+    kubectl_server: tools.ApiServer | None = tools.PINNED_SERVER,
+) -> None:
     """The kind backend needs a running docker daemon. kind and kubectl (Calico's kind quickstart
     installs Calico with ``kubectl create -f``) are taken from PATH when recent enough, else fetched
-    (conformance/backends/tools.py): only with ``no_download`` is a missing one a problem here."""
-    from conformance.backends import tools
-
+    (conformance/backends/tools.py): only with ``no_download`` is a missing one a problem here.
+    kubectl must be within one minor of ``kubectl_server``; None when that is a cluster to reuse, whose
+    version is read later (factory.preflight), so kubectl is checked then."""
     problems = []
     docker = _docker_problem(docker_timeout_s)
     if docker:
         problems.append(docker)
     if no_download:
-        missing = [t for t in (tools.KIND, tools.KUBECTL) if not tools.usable_on_path(t)]
-        problems += [tools.missing_message(t) for t in missing]
+        if not tools.usable_on_path(tools.KIND):
+            problems.append(tools.missing_message(tools.KIND))
+        if kubectl_server is not None and not tools.usable_on_path(tools.KUBECTL, kubectl_server):
+            problems.append(tools.missing_message(tools.KUBECTL, kubectl_server))
     if problems:
         raise BackendUnavailable(
             "kind backend unavailable: " + "; ".join(problems) + f". {NO_CLUSTER_HINT}; {EXISTING_HINT}."

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock
@@ -67,6 +67,10 @@ class Tool:
 
     def checksum_url(self, osname: str, arch: str) -> str:
         return self.url(osname, arch) + (".sha256sum" if self.name == "kind" else ".sha256")
+
+    def at(self, version: str) -> Tool:
+        """The same tool at another release (kubectl for the Kubernetes version of a reused cluster)."""
+        return replace(self, version=version)
 
 
 KIND = Tool(
@@ -122,27 +126,71 @@ def installed_version(tool: Tool, exe: str) -> tuple[int, ...] | None:
     return _version_tuple(out)
 
 
-def usable_on_path(tool: Tool) -> str | None:
-    """The tool on PATH if its version fits: kind at least the pinned release; kubectl within one minor
-    of the pinned node image's Kubernetes."""
-    exe = shutil.which(tool.name)
-    if exe is None:
-        return None
-    found = installed_version(tool, exe)
-    pinned = _version_tuple(tool.version)
-    if found is None or pinned is None:
-        return None
+@dataclass(frozen=True)
+class ApiServer:
+    """The Kubernetes version kubectl will talk to, and where it comes from (for messages, e.g. "of the
+    pinned node image"): the node image's Kubernetes for a cluster the run creates, the API server's own
+    /version for one it reuses."""
+
+    version: str
+    what: str
+
+    def minor(self) -> tuple[int, int] | None:
+        found = _version_tuple(self.version)
+        return (found[0], found[1]) if found else None
+
+
+# A cluster the run creates runs the pinned node image, whose Kubernetes is KUBECTL_VERSION.
+PINNED_SERVER = ApiServer(KUBECTL_VERSION, "of the pinned node image")
+
+
+def fits(tool: Tool, found: tuple[int, ...], server: ApiServer = PINNED_SERVER) -> bool:
+    """kind: at least the pinned release. kubectl: within one minor of the API server, as kubectl's skew
+    policy says (kubernetes.io/releases/version-skew-policy/#kubectl: "kubectl is supported within one
+    minor version (older or newer) of kube-apiserver")."""
     if tool.name == "kind":
-        return exe if found >= pinned else None
-    return exe if found[0] == pinned[0] and abs(found[1] - pinned[1]) <= 1 else None
+        pinned = _version_tuple(tool.version)
+        return pinned is not None and found >= pinned
+    minor = server.minor()
+    return minor is not None and found[0] == minor[0] and abs(found[1] - minor[1]) <= 1
 
 
-def missing_message(tool: Tool) -> str:
-    """One line: what to install when the tool may not be fetched (--no-download)."""
-    need = f"{tool.name} {tool.version}" + (" or later" if tool.name == "kind" else " (+/- one minor)")
+def needed(tool: Tool, server: ApiServer = PINNED_SERVER) -> str:
+    """What would do, in words: ``kind v0.32.0 or later``, ``kubectl v1.33 to v1.35 (...)``."""
+    minor = server.minor()
+    if tool.name == "kind" or minor is None:
+        return f"{tool.name} {tool.version} or later"
+    major, mid = minor
     return (
-        f"{need} not found on PATH and --no-download forbids fetching it: install it ({tool.install_doc}) "
-        f"or run without --no-download"
+        f"{tool.name} v{major}.{max(mid - 1, 0)} to v{major}.{mid + 1} (kubectl's skew policy: one minor "
+        f"of the API server, here Kubernetes {server.version}, {server.what})"
+    )
+
+
+def on_path(tool: Tool) -> tuple[str | None, tuple[int, ...] | None]:
+    """The tool on PATH (or None) and the version it reports (or None when it reports none)."""
+    exe = shutil.which(tool.name)
+    return exe, (installed_version(tool, exe) if exe else None)
+
+
+def usable_on_path(tool: Tool, server: ApiServer = PINNED_SERVER) -> str | None:
+    """The tool on PATH if its version fits (``fits``)."""
+    exe, found = on_path(tool)
+    return exe if exe and found and fits(tool, found, server) else None
+
+
+def missing_message(tool: Tool, server: ApiServer = PINNED_SERVER) -> str:
+    """One line: what is on PATH (path and version, if anything), what is needed, and how to get it, when
+    the tool may not be fetched (--no-download)."""
+    exe, found = on_path(tool)
+    need = needed(tool, server)
+    how = f"install it ({tool.install_doc}) or run without --no-download"
+    if exe is None:
+        return f"{need} not found on PATH and --no-download forbids fetching it: {how}"
+    version = "v" + ".".join(map(str, found)) if found else "of unknown version (it printed none)"
+    return (
+        f"{tool.name} on PATH ({exe}) is {version}, but {need} is needed and --no-download forbids "
+        f"fetching it: {how}"
     )
 
 
@@ -188,10 +236,33 @@ def download(tool: Tool, *, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """The pinned release of ``tool`` in the cache, fetched and verified if it is not there yet."""
     osname, arch = platform_pair()
     folder = cache_dir() / f"{tool.name}-{tool.version}-{osname}-{arch}"
+    new_cache = not folder.parent.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download_into(folder, tool, osname, arch, timeout_s)
+    except BaseException:
+        _tidy(folder, new_cache)
+        raise
+
+
+def _tidy(folder: Path, new_cache: bool) -> None:
+    """After a failed download: the folder and its lock file, if nothing else is in it (another run may
+    be fetching into it), and the cache folder if this call made it and it is empty again."""
+    try:
+        if [p.name for p in folder.iterdir()] == [".lock"]:
+            (folder / ".lock").unlink()
+            folder.rmdir()
+            if new_cache:
+                folder.parent.rmdir()  # only if empty: OSError otherwise
+    except OSError:
+        pass
+
+
+def _download_into(folder: Path, tool: Tool, osname: str, arch: str, timeout_s: float) -> Path:
     exe = folder / tool.name
     recorded = folder / f"{tool.name}.sha256"
     with FileLock(str(folder / ".lock")):  # xdist workers and concurrent runs fetch it once
+        folder.mkdir(parents=True, exist_ok=True)  # a concurrent run's failure may have removed it
         if exe.is_file() and recorded.is_file() and _sha256(exe) == recorded.read_text().strip():
             return exe
         expected = published_sha256(tool, osname, arch, timeout_s)
@@ -227,15 +298,23 @@ class Tools:
     kubectl: str
 
 
-def resolve(*, no_download: bool) -> Tools:
-    """kind and kubectl for the kind backend: from PATH if recent enough, else fetched (unless
-    ``no_download``, which makes a missing one a one-line error saying what to install)."""
-    paths = {}
-    for tool in (KIND, KUBECTL):
-        exe = usable_on_path(tool)
-        if exe is None:
-            if no_download:
-                raise BackendUnavailable(missing_message(tool))
-            exe = str(download(tool))
-        paths[tool.name] = exe
-    return Tools(kind=paths["kind"], kubectl=paths["kubectl"])
+def resolve_tool(tool: Tool, *, no_download: bool, server: ApiServer = PINNED_SERVER) -> str:
+    """One tool: from PATH if it fits, else fetched (unless ``no_download``: then a one-line error saying
+    what was found and what is needed). kubectl is fetched at the API server's own version."""
+    exe = usable_on_path(tool, server)
+    if exe is not None:
+        return exe
+    if no_download:
+        raise BackendUnavailable(missing_message(tool, server))
+    if tool.name == "kubectl" and server.minor() is not None:
+        found = _version_tuple(server.version)
+        tool = tool.at("v" + ".".join(map(str, found)))  # type: ignore[arg-type]
+    return str(download(tool))
+
+
+def resolve(*, no_download: bool, server: ApiServer = PINNED_SERVER) -> Tools:
+    """kind and kubectl for the kind backend: from PATH if recent enough (kubectl: within one minor of
+    ``server``), else fetched (unless ``no_download``, which makes a missing one a one-line error saying
+    what to install)."""
+    kind = resolve_tool(KIND, no_download=no_download)
+    return Tools(kind=kind, kubectl=resolve_tool(KUBECTL, no_download=no_download, server=server))

@@ -94,8 +94,8 @@ def options() -> tuple[Option, ...]:
         ),
         Option(
             "--no-download",
-            "never fetch kind/kubectl: a missing or too old one is an error saying what to install "
-            "(air-gapped)",
+            "fetch nothing (air-gapped): kind and kubectl must be on PATH (a missing or unfit one is an "
+            "error naming what was found and what is needed), and --calico-manifests is required",
             False,
             "flag",
         ),
