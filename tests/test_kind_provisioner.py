@@ -101,6 +101,11 @@ elif args[:2] == ["get", "kubeconfig"]:
               file=sys.stderr)
         sys.exit(1)
     sys.stdout.write(kubeconfig(flag("--name")))
+elif args[:2] == ["get", "nodes"]:
+    if flag("--name") in clusters:  # the nodes of clusters/kind-calico.yaml
+        print("\n".join(flag("--name") + n for n in ("-control-plane", "-worker", "-worker2")))
+    else:
+        print("No kind nodes found for cluster \"%s\"." % flag("--name"), file=sys.stderr)
 elif args[:2] == ["load", "docker-image"]:
     if flag("--name") not in clusters:
         print("ERROR: no nodes found for cluster \"%s\"" % flag("--name"), file=sys.stderr)
@@ -334,6 +339,10 @@ elif args[:1] == ["save"]:
         name, tag, digest = parse(ref)
         saved.append({"id": image["id"], "RepoTags": [] if digest else ["%s:%s" % (name, tag or "latest")]})
     json.dump(saved, open(out, "w"))
+elif args[:1] == ["update"]:  # docker update --memory M --memory-swap M CONTAINER...
+    with open(os.path.join(os.path.dirname(store), "docker-update.jsonl"), "a") as out:
+        out.write(json.dumps(args[1:]) + "\n")
+    print("\n".join(a for a in args[1:] if not a.startswith("-") and a != args[args.index("--memory") + 1]))
 elif args[:1] == ["load"]:
     for entry in json.load(open(args[args.index("-i") + 1])):
         image = next((i for i in images if i["id"] == entry["id"]), None)

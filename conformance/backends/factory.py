@@ -38,8 +38,11 @@ def preflight(options: dict[str, Any]) -> Tools | None:
     from conformance.backends import kind
 
     no_download = options["no_download"]
-    kind.check_calico_source(options["calico_version"], options["calico_manifests"], no_download=no_download)
-    created = kind.kubernetes_of(kind.NODE_IMAGE) or tools.PINNED_SERVER
+    if options.get("cni", "calico") == "calico":
+        kind.check_calico_source(
+            options["calico_version"], options["calico_manifests"], no_download=no_download
+        )
+    created = kind.kubernetes_of(options.get("node_image") or kind.NODE_IMAGE) or tools.PINNED_SERVER
     reuse = options["reuse_cluster"]
     checks.check_kind(no_download=no_download, kubectl_server=None if reuse else created)
     kind_bin = tools.resolve_tool(tools.KIND, no_download=no_download)
@@ -232,6 +235,7 @@ def open_backend(
         return
 
     from conformance.backends.kind import (
+        NODE_IMAGE,
         REPO_CONFIG,
         KindCluster,
         RunOwner,
@@ -254,6 +258,9 @@ def open_backend(
         keep=options["keep_cluster"],
         owner=RunOwner.this_run(run_id, options["keep_cluster"]),
         no_download=options["no_download"],
+        node_image=options.get("node_image") or NODE_IMAGE,
+        enforcer=options.get("cni") or "calico",
+        node_memory=options.get("node_memory"),
         kind_bin=found.kind,
         kubectl_bin=found.kubectl,
     )

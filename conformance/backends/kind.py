@@ -442,6 +442,8 @@ class KindCluster:
         owner: RunOwner | None = None,
         no_download: bool = False,
         node_image: str = NODE_IMAGE,
+        enforcer: str = "calico",
+        node_memory: str | None = None,
         kind_bin: str = "kind",
         kubectl_bin: str = "kubectl",
         poll_s: float = 3.0,
@@ -454,10 +456,14 @@ class KindCluster:
         self.config = read_kind_config(config_path)
         self.calico_version = calico_version
         self.calico_manifests_dir = Path(calico_manifests_dir) if calico_manifests_dir else None
-        self.manifest_names = check_calico_source(
-            calico_version, self.calico_manifests_dir, no_download=no_download
+        self.enforcer = enforcer_named(enforcer)
+        self.manifest_names = (
+            check_calico_source(calico_version, self.calico_manifests_dir, no_download=no_download)
+            if self.enforcer is CALICO
+            else []
         )
         self.node_image = node_image
+        self.node_memory = node_memory
         self.kubeconfig_path = Path(kubeconfig_path)
         self.reuse = reuse
         self.keep = keep
@@ -489,6 +495,27 @@ class KindCluster:
     def _kubectl_json(self, *args: str) -> dict:
         return json.loads(self.kubectl(*args, "-o", "json"))
 
+    def docker(self, *args: str, input_text: str | None = None) -> str:
+        return run(["docker", *args], timeout_s=KUBECTL_TIMEOUT_S, input_text=input_text).stdout
+
+    def node_names(self) -> list[str]:
+        """The node containers of the cluster (``kind get nodes``: their names are the nodes' names)."""
+        return self.kind("get", "nodes", "--name", self.name).split()
+
+    def wait(self, what: str, timeout_s: float, check: Callable[[], tuple[bool, str]], hint: str) -> None:
+        self._wait(what, timeout_s, check, hint)
+
+    def create_objects(self, text: str, hint: str) -> None:
+        self._create("-", input_text=text, hint=hint)
+
+    def cap_node_memory(self, limit: str) -> None:
+        """kind starts its nodes without a memory limit: one runaway pod can take the whole machine. Each
+        node of the cluster this run created gets ``limit`` (``docker update --memory --memory-swap``: no
+        swap beyond it); a process over it is killed inside its node."""
+        for node in self.node_names():
+            self.docker("update", "--memory", limit, "--memory-swap", limit, node)
+        self.notes.append(f"each node's memory capped at {limit} (--node-memory)")
+
     # lifecycle
 
     def exists(self) -> bool:
@@ -512,13 +539,16 @@ class KindCluster:
                 self._create_cluster()
         else:
             self._create_cluster()
-        # The enforcer is checked before anything is installed: Calico on a kindnet cluster never works.
+        # The enforcer is checked before anything is installed: another one on a kindnet cluster never works.
         self.check_no_kindnet()
-        if not self.calico_installed():
-            self.install_calico()
+        if self.created and self.node_memory:
+            self.cap_node_memory(self.node_memory)
+        enforcer = self.enforcer
+        if not enforcer.installed(self):
+            enforcer.install(self)
         self.wait_nodes_ready()
-        self.wait_calico_available()
-        self.check_enforcer()
+        enforcer.wait(self)
+        enforcer.check(self)
 
     def boot_image(self) -> str:
         """The image every node of a cluster this run creates boots, passed as ``kind create cluster
@@ -782,6 +812,41 @@ class KindCluster:
                 f"of cluster {self.name!r}: "
                 f"see `kubectl --context {self.context} get pods -A -l k8s-app=calico-node`"
             )
+
+
+# --- the enforcers ---------------------------------------------------------------------------------
+
+
+class _Calico:
+    """Calico through its operator, as the quickstart installs it (the KindCluster methods above)."""
+
+    name = "calico"
+    namespaces = ("tigera-operator", "calico-system")
+
+    def installed(self, cluster: KindCluster) -> bool:
+        return cluster.calico_installed()
+
+    def install(self, cluster: KindCluster) -> None:
+        cluster.install_calico()
+
+    def wait(self, cluster: KindCluster) -> None:
+        cluster.wait_calico_available()
+
+    def check(self, cluster: KindCluster) -> None:
+        cluster.check_enforcer()
+
+
+CALICO = _Calico()
+
+
+def enforcer_named(name: str):  # -> _Calico | enforcers.ManifestEnforcer
+    from conformance.backends import enforcers
+
+    if name == "calico":
+        return CALICO
+    if name not in enforcers.BY_NAME:
+        raise UserError(f"expected one of {', '.join(enforcers.ENFORCERS)}, got {name!r}", source="--cni")
+    return enforcers.BY_NAME[name]
 
 
 # --- one cluster for all pytest-xdist workers of one run -------------------------------------------

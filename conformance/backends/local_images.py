@@ -53,6 +53,26 @@ class LocalImages:
             return None
 
 
+def apply(options: dict, upstream_node_image: str, default_probe_image: str) -> str | None:
+    """Sets ``options["node_image"]`` (and, when left at its default, ``options["probe_image"]``) to the
+    images the kind backend boots, and puts the build's kind and kubectl at the end of PATH (a suitable one
+    already on PATH still wins). Returns a note naming the local images, None for the upstream ones."""
+    options["node_image"] = upstream_node_image
+    built = choose(options.get("images") or "auto", upstream_node_image)
+    if built is None:
+        return None
+    options["node_image"] = built.node_image
+    if options.get("probe_image") in (None, "", default_probe_image):
+        options["probe_image"] = built.probe_image
+    extra = [str(Path(p).parent) for p in (built.kind, built.kubectl) if p and Path(p).is_file()]
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join([*path, *(d for d in dict.fromkeys(extra) if d not in path)])
+    return (
+        f"images built on this machine by images/build.py: node {built.node_image} "
+        f"(Kubernetes {built.kubernetes_version}), probes {options['probe_image']}"
+    )
+
+
 def record_path() -> Path:
     return cache_root() / "build" / "images.json"
 

@@ -74,8 +74,8 @@ def options() -> tuple[Option, ...]:
         ),
         Option(
             "--cni",
-            "NetworkPolicy enforcer the kind backend installs: calico (the default), kube-router (v2.1.0: CNI "
-            "and enforcer) or kube-network-policies (v0.8.0, beside a plain ptp CNI)",
+            "NetworkPolicy enforcer the kind backend installs: calico (the default), kube-router "
+            "(v2.1.0: CNI and enforcer) or kube-network-policies (v0.8.0, beside a plain ptp CNI)",
             "calico",
             choices=("calico", "kube-router", "kube-network-policies"),
         ),

@@ -80,6 +80,12 @@ def _run_id(config: pytest.Config) -> str:
     return shared[:8]
 
 
+def check_node_memory(text: str) -> None:
+    """``--node-memory``: a size as ``docker update --memory`` takes it (a number and b, k, m or g)."""
+    if not re.fullmatch(r"[1-9][0-9]*[bkmg]?", str(text).lower()):
+        raise UserError(f"expected a size such as 3g or 2048m, got {text!r}", source="--node-memory")
+
+
 def load_settings(config: pytest.Config) -> Settings:
     """Resolve options and load every input file. Raises UserError."""
     o = opts.resolve(config)
@@ -113,6 +119,16 @@ def load_settings(config: pytest.Config) -> Settings:
     policies: tuple[dict, ...] | None = None
     workloads = REFERENCE_WORKLOADS
     notes: list[str] = []
+    if o["backend"] == "kind":
+        from conformance.backends import local_images
+        from conformance.backends.kind import NODE_IMAGE, check_calico_source
+        from conformance.probes.agnhost import AGNHOST_IMAGE
+
+        check_node_memory(o["node_memory"])
+        if o["cni"] == "calico":  # a missing manifest stops the run before docker is asked anything
+            check_calico_source(o["calico_version"], o["calico_manifests"], no_download=o["no_download"])
+        note = local_images.apply(o, NODE_IMAGE, AGNHOST_IMAGE)
+        notes += [note] if note else []
     gim_client = GIM_CLIENT
     manifests = o["manifests"]
     if o["chart"]:
@@ -185,7 +201,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         )
     deployed = o["manifests"] or o["chart"] or "the reference rendering"
     lines = [
-        f"gim-netpol: backend {settings.backend}, run {settings.run_id}",
+        f"gim-netpol: backend {settings.backend}"
+        + (f" ({o['cni']} on nodes of {o['node_image']})" if settings.backend == "kind" else "")
+        + f", run {settings.run_id}",
         f"gim-netpol: values under test: {under_test}; policies deployed from {deployed}",
     ]
     return lines + [f"gim-netpol: note: {n}" for n in settings.notes]
