@@ -18,12 +18,15 @@ from conformance.errors import UserError
 
 
 def preflight(options: dict[str, Any]) -> None:
-    """Checks (no cluster call) that a live backend can start; raises BackendUnavailable. For kind, the
-    pinned kind/kubectl are fetched here when missing, so that a failed download stops the run before
-    any test, and the xdist workers find them in the cache."""
+    """Checks (no cluster call) that a live backend can start: its input files first (UserError), then its
+    prerequisites (BackendUnavailable). For kind, the pinned kind/kubectl are fetched here when missing,
+    so that a failed download stops the run before any test, and the xdist workers find them in the
+    cache."""
     from conformance.backends import preflight as checks
     from conformance.backends import tools
 
+    if options["backend"] == "kind":
+        check_kind_inputs(options)
     checks.preflight(
         options["backend"],
         kubeconfig=options["kubeconfig"],
@@ -32,6 +35,20 @@ def preflight(options: dict[str, Any]) -> None:
     )
     if options["backend"] == "kind":
         tools.resolve(no_download=options["no_download"])
+
+
+def check_kind_inputs(options: dict[str, Any]) -> None:
+    """The kind backend's inputs (its kind config, the Calico version, the files of --calico-manifests),
+    checked as the cluster object checks them, before anything is fetched or created. Raises UserError
+    naming the file."""
+    from conformance.backends.kind import CALICO_VERSION, REPO_CONFIG, KindCluster
+
+    KindCluster(
+        options.get("cluster_name") or "gim-netpol",
+        REPO_CONFIG,
+        calico_version=options.get("calico_version") or CALICO_VERSION,
+        calico_manifests_dir=options.get("calico_manifests"),
+    )
 
 
 def run_state_dir(basetemp: Path, run_id: str) -> Path:
