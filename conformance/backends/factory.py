@@ -211,7 +211,10 @@ def open_backend(
     name = options["backend"]
     retry_s = options.get("api_retry_timeout") or 60.0
     if name == "model":
+        from conformance.backends.kind import CALICO_AVAILABLE_TIMEOUT_S
+
         backend = RetryingBackend(model_backend(options), retry_s)
+        backend.start_enforcer(CALICO_AVAILABLE_TIMEOUT_S)  # type: ignore[attr-defined]
         with run_lifetime(backend, run_id, shared_dir, options, leftovers_dir) as live:
             yield live
         return
