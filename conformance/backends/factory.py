@@ -37,6 +37,7 @@ def preflight(options: dict[str, Any]) -> Tools | None:
         return None
     from conformance.backends import kind
 
+    check_kind_inputs(options)
     no_download = options["no_download"]
     if options.get("cni", "calico") == "calico":
         kind.check_calico_source(
@@ -48,6 +49,22 @@ def preflight(options: dict[str, Any]) -> Tools | None:
     kind_bin = tools.resolve_tool(tools.KIND, no_download=no_download)
     server = (kind.server_to_reuse(options["cluster_name"], kind_bin) if reuse else None) or created
     return tools.Tools(kind_bin, tools.resolve_tool(tools.KUBECTL, no_download=no_download, server=server))
+
+
+def check_kind_inputs(options: dict[str, Any]) -> None:
+    """The kind backend's inputs (its kind config, the Calico version, the files of --calico-manifests),
+    checked as the cluster object checks them, before anything is fetched or created. Raises UserError
+    naming the file."""
+    from conformance.backends.kind import CALICO_VERSION, REPO_CONFIG, KindCluster
+
+    KindCluster(
+        options.get("cluster_name") or "gim-netpol",
+        REPO_CONFIG,
+        calico_version=options.get("calico_version") or CALICO_VERSION,
+        calico_manifests_dir=options.get("calico_manifests"),
+        no_download=bool(options.get("no_download")),
+        enforcer=options.get("cni") or "calico",
+    )
 
 
 def run_state_dir(basetemp: Path, run_id: str) -> Path:
@@ -212,7 +229,10 @@ def open_backend(
     name = options["backend"]
     retry_s = options.get("api_retry_timeout") or 60.0
     if name == "model":
+        from conformance.backends.kind import CALICO_AVAILABLE_TIMEOUT_S
+
         backend = RetryingBackend(model_backend(options), retry_s)
+        backend.start_enforcer(CALICO_AVAILABLE_TIMEOUT_S)  # type: ignore[attr-defined]
         with run_lifetime(backend, run_id, shared_dir, options, leftovers_dir) as live:
             yield live
         return

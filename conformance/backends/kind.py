@@ -43,6 +43,7 @@ import yaml
 from filelock import FileLock
 
 from conformance.backends.base import BackendUnavailable
+from conformance.backends.enforcer import CALICO_NAMESPACES, EnforcerCannotStart, EnforcerPods, read_pods
 from conformance.backends.tools import ApiServer
 from conformance.errors import UserError
 from conformance.netpol import yaml_guard
@@ -716,6 +717,9 @@ class KindCluster:
     # waiting, with explicit deadlines
 
     def _wait(self, what: str, timeout_s: float, check: Callable[[], tuple[bool, str]], hint: str) -> None:
+        """Poll ``check`` until done. Meanwhile the enforcer's pods are read (``enforcer.read_pods``): one
+        that can never be Ready stops the wait at once, naming it and why; at the deadline, the pods not
+        Ready and their state are named rather than the generic ``hint``."""
         deadline = time.monotonic() + timeout_s
         state = "not checked yet"
         while True:
@@ -725,9 +729,37 @@ class KindCluster:
                 done, state = False, str(exc)
             if done:
                 return
+            pods = self.enforcer_pods()
+            if pods is not None and pods.stuck:
+                raise EnforcerCannotStart(what, pods, self._pods_hint(pods))
             if time.monotonic() >= deadline:
+                if pods is not None and pods.waiting:
+                    why = self._pods_hint(pods)
+                    raise BackendUnavailable(
+                        f"{what} not reached within {timeout_s:g}s: {state}; {pods.not_ready_line()}"
+                        + (f" ({why})" if why else "")
+                    )
                 raise BackendUnavailable(f"{what} not reached within {timeout_s:g}s: {state} (hint: {hint})")
             time.sleep(self.poll_s)
+
+    def enforcer_pods(self) -> EnforcerPods | None:
+        """Calico's pods that are not Ready (None when they cannot be read yet)."""
+
+        def last_log(namespace: str, pod: str, container: str) -> str:
+            return self.kubectl("logs", "-n", namespace, pod, "-c", container, "--previous", "--tail=5")
+
+        try:
+            return read_pods(CALICO_NAMESPACES, self._kubectl_json, last_log=last_log)
+        except (CommandFailed, ValueError):
+            return None
+
+    def _pods_hint(self, pods: EnforcerPods) -> str:
+        hints = []
+        if "too many open files" in pods.messages():
+            hints.append(INOTIFY_HINT)
+        if self.created and not self.keep:
+            hints.append("the cluster is deleted when the run ends: --keep-cluster keeps it to inspect them")
+        return "; ".join(hints)
 
     def wait_nodes_ready(self) -> None:
         expected = node_count(self.config)

@@ -19,6 +19,9 @@ It behaves like an API server, a kubelet and a policy-enforcing CNI, not like an
   listens; ``connected`` otherwise;
 - time is a VirtualClock: waiting advances it at once, so a run's figures are simulated live seconds;
 - faults on demand (API down for a window, a kind not served, no DNS, OpenShift DNS): model_faults;
+- when the suite opens the backend, its NetworkPolicy enforcer (Calico's pods, model_enforcer) is waited
+  for as the kind backend waits for Calico (enforcer.wait_pods_ready): Ready at once, unless the
+  ``enforcer-crash`` fault keeps it from ever starting;
 - RBAC (``rbac=``, model_rbac): every request is recorded in ``calls`` as the live backend makes it
   (verb, group, resource/subresource, namespace) and refused with the API server's 403 when the rules
   given do not allow it; an exec is ``create pods/exec`` (``get`` as API servers before 1.31 authorize it).
@@ -34,12 +37,13 @@ import copy
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from conformance.backends import model_nodes, model_pods
+from conformance.backends import model_enforcer, model_nodes, model_pods
 from conformance.backends.api_retry import TransientApiError
 from conformance.backends.base import ApiError, Backend, Forbidden, PodsCannotRun
 from conformance.backends.clock import VirtualClock
 from conformance.backends.cni_profiles import DEFAULT as DEFAULT_CNI
 from conformance.backends.cni_profiles import CniProfile
+from conformance.backends.enforcer import CALICO_NAMESPACES, wait_pods_ready
 from conformance.backends.model_faults import Faults, Latencies
 from conformance.backends.model_rbac import RESOURCES, ApiCall, Rbac
 from conformance.backends.nodes import Node
@@ -308,6 +312,18 @@ class ModelCluster:
             status.update({"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]})
             self._ready_at[key] = self.clock.now() + self._draw(self.latencies.pod_ready_s, "pod")
 
+    def install_enforcer(self) -> None:
+        """Calico, as its operator runs it (model_enforcer): Ready at once, or failing as the faults say."""
+        self.apply(model_enforcer.calico_objects([n.name for n in self.nodes]), ready=True)
+
+    def last_log(self, namespace: str, pod: str, container: str) -> str:
+        """``kubectl logs --previous`` of a container: what a failing one printed last."""
+        key = ("Pod", namespace, pod)
+        if key not in self.objects:
+            raise ApiError(404, f'pods "{pod}" not found')
+        fault = self._faulty.get(key, (None, 0.0))[0]
+        return model_pods.last_log(self.objects[key], container, fault)
+
     def _program(self, key: Key, policy: K8sObject | None) -> None:
         """The CNI programs policy changes in order, each after its programming delay."""
         delay = self._draw(self.latencies.enforcement_delay_s, "policy")
@@ -490,6 +506,38 @@ class ModelBackend(Backend):
             for k, o in self.cluster.objects.items()
             if k[0] == "Pod" and k[1] in wanted and not self.cluster.running(k)
         }
+
+    # -- the enforcer, as the backend's start waits for it -------------------------------------------
+    def start_enforcer(self, timeout_s: float) -> None:
+        """What the kind backend does once its cluster exists: the enforcer is there (model_enforcer),
+        and its pods are waited for as kind waits for Calico's (enforcer.wait_pods_ready): a pod that can
+        never be Ready stops the start at once with EnforcerCannotStart, naming it and why."""
+        self.cluster.api()
+        self.cluster.install_enforcer()
+        wait_pods_ready(
+            model_enforcer.WHAT,
+            CALICO_NAMESPACES,
+            self.kubectl_json,
+            clock=self.clock,
+            timeout_s=timeout_s,
+            last_log=self.last_log,
+        )
+
+    def kubectl_json(self, *args: str) -> dict:
+        """What ``kubectl get pods -n NS -o json`` prints (the one kubectl read the model answers, for
+        code written against kubectl: enforcer.read_pods)."""
+        if len(args) != 4 or args[:3] != ("get", "pods", "-n"):
+            raise ValueError(f"the model answers `kubectl get pods -n NS` only, not {' '.join(args)!r}")
+        namespace = args[3]
+        self._request("list", "Pod", namespace)
+        objects = self.cluster.objects.items()
+        pods = [copy.deepcopy(o) for (kind, ns, _), o in objects if kind == "Pod" and ns == namespace]
+        return {"apiVersion": "v1", "kind": "List", "items": pods}
+
+    def last_log(self, namespace: str, pod: str, container: str) -> str:
+        """``kubectl logs -n NS POD -c CONTAINER --previous``."""
+        self._request("get", "Pod", namespace, pod, "log")
+        return self.cluster.last_log(namespace, pod, container)
 
     def _wait(self, pending, timeout_s: float, what: str) -> None:
         """Poll ``pending`` every second of virtual time (as the live backend does) until it is empty."""

@@ -15,7 +15,10 @@ Faults (``--model-faults``, comma-separated):
 - ``no-sctp``: the nodes lack the sctp kernel module: a container that serves SCTP (``agnhost porter`` with a
   ``SERVE_SCTP_PORT_<n>``) exits at once, "protocol not supported", and restarts in CrashLoopBackOff;
 - ``no-image=IMAGE``: the registry has no such image: containers of that image stay in ErrImagePull /
-  ImagePullBackOff. The pod lifecycle of both: model_pods.
+  ImagePullBackOff. The pod lifecycle of both: model_pods;
+- ``enforcer-crash``: the NetworkPolicy enforcer (Calico, model_enforcer) never becomes Ready, as in issue
+  21's run: calico-node in CrashLoopBackOff, Typha and kube-controllers OOMKilled (model_pods), so the
+  backend cannot start.
 - ``cordoned=NODE@START+SECONDS``: the node is cordoned (``spec.unschedulable``) from virtual second START for
   SECONDS: pods created meanwhile go to the other nodes (all on one node, when it is the only other worker),
   and stay there once it is uncordoned, as when a node is cordoned while the fleet is scheduled. The nodes
@@ -66,6 +69,7 @@ class Faults:
     no_sctp: bool = False  # SCTP listeners fail: the sctp kernel module is not loaded
     unpullable: tuple[str, ...] = ()  # images the registry does not have
     cordoned: tuple[tuple[str, float, float], ...] = ()  # (node, start, end) of virtual time
+    enforcer_crash: bool = False  # Calico's containers crash-loop or are OOMKilled
 
     def api_down_at(self, t: float) -> bool:
         return any(start <= t < end for start, end in self.api_down)
@@ -95,6 +99,8 @@ def parse_faults(text: str, source: str = "--model-faults") -> Faults:
             faults = replace(faults, dns="openshift")
         elif item == "no-sctp":
             faults = replace(faults, no_sctp=True)
+        elif item == "enforcer-crash":
+            faults = replace(faults, enforcer_crash=True)
         elif item.startswith("no-image=") and item.removeprefix("no-image="):
             faults = replace(faults, unpullable=(*faults.unpullable, item.removeprefix("no-image=")))
         elif m := _CORDONED.fullmatch(item):
@@ -103,7 +109,7 @@ def parse_faults(text: str, source: str = "--model-faults") -> Faults:
         else:
             raise UserError(
                 f"unknown fault {item!r}: expected api-down@START+SECONDS, not-served=KIND, no-dns, "
-                "openshift-dns, no-sctp, no-image=IMAGE, cordoned=NODE@START+SECONDS",
+                "openshift-dns, no-sctp, no-image=IMAGE, enforcer-crash, cordoned=NODE@START+SECONDS",
                 source=source,
             )
     return faults

@@ -4,8 +4,9 @@ Read the same way on the model and on a live cluster (``status.containerStatuses
 V1ContainerStatus, Kubernetes 1.28 API reference): a container waiting with a reason that does not
 resolve by itself (``CrashLoopBackOff``, ``ErrImagePull``, ``ImagePullBackOff``,
 ``CreateContainerConfigError``, ``InvalidImageName``...), or one that already restarted after a failed
-exit (``restartCount`` > 0 and ``lastState.terminated`` with a non-zero ``exitCode``). Such a pod is
-reported at once instead of being waited for until the readiness timeout.
+exit (``restartCount`` > 0 and ``lastState.terminated`` with a non-zero ``exitCode``; its ``reason`` is
+named when it says more than the exit code: ``OOMKilled``, exit code 137). Such a pod is reported at once
+instead of being waited for until the readiness timeout.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class PodProblem:
     image: str = ""
     exit_code: int | None = None  # of the last termination
     restarts: int = 0
+    last_reason: str = ""  # of the last termination: OOMKilled, Error...
 
     @property
     def pull(self) -> bool:
@@ -56,9 +58,11 @@ class PodProblem:
             return f"container {self.container} cannot pull image {self.image!r} ({self.reason}){detail}"
         if self.exit_code is None and not self.restarts:
             return f"container {self.container} cannot start ({self.reason}){detail}"
+        # "Error" says nothing the exit code does not; OOMKilled (exit code 137) says why it was killed.
+        killed = f", {self.last_reason}" if self.last_reason not in ("", "Error", self.reason) else ""
         exited = f", last exit code {self.exit_code}" if self.exit_code is not None else ""
         restarts = f", restarted {self.restarts}x" if self.restarts else ""
-        return f"container {self.container} keeps exiting ({self.reason}{exited}{restarts}){detail}"
+        return f"container {self.container} keeps exiting ({self.reason}{killed}{exited}{restarts}){detail}"
 
 
 def summary(problems: Iterable[PodProblem]) -> str:
@@ -74,7 +78,7 @@ def summary(problems: Iterable[PodProblem]) -> str:
 _BACKOFF_PREFIX = re.compile(r'^Back-off pulling image "[^"]*"(?::\s*)?(?:ErrImagePull:\s*)?')
 
 
-def _short(text: Any) -> str:
+def last_line(text: Any) -> str:
     """A message on one line: the last non-empty line of a log tail (FallbackToLogsOnError), 300 chars."""
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""
@@ -96,9 +100,9 @@ def never_ready(pod: K8sObject) -> PodProblem | None:
             continue
         pulling = reason in PULL_REASONS
         if pulling:
-            message = _BACKOFF_PREFIX.sub("", _short(waiting.get("message")))
+            message = _BACKOFF_PREFIX.sub("", last_line(waiting.get("message")))
         else:
-            message = _short(last.get("message")) if last else _short(waiting.get("message"))
+            message = last_line(last.get("message")) if last else last_line(waiting.get("message"))
         return PodProblem(
             key,
             str(cs.get("name")),
@@ -107,5 +111,6 @@ def never_ready(pod: K8sObject) -> PodProblem | None:
             str(cs.get("image") or ""),
             None if pulling or not last else last.get("exitCode"),
             restarts,
+            "" if pulling else str(last.get("reason") or ""),
         )
     return None

@@ -132,6 +132,7 @@ def options() -> tuple[Option, ...]:
             "--model-faults",
             "faults of the model backend, comma-separated: api-down@START+SECONDS, not-served=KIND, no-dns, "
             "openshift-dns, no-sctp (SCTP servers crash-loop), no-image=IMAGE (the image cannot be pulled), "
+            "enforcer-crash (Calico's pods never get Ready: the backend cannot start), "
             "cordoned=NODE@START+SECONDS (a node cordoned for a while: pods created then avoid it)",
             "",
         ),

@@ -279,12 +279,19 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """The session's last line, when the run could not clean up: what was left and the command."""
+    """The session's last lines: why it stopped, when the backend could not start (on stderr, once
+    for all xdist workers); what was left and the command, when the run could not clean up."""
     settings = config.stash.get(_SETTINGS_KEY, None)
     if settings is None or hasattr(config, "workerinput"):
         return
     from conformance.backends.factory import leftovers_line, leftovers_path
+    from conformance.suite import session_stop
 
+    stopped = session_stop.take(_leftovers_dir(config), settings.run_id)
+    if stopped:
+        sys.stdout.flush()
+        sys.stderr.write(stopped + "\n")
+        sys.stderr.flush()
     line = leftovers_line(_leftovers_dir(config), settings.run_id)
     if line:
         leftovers_path(_leftovers_dir(config), settings.run_id).unlink(missing_ok=True)
@@ -300,21 +307,41 @@ def netpol_settings(pytestconfig: pytest.Config) -> Settings:
 
 @pytest.fixture(scope="session")
 def netpol_backend(
-    netpol_settings: Settings, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+    netpol_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Backend]:
-    """One backend per session (per xdist worker); a kind cluster is shared by all workers."""
-    from conformance.backends.factory import open_backend, run_state_dir
+    """One backend per session (per xdist worker); a kind cluster is shared by all workers.
 
+    A backend that cannot start (prerequisite, input, a failed command, an enforcer whose pods never get
+    Ready) stops the session at once with one line and exit status 2 (session_stop): no test runs. What
+    it created is deleted first (a kind cluster the run created, unless --keep-cluster)."""
+    from conformance.backends.factory import open_backend, run_state_dir
+    from conformance.backends.kind import CommandFailed
+    from conformance.suite import session_stop
+
+    name = netpol_settings.backend
     shared_dir = run_state_dir(tmp_path_factory.getbasetemp(), netpol_settings.run_id)
+    opened = contextlib.ExitStack()
     try:
-        with open_backend(
-            netpol_settings.options, netpol_settings.run_id, shared_dir, _leftovers_dir(pytestconfig)
-        ) as backend:
-            pytestconfig.stash[_CLOCK_KEY] = backend.clock
-            yield backend
-    except BackendUnavailable as e:
-        message = f"gim-netpol: cannot start backend {netpol_settings.backend}: {e}"
-        raise pytest.fail.Exception(message, pytrace=False) from None  # one line, no chained traceback
+        backend = opened.enter_context(
+            open_backend(
+                netpol_settings.options, netpol_settings.run_id, shared_dir, _leftovers_dir(pytestconfig)
+            )
+        )
+    except (BackendUnavailable, CommandFailed, PodsCannotRun, UserError) as e:
+        line = f"gim-netpol: error: cannot start backend {name}: {' '.join(str(e).split())}"
+        session_stop.stop(request.session, _leftovers_dir(pytestconfig), netpol_settings.run_id, line)
+    pytestconfig.stash[_CLOCK_KEY] = backend.clock
+    try:
+        yield backend
+    finally:
+        try:
+            opened.close()
+        except (BackendUnavailable, CommandFailed) as e:  # e.g. `kind delete cluster` failed
+            message = f"gim-netpol: cannot stop backend {name}: {' '.join(str(e).split())}"
+            raise pytest.fail.Exception(message, pytrace=False) from None  # one line, no traceback
 
 
 def _leftovers_dir(config: pytest.Config) -> Path:
