@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conformance.backends.base import BackendUnavailable
-from conformance.backends.enforcer import CALICO_NAMESPACES, EnforcerCannotStart, read_pods
+from conformance.backends.enforcer_pods import CALICO_NAMESPACES, EnforcerCannotStart, read_pods
 from conformance.backends.model import ModelBackend
 from conformance.backends.model_faults import parse_faults
 from tests.test_kind_provisioner import FAKE_KIND, FAKE_KUBECTL, calls, make_cluster, manifests_dir

@@ -43,7 +43,7 @@ import yaml
 from filelock import FileLock
 
 from conformance.backends.base import BackendUnavailable
-from conformance.backends.enforcer import CALICO_NAMESPACES, EnforcerCannotStart, EnforcerPods, read_pods
+from conformance.backends.enforcer_pods import CALICO_NAMESPACES, EnforcerCannotStart, EnforcerPods, read_pods
 from conformance.backends.tools import ApiServer
 from conformance.errors import UserError
 from conformance.netpol import yaml_guard
@@ -717,9 +717,9 @@ class KindCluster:
     # waiting, with explicit deadlines
 
     def _wait(self, what: str, timeout_s: float, check: Callable[[], tuple[bool, str]], hint: str) -> None:
-        """Poll ``check`` until done. Meanwhile the enforcer's pods are read (``enforcer.read_pods``): one
-        that can never be Ready stops the wait at once, naming it and why; at the deadline, the pods not
-        Ready and their state are named rather than the generic ``hint``."""
+        """Poll ``check`` until done. Meanwhile the enforcer's pods are read (``enforcer_pods.read_pods``):
+        one that can never be Ready stops the wait at once, naming it and why; at the deadline, the pods
+        not Ready and their state are named rather than the generic ``hint``."""
         deadline = time.monotonic() + timeout_s
         state = "not checked yet"
         while True:
@@ -743,13 +743,14 @@ class KindCluster:
             time.sleep(self.poll_s)
 
     def enforcer_pods(self) -> EnforcerPods | None:
-        """Calico's pods that are not Ready (None when they cannot be read yet)."""
+        """The enforcer's pods (and kube-system's) that are not Ready (None when they cannot be read yet)."""
 
         def last_log(namespace: str, pod: str, container: str) -> str:
             return self.kubectl("logs", "-n", namespace, pod, "-c", container, "--previous", "--tail=5")
 
         try:
-            return read_pods(CALICO_NAMESPACES, self._kubectl_json, last_log=last_log)
+            namespaces = tuple(dict.fromkeys([*self.enforcer.namespaces, "kube-system"]))
+            return read_pods(namespaces, self._kubectl_json, last_log=last_log)
         except (CommandFailed, ValueError):
             return None
 
@@ -853,7 +854,7 @@ class _Calico:
     """Calico through its operator, as the quickstart installs it (the KindCluster methods above)."""
 
     name = "calico"
-    namespaces = ("tigera-operator", "calico-system")
+    namespaces = CALICO_NAMESPACES
 
     def installed(self, cluster: KindCluster) -> bool:
         return cluster.calico_installed()

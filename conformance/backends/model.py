@@ -43,7 +43,7 @@ from conformance.backends.base import ApiError, Backend, Forbidden, PodsCannotRu
 from conformance.backends.clock import VirtualClock
 from conformance.backends.cni_profiles import DEFAULT as DEFAULT_CNI
 from conformance.backends.cni_profiles import CniProfile
-from conformance.backends.enforcer import CALICO_NAMESPACES, wait_pods_ready
+from conformance.backends.enforcer_pods import CALICO_NAMESPACES, wait_pods_ready
 from conformance.backends.model_faults import Faults, Latencies
 from conformance.backends.model_rbac import RESOURCES, ApiCall, Rbac
 from conformance.backends.nodes import Node
