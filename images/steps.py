@@ -127,7 +127,11 @@ class Runner:
             log.path.parent.mkdir(parents=True, exist_ok=True)
             log.path.write_text("")
             start = time.monotonic()
-            step.build(log)
+            try:
+                step.build(log)
+            except OSError as exc:  # a file or folder the step needs: one line, like a failed command
+                where = f": {exc.filename}" if exc.filename else ""
+                raise StepFailed(step.name, f"{exc.strerror or exc}{where}") from None
             spent = time.monotonic() - start
             self.timings[step.name] = spent
             self.stamp(step).parent.mkdir(parents=True, exist_ok=True)

@@ -230,3 +230,13 @@ def test_the_kubernetes_manifest_pins_every_staging_module_to_the_served_release
     if subprocess.run(["go", "version"], capture_output=True).returncode == 0:
         # go.sum holds what go.mod needs: `go mod verify` needs the module cache, so only check it is there
         assert (IMAGES / "go/kubernetes/go.sum").stat().st_size > 10_000
+
+
+def test_a_step_that_meets_a_file_in_its_way_fails_in_one_line(tmp_path: Path) -> None:
+    def make(log) -> None:
+        (tmp_path / "bin").write_text("a file where the step wants a folder")
+        (tmp_path / "bin").mkdir()
+
+    with pytest.raises(StepFailed) as err:
+        Runner(tmp_path / "state", out=io.StringIO()).run([Step("go:kind", "k", lambda _k: False, make)])
+    assert str(err.value) == f"build step go:kind failed: File exists: {tmp_path / 'bin'}"
