@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,21 +130,6 @@ def pause_step(bin_dir: Path) -> Step:
         log.run(["strip", str(out)], "pause")
 
     return Step("pause", key, lambda _k: out.is_file(), build)
-
-
-def busybox_step(bin_dir: Path) -> Step:
-    """busybox from Debian's busybox-static: the probe image's /bin/sh."""
-    out = bin_dir / "busybox" / "busybox"
-
-    def build(log: Log) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            log.run(["apt-get", "download", "busybox-static"], "busybox", cwd=Path(tmp))
-            deb = next(Path(tmp).glob("busybox-static_*.deb"))
-            log.run(["dpkg-deb", "-x", str(deb), f"{tmp}/x"], "busybox")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(tmp) / "x/bin/busybox", out)
-
-    return Step("busybox", digest(DEBIAN_SUITE, "busybox-static"), lambda _k: out.is_file(), build)
 
 
 # --- Debian root filesystems ----------------------------------------------------------------------------
@@ -296,8 +280,6 @@ def image_step(
                 for i in range(1, len(parts)):
                     layer.dir("/".join(parts[:i]))
                 layer.copy(path, src)
-            if "bin/busybox" in image.files:
-                layer.link("bin/sh", "busybox")
             layer.write(tar, net_root() if image.base == "net" else None)
 
         changes = []
@@ -306,13 +288,29 @@ def image_step(
         if image.user:
             changes.append(f"USER {image.user}")
         docker_import(image.ref, changes, write, log, f"image:{image.ref}")
+        if image.needs:
+            check = " && ".join(f"command -v {n} >/dev/null" for n in image.needs)
+            log.run(
+                [
+                    "docker",
+                    "run",
+                    "--rm",
+                    "--network=none",
+                    "--entrypoint",
+                    "/bin/sh",
+                    image.ref,
+                    "-c",
+                    check,
+                ],
+                f"image:{image.ref}",
+            )
 
     return Step(f"image:{image.ref}", key, lambda _k: docker_image_exists(image.ref), build)
 
 
 def _binary_sources(image: c.Image) -> dict[str, Path]:
     """Each file of the image -> <component>/<binary> under bin/."""
-    owner = {"busybox": "busybox/busybox", "pause": "pause/pause"}
+    owner = {"pause": "pause/pause"}
     found = {}
     for path, binary in image.files.items():
         if binary in owner:
@@ -519,7 +517,7 @@ def node_step(stage_ref: str, keys: dict[str, str], log_dir: Path) -> Step:
 def plan(state: Path) -> list[Step]:
     bin_dir = state / "bin"
     steps: list[Step] = [go_step(comp, bin_dir) for comp in c.GO_COMPONENTS]
-    steps += [pause_step(bin_dir), busybox_step(bin_dir)]
+    steps.append(pause_step(bin_dir))
     node_rootfs, node_root = rootfs_step("node", c.NODE_PACKAGES, state / "rootfs")
     net_rootfs, net_root = rootfs_step("net", c.NET_PACKAGES, state / "rootfs")
     steps += [node_rootfs, net_rootfs]

@@ -102,6 +102,7 @@ class Image:
     files: dict[str, str] = field(default_factory=dict)  # path in the image -> binary name in bin/
     entrypoint: tuple[str, ...] = ()
     user: str = ""
+    needs: tuple[str, ...] = ()  # commands the suite runs in it: checked in the image once it is built
 
 
 R = "registry.k8s.io"
@@ -118,12 +119,15 @@ IMAGES = (
     Image(f"{R}/etcd:{ETCD_IMAGE_TAG}", "", {"usr/local/bin/etcd": "server"}),
     Image(f"{R}/coredns/coredns:{COREDNS_VERSION}", "", {"coredns": "coredns"}, ("/coredns",)),
     Image(f"{R}/pause:{PAUSE_VERSION}", "", {"pause": "pause"}, ("/pause",), "65535:65535"),
-    # The suite's probe image: agnhost, and the /bin/sh its batched probes run under.
+    # The suite's probe image: agnhost, with what the suite execs beside it in the probe pods (batched
+    # probes: /bin/sh; the cluster DNS: cat /etc/resolv.conf; held connections: bash's /dev/tcp), as the
+    # upstream image (Alpine with bash) has them.
     Image(
         f"{R}/e2e-test-images/agnhost:{AGNHOST_VERSION}",
-        "",
-        {"agnhost": "agnhost", "bin/busybox": "busybox"},
+        "net",
+        {"agnhost": "agnhost"},
         ("/agnhost",),
+        needs=("/bin/sh", "cat", "bash"),
     ),
     # The enforcers, under the names of their upstream manifests (images of the same released version).
     Image(

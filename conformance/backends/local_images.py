@@ -55,8 +55,9 @@ class LocalImages:
 
 def apply(options: dict, upstream_node_image: str, default_probe_image: str) -> str | None:
     """Sets ``options["node_image"]`` (and, when left at its default, ``options["probe_image"]``) to the
-    images the kind backend boots, and puts the build's kind and kubectl at the end of PATH (a suitable one
-    already on PATH still wins). Returns a note naming the local images, None for the upstream ones."""
+    images the kind backend boots, and puts the build's kind and kubectl first on PATH: they are the ones
+    built with that node image (a kubectl of another minor on PATH would be refused, and fetching another
+    one needs the network the local build is there to do without). Returns a note naming the local images, None for the upstream ones."""
     options["node_image"] = upstream_node_image
     built = choose(options.get("images") or "auto", upstream_node_image)
     if built is None:
@@ -65,8 +66,8 @@ def apply(options: dict, upstream_node_image: str, default_probe_image: str) -> 
     if options.get("probe_image") in (None, "", default_probe_image):
         options["probe_image"] = built.probe_image
     extra = [str(Path(p).parent) for p in (built.kind, built.kubectl) if p and Path(p).is_file()]
-    path = os.environ.get("PATH", "").split(os.pathsep)
-    os.environ["PATH"] = os.pathsep.join([*path, *(d for d in dict.fromkeys(extra) if d not in path)])
+    path = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d not in extra]
+    os.environ["PATH"] = os.pathsep.join([*dict.fromkeys(extra), *path])
     return (
         f"images built on this machine by images/build.py: node {built.node_image} "
         f"(Kubernetes {built.kubernetes_version}), probes {options['probe_image']}"
