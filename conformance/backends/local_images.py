@@ -57,7 +57,8 @@ def apply(options: dict, upstream_node_image: str, default_probe_image: str) -> 
     """Sets ``options["node_image"]`` (and, when left at its default, ``options["probe_image"]``) to the
     images the kind backend boots, and puts the build's kind and kubectl first on PATH: they are the ones
     built with that node image (a kubectl of another minor on PATH would be refused, and fetching another
-    one needs the network the local build is there to do without). Returns a note naming the local images, None for the upstream ones."""
+    one needs the network the local build is there to do without). Returns a note naming the local images,
+    None for the upstream ones."""
     options["node_image"] = upstream_node_image
     built = choose(options.get("images") or "auto", upstream_node_image)
     if built is None:
