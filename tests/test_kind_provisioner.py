@@ -157,7 +157,9 @@ if args[:2] == ["version", "--client"]:
     sys.exit(0)
 assert args[0] == "--kubeconfig" and args[2] == "--context", args
 cmd = args[4:]
-installed = os.path.exists(os.path.join(state, "calico-installed"))
+calico = os.path.exists(os.path.join(state, "calico-installed"))
+# any enforcer: Calico, or a DaemonSet created from a manifest on stdin (kube-router, kube-network-policies)
+installed = calico or any(f.startswith("installed-") for f in os.listdir(state))
 
 def bump(name):
     path = os.path.join(state, name + ".count")
@@ -173,9 +175,9 @@ def items(objs):
 
 if cmd[:3] == ["get", "crd", "installations.operator.tigera.io"]:
     crd = "customresourcedefinition.apiextensions.k8s.io/installations.operator.tigera.io"
-    print(crd if installed else "")
+    print(crd if calico else "")
 elif cmd[:3] == ["get", "installation", "default"]:
-    print("installation.operator.tigera.io/default" if installed else "")
+    print("installation.operator.tigera.io/default" if calico else "")
 elif cmd[:3] == ["create", "configmap", "gim-netpol-owner"]:
     data = dict(a.split("=", 1)[1].split("=", 1) for a in cmd if a.startswith("--from-literal="))
     open(os.path.join(state, "owner.json"), "w").write(json.dumps(data))
@@ -201,7 +203,11 @@ elif cmd[:2] == ["create", "-f"]:
         sys.exit(1)
     if source != "-":
         open(done, "w").write("yes")
-    if source == "-":
+    if source == "-" and "kind: DaemonSet" in stdin:  # an enforcer's manifest
+        import re
+        for name in re.findall(r"kind: DaemonSet\nmetadata:\n(?:  .*\n)*?  name: (\S+)", stdin):
+            open(os.path.join(state, "installed-" + name), "w").write(stdin)
+    elif source == "-":
         open(os.path.join(state, "custom-resources.yaml"), "w").write(stdin)
         open(os.path.join(state, "calico-installed"), "w").write("yes")
     elif "://" not in source and not os.path.exists(source):
@@ -214,7 +220,21 @@ elif cmd[:2] == ["get", "nodes"]:
     msg = "" if ready else "container runtime network not ready: cni plugin not initialized"
     names = ["gim-control-plane", "gim-worker", "gim-worker2"]
     ready_cond = cond("Ready", "True" if ready else "False", msg)
-    items([{"metadata": {"name": n}, "status": {"conditions": [ready_cond]}} for n in names])
+    # kube-controller-manager gives each registered node a pod CIDR of the podSubnet
+    items([{"metadata": {"name": n}, "spec": {"podCIDR": "192.168.%d.0/24" % i},
+            "status": {"conditions": [ready_cond],
+                       "addresses": [{"type": "InternalIP", "address": "172.18.0.%d" % (i + 2)}]}}
+           for i, n in enumerate(names)])
+elif cmd[:2] == ["get", "daemonset"]:  # one, by name: an enforcer's
+    name = cmd[2]
+    if not os.path.exists(os.path.join(state, "installed-" + name)):
+        print("")
+    elif "name" in cmd:
+        print("daemonset.apps/" + name)
+    else:
+        ready = 3 if bump("ds-" + name) >= 2 else 1
+        print(json.dumps({"metadata": {"name": name},
+                          "status": {"desiredNumberScheduled": 3, "numberReady": ready}}))
 elif cmd[:2] == ["get", "tigerastatus"]:
     if not installed:
         err = 'error: the server doesn\'t have a resource type "tigerastatus"'
@@ -339,6 +359,9 @@ elif args[:1] == ["save"]:
         name, tag, digest = parse(ref)
         saved.append({"id": image["id"], "RepoTags": [] if digest else ["%s:%s" % (name, tag or "latest")]})
     json.dump(saved, open(out, "w"))
+elif args[:1] == ["exec"]:  # into a kind node: recorded with what it was given on stdin
+    with open(os.path.join(os.path.dirname(store), "docker-exec.jsonl"), "a") as out:
+        out.write(json.dumps({"argv": args[1:], "stdin": sys.stdin.read() if "-i" in args else None}) + "\n")
 elif args[:1] == ["update"]:  # docker update --memory M --memory-swap M CONTAINER...
     with open(os.path.join(os.path.dirname(store), "docker-update.jsonl"), "a") as out:
         out.write(json.dumps(args[1:]) + "\n")

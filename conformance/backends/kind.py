@@ -515,7 +515,6 @@ class KindCluster:
         swap beyond it); a process over it is killed inside its node."""
         for node in self.node_names():
             self.docker("update", "--memory", limit, "--memory-swap", limit, node)
-        self.notes.append(f"each node's memory capped at {limit} (--node-memory)")
 
     # lifecycle
 
