@@ -8,6 +8,7 @@ import json
 import pytest
 import yaml
 
+from conformance.backends.base import BackendUnavailable
 from conformance.backends.enforcers import KUBE_NETWORK_POLICIES, KUBE_ROUTER, PTP_CONFLIST
 from conformance.errors import UserError
 from tests import test_kind_provisioner
@@ -89,3 +90,25 @@ def test_a_reused_cluster_is_not_capped(fakes, tmp_path) -> None:
 def test_an_unknown_enforcer_is_refused_naming_the_option(tmp_path) -> None:
     with pytest.raises(UserError, match="--cni.*calico, kube-router, kube-network-policies"):
         make_cluster(tmp_path, enforcer="weave")
+
+
+def test_kube_network_policies_on_a_kernel_without_nft_queue_stops_before_anything_is_installed(
+    fakes, tmp_path, monkeypatch
+) -> None:
+    """Live on this machine (kernel without CONFIG_NFT_QUEUE), its pods ran Ready and every sync failed
+    ("syncing nftables rules" error: netlink receive: no such file or directory): nothing was enforced and
+    every test errored on the deny-all canary. Now the start stops at once, saying why."""
+    monkeypatch.setenv("FAKE_NFT_NO_QUEUE", "1")
+    cluster = make_cluster(tmp_path, enforcer="kube-network-policies", calico_manifests_dir=None)
+    with pytest.raises(BackendUnavailable) as err:
+        cluster.create()
+    text = str(err.value)
+    assert "\n" not in text
+    assert text.startswith("kube-network-policies v0.8.0 cannot enforce NetworkPolicies on this machine")
+    assert "CONFIG_NFT_QUEUE" in text and "Error: No such file or directory" in text
+    assert "--cni kube-router" in text
+    kubectl = [c["argv"][4:6] for c in calls(fakes, "kubectl") if c["argv"][:1] == ["--kubeconfig"]]
+    assert ["create", "-f"] not in kubectl  # nothing installed
+    assert not any(e["argv"][0] == "-i" for e in _docker(fakes, "exec"))  # no CNI written either
+    probes = [e["argv"][-1] for e in _docker(fakes, "exec")]
+    assert probes and all("nft delete table inet gim-netpol-probe" in p for p in probes)  # left clean

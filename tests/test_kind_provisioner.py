@@ -362,6 +362,10 @@ elif args[:1] == ["save"]:
 elif args[:1] == ["exec"]:  # into a kind node: recorded with what it was given on stdin
     with open(os.path.join(os.path.dirname(store), "docker-exec.jsonl"), "a") as out:
         out.write(json.dumps({"argv": args[1:], "stdin": sys.stdin.read() if "-i" in args else None}) + "\n")
+    if os.environ.get("FAKE_NFT_NO_QUEUE") and " queue " in args[-1]:  # a kernel without nft_queue
+        print("Error: No such file or directory; did you mean chain 'INPUT'?", file=sys.stderr)
+        print("add rule inet gim-netpol-probe probe queue num 98 bypass", file=sys.stderr)
+        sys.exit(1)
 elif args[:1] == ["update"]:  # docker update --memory M --memory-swap M CONTAINER...
     with open(os.path.join(os.path.dirname(store), "docker-update.jsonl"), "a") as out:
         out.write(json.dumps(args[1:]) + "\n")

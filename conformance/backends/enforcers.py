@@ -85,6 +85,33 @@ def _daemonset_ready(cluster: ClusterOps, namespace: str, name: str) -> tuple[bo
 
 
 @dataclass(frozen=True)
+class NftExpression:
+    """An nftables expression an enforcer's rules use, which the nodes' kernel must support (kind nodes
+    share the host's kernel). Probed in a scratch table with a chain on no hook, so no packet meets it."""
+
+    expression: str
+    kernel_option: str
+    used_for: str
+
+    def refused_on(self, cluster: ClusterOps, node: str) -> str | None:
+        """What the kernel said when refusing the expression on ``node``, None when it accepts it."""
+        from conformance.backends.kind import CommandFailed
+
+        table = "gim-netpol-probe"
+        script = (
+            f"nft add table inet {table} && nft add chain inet {table} probe && "
+            f"nft add rule inet {table} probe {self.expression}; rc=$?; "
+            f"nft delete table inet {table}; exit $rc"
+        )
+        try:
+            cluster.docker("exec", node, "sh", "-c", script)
+        except CommandFailed as exc:
+            said = [ln.strip() for ln in exc.stderr.splitlines() if ln.strip().startswith("Error")]
+            return (said or [exc.stderr_tail or "refused"])[0]
+        return None
+
+
+@dataclass(frozen=True)
 class ManifestEnforcer:
     """An enforcer that is one upstream manifest with one DaemonSet."""
 
@@ -95,6 +122,7 @@ class ManifestEnforcer:
     namespace: str
     daemonset: str
     needs_plain_cni: bool = False
+    kernel_needs: tuple[NftExpression, ...] = ()
 
     @property
     def image(self) -> str:
@@ -114,7 +142,22 @@ class ManifestEnforcer:
             ).strip()
         )
 
+    def check_kernel(self, cluster: ClusterOps) -> None:
+        """Stops the run before anything is installed when the nodes' kernel cannot run the enforcer's
+        rules: its pods would run Ready and enforce nothing."""
+        nodes = cluster.node_names()
+        for need in self.kernel_needs:
+            said = need.refused_on(cluster, nodes[0]) if nodes else None
+            if said:
+                raise BackendUnavailable(
+                    f"{self.name} {self.version} cannot enforce NetworkPolicies on this machine: "
+                    f"{need.used_for}, and the kernel refuses it (node {nodes[0]}: `{need.expression}`: "
+                    f"{said}); the kernel needs {need.kernel_option}. Use --cni kube-router or calico here, "
+                    "or a kernel with it"
+                )
+
     def install(self, cluster: ClusterOps) -> None:
+        self.check_kernel(cluster)
         if self.needs_plain_cni:
             install_plain_cni(cluster)
         cluster.create_objects(self.manifest_text(), hint=f"{self.name} {self.version} from {self.manifest}")
@@ -151,6 +194,16 @@ KUBE_NETWORK_POLICIES = ManifestEnforcer(
     "kube-system",
     "kube-network-policies",
     needs_plain_cni=True,
+    # pkg/networkpolicy/controller.go (v0.8.0): the packets of pods that policies select are sent to
+    # userspace with the nftables `queue` statement (the comments there: "queue flags bypass to 102").
+    kernel_needs=(
+        NftExpression(
+            "queue num 98 bypass",
+            "CONFIG_NFT_QUEUE (nft_queue)",
+            "its nftables rules send the packets of pods that policies select to userspace with the "
+            "`queue` statement (pkg/networkpolicy/controller.go)",
+        ),
+    ),
 )
 BY_NAME = {e.name: e for e in (KUBE_ROUTER, KUBE_NETWORK_POLICIES)}
 

@@ -52,6 +52,7 @@ KNOWN_CNI_DAEMONSETS = {
     "weave-net": "Weave Net",
     "antrea-agent": "Antrea",
     "kube-router": "kube-router",
+    "kube-network-policies": "kube-network-policies",
     "azure-npm": "Azure NPM",
 }
 GONE_POLL_S = 1.0
