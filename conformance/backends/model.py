@@ -37,7 +37,7 @@ import copy
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from conformance.backends import model_enforcer, model_nodes, model_pods
+from conformance.backends import model_enforcer, model_icmp, model_nodes, model_pods
 from conformance.backends.api_retry import TransientApiError
 from conformance.backends.base import ApiError, Backend, Forbidden, PodsCannotRun
 from conformance.backends.clock import VirtualClock
@@ -132,6 +132,7 @@ class ModelCluster:
         nodes: int | Sequence[Node] = model_nodes.DEFAULT_NODES,
     ) -> None:
         self.cni = cni
+        self.icmp = model_icmp.IcmpRateLimit()  # the nodes' kernels: a rejecting CNI's answers are limited
         self.rbac = rbac
         self.exec_verb = exec_verb
         self.calls: set[ApiCall] = set()  # every request made, without object names
@@ -689,7 +690,12 @@ class ModelBackend(Backend):
         verdict = None if unfiltered else simulator.verdict(client, destination, port, probe.protocol)
         if verdict is not None and not verdict.allowed:
             if self.cni.rejects:
-                return seen(Outcome.REFUSED, f"REFUSED (the CNI rejects: {verdict.reason})")
+                # the node that rejects: the destination's for a denied ingress, the client's for egress
+                node = (destination.node if not verdict.ingress.allowed else client.node) or ""
+                if self.cluster.icmp.allow(node, client.ip or probe.client, self.clock.now()):
+                    return seen(Outcome.REFUSED, f"REFUSED (the CNI rejects: {verdict.reason})")
+                why = "its port-unreachable over the node's ICMP rate limit"
+                return seen(Outcome.BLOCKED, f"TIMEOUT (the CNI rejects: {verdict.reason}; {why})", timeout_s)
             return seen(Outcome.BLOCKED, f"TIMEOUT ({verdict.reason})", timeout_s)
         listening = self.cluster.running(("Pod", destination.namespace, destination.name)) and any(
             cp.port == port and cp.protocol == probe.protocol for cp in destination.ports
