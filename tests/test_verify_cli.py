@@ -14,6 +14,7 @@ import yaml
 
 from conformance.backends.cni_profiles import parse_profile
 from conformance.backends.model import ModelBackend
+from conformance.backends.model_icmp import BURST, IcmpRateLimit
 from conformance.commands.cleanup import leftovers
 from conformance.commands.cli import main
 from conformance.netpol.probing import Observation, Outcome, Probe
@@ -372,9 +373,10 @@ class ModelCluster(ModelBackend):
         return [Observation(o.probe, Outcome.CONNECTED, "no policy enforcement") for o in observed]
 
 
-def _live_run(objects, *, enforcing=True, allowed_probes=False, cni="drops"):
+def _live_run(objects, *, enforcing=True, allowed_probes=False, cni="drops", icmp_burst=BURST):
     backend = ModelCluster(enforcing)
     backend.cluster.cni = parse_profile(cni)
+    backend.cluster.icmp = IcmpRateLimit(burst=icmp_burst)
     backend.apply(objects)
     view = view_from_objects(
         [
@@ -416,7 +418,10 @@ def test_live_run_on_a_cni_that_rejects_trusts_the_canary_and_reports_refusals_a
     """kube-router answers a denied connection with a refusal. The canary server is known to listen (the
     baseline connected), so its refusal is a reject; whether GIM's own pods listen is not known, so a
     refused probe is reported 'unknown', never allowed and never a failure of the chart."""
-    result, left = _live_run(snap.cluster("enforce", ["ingress-nginx", "monitoring"]), cni="rejects")
+    # nodes that answer every reject (net.ipv4.icmp_ratelimit=0): every denied connect is refused
+    result, left = _live_run(
+        snap.cluster("enforce", ["ingress-nginx", "monitoring"]), cni="rejects", icmp_burst=10**6
+    )
     assert left == []
     assert not any("not enforced" in p for p in result.problems), result.problems
     blocked = [p for p in result.probes if not p.expected_allowed]
@@ -427,6 +432,17 @@ def test_live_run_on_a_cni_that_rejects_trusts_the_canary_and_reports_refusals_a
     cases = ET.fromstring(to_junit(result)).findall("testsuite")[-1].findall("testcase")
     skipped = [c for c in cases if c.find("skipped") is not None]
     assert len(skipped) == len(blocked) and not [c for c in cases if c.find("failure") is not None]
+
+
+def test_live_run_on_a_cni_that_rejects_past_the_icmp_rate_limit_sees_timeouts_as_blocks():
+    """With the kernel's default limit (6 answers, then one a second, per node and client), most of
+    verify's denied connects from one client time out: blocked, never allowed, never a failure."""
+    result, left = _live_run(snap.cluster("enforce", ["ingress-nginx", "monitoring"]), cni="rejects")
+    assert left == [] and result.problems == [] and result.exit_status == 0
+    blocked = [p for p in result.probes if not p.expected_allowed]
+    assert blocked and {p.outcome for p in blocked} <= {"unknown", "blocked"}
+    timed_out = [p for p in blocked if p.outcome == "blocked"]
+    assert timed_out and all("ICMP rate limit" in p.detail for p in timed_out)
 
 
 def test_live_run_on_a_cluster_that_does_not_enforce_fails_on_the_canary():

@@ -65,10 +65,11 @@ def observe(
     deadline_s: float,
     retry_interval_s: float = 1.0,
     served: Sequence[bool] | None = None,
+    settles: Callable[[bool, Sequence[Observation]], bool] = settled,
 ) -> list[list[Observation]]:
     """The samples of every probe: all once, then only the unsettled ones again, until every probe has
-    settled or the deadline has passed. ``served[i]`` says the destination of probe i is known to
-    listen on its port: a refusal there is a reject.
+    settled (``settles``) or the deadline has passed. ``served[i]`` says the destination of probe i is
+    known to listen on its port: a refusal there is a reject.
 
     A connection seen while the policies were not in force yet proves nothing: right after an apply
     the CNI is still programming, and a flow expected blocked that still got through shows it. So an
@@ -85,7 +86,7 @@ def observe(
         return [
             i
             for i, s in enumerate(samples)
-            if not settled(expected_allowed[i], s) or (expected_allowed[i] and sampled_in[i] <= last_leak)
+            if not settles(expected_allowed[i], s) or (expected_allowed[i] and sampled_in[i] <= last_leak)
         ]
 
     clock = backend.clock

@@ -419,6 +419,20 @@ def allowed_clients(analysis: Analysis, view: ClusterView, options: LiveOptions)
     return [ns for ns in analysis.inference.allowed_namespaces if ns in view.cluster.namespaces]
 
 
+def rejected_and_rate_limited(expected_allowed: bool, samples: Sequence[Observation]) -> bool:
+    """A flow expected blocked whose last two samples were a refusal and a timeout: a CNI that rejects
+    denied connections (kube-router) from a node whose kernel rate-limits its ICMP answers
+    (backends/model_icmp.py) refuses some and leaves the others unanswered. Neither got through, and the
+    timeout shows the port did not answer: blocked, as expected."""
+    last_two = [o.outcome for o in samples[-2:]]
+    return (
+        not expected_allowed
+        and len(last_two) == 2
+        and all(o is Outcome.REFUSED or o.blocked for o in last_two)
+        and any(o.blocked for o in last_two)
+    )
+
+
 def probe_cluster(
     backend: Any, analysis: Analysis, view: ClusterView, options: LiveOptions, run_id: str
 ) -> None:
@@ -511,10 +525,11 @@ def _run_probes(
         [allowed for _, allowed, _ in planned],
         probe_timeout_s=options.timeout_s,
         deadline_s=options.deadline_s,
+        settles=lambda expected, obs: settled(expected, obs) or rejected_and_rate_limited(expected, obs),
     )
     for (probe, expected, reason), obs in zip(planned, samples, strict=True):
         last = obs[-1]
-        ok = settled(expected, obs)
+        ok = settled(expected, obs) or rejected_and_rate_limited(expected, obs)
         detail = last.detail
         # GIM's own pods: whether one listens on a port is not known, so a refusal is either nothing
         # listening or a CNI that rejects instead of dropping (kube-router): unknown, never allowed.
