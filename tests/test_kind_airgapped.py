@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conformance.backends.kind import NODE_IMAGE, CommandFailed
-from tests.test_kind_provisioner import REGISTRY, calls, install_fakes, make_cluster
+from tests.test_kind_provisioner import REGISTRY, calls, fake_machine, make_cluster
 from tests.test_suite_plugin import run_suite
 
 PINNED_TAG, PINNED_DIGEST = NODE_IMAGE.split("@")
@@ -21,15 +21,7 @@ NO_NETWORK = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0
 @pytest.fixture
 def machine(tmp_path, monkeypatch):
     """An air-gapped machine: the fakes alone on PATH, a docker with no image and no registry."""
-    bindir = tmp_path / "bin"
-    install_fakes(bindir)
-    state = tmp_path / "state"
-    state.mkdir()
-    monkeypatch.setenv("PATH", str(bindir))
-    monkeypatch.setenv("FAKE_STATE", str(state))
-    monkeypatch.delenv("FAKE_REGISTRY", raising=False)
-    monkeypatch.delenv("FAKE_DOCKER_STATE", raising=False)
-    return state
+    return fake_machine(tmp_path, monkeypatch, alone=True)
 
 
 def docker(*args: str, env: dict[str, str] | None = None) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from conformance.backends.factory import open_backend
 from conformance.suite.options import options as all_options
-from tests.test_kind_provisioner import REGISTRY, calls, install_fakes, manifests_dir
+from tests.test_kind_provisioner import REGISTRY, calls, fake_machine, manifests_dir
 from tests.test_kube_backend import FakeApiServer
 from tests.test_preflight import version_info
 
@@ -26,15 +26,10 @@ class VersionedApiServer(FakeApiServer):
 
 @pytest.fixture
 def kind_run(tmp_path, monkeypatch):
-    bindir = tmp_path / "bin"
-    install_fakes(bindir)
-    state = tmp_path / "state"
-    state.mkdir()
+    state = fake_machine(tmp_path, monkeypatch, alone=True)
     for poll in ("nodes", "tigera"):  # the fake cluster is Ready at the first look: no waiting
         (state / f"{poll}.count").write_text("1")
     api = VersionedApiServer()
-    monkeypatch.setenv("PATH", str(bindir))
-    monkeypatch.setenv("FAKE_STATE", str(state))
     monkeypatch.setenv("FAKE_REGISTRY", REGISTRY)
     monkeypatch.setenv("FAKE_API_URL", api.url)
     monkeypatch.setenv("GIM_NETPOL_CACHE_DIR", str(tmp_path / "cache"))

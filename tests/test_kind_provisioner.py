@@ -397,15 +397,24 @@ def install_fakes(bindir: Path) -> None:
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
-@pytest.fixture
-def fakes(tmp_path, monkeypatch):
+def fake_machine(tmp_path: Path, monkeypatch, *, alone: bool = False) -> Path:
+    """The fake kind, kubectl and docker in ``tmp_path/bin``, first on PATH (``alone``: the only things on
+    it), their state in ``tmp_path/state`` (returned): a docker with no image and no registry."""
+    bindir = tmp_path / "bin"
+    install_fakes(bindir)
     state = tmp_path / "state"
     state.mkdir()
-    install_fakes(tmp_path / "bin")
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", str(bindir) if alone else f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_STATE", str(state))
-    monkeypatch.setenv("FAKE_REGISTRY", REGISTRY)  # the node image can be pulled
+    monkeypatch.delenv("FAKE_REGISTRY", raising=False)
     monkeypatch.delenv("FAKE_DOCKER_STATE", raising=False)
+    return state
+
+
+@pytest.fixture
+def fakes(tmp_path, monkeypatch):
+    state = fake_machine(tmp_path, monkeypatch)
+    monkeypatch.setenv("FAKE_REGISTRY", REGISTRY)  # the node image can be pulled
     return state
 
 

@@ -14,7 +14,7 @@ from conformance.backends import local_images
 from conformance.backends.kind import NODE_IMAGE
 from conformance.errors import UserError
 from conformance.probes.agnhost import AGNHOST_IMAGE
-from tests.test_kind_provisioner import install_fakes
+from tests.test_kind_provisioner import fake_machine
 from tests.test_suite_plugin import run_suite
 
 LOCAL_NODE = "gim-netpol.local/node:v1.34.3"
@@ -24,12 +24,7 @@ LOCAL_PROBE = "registry.k8s.io/e2e-test-images/agnhost:2.56"
 @pytest.fixture
 def machine(tmp_path: Path, monkeypatch) -> Path:
     """A fake docker on PATH, an empty image store and an empty suite cache."""
-    state = tmp_path / "state"
-    state.mkdir()
-    install_fakes(tmp_path / "bin")
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_STATE", str(state))
-    monkeypatch.delenv("FAKE_DOCKER_STATE", raising=False)
+    state = fake_machine(tmp_path, monkeypatch)
     monkeypatch.setenv("GIM_NETPOL_CACHE_DIR", str(tmp_path / "cache"))
     return state
 

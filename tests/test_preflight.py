@@ -211,14 +211,10 @@ def kind_machine(tmp_path, monkeypatch):
     """docker, kind v0.32.0 and a kubectl of the test's choosing (fakes, alone on PATH); ``cluster(v)``
     makes kind cluster gim-netpol exist with an API server that reports Kubernetes ``v``."""
     from tests.test_kind_download import Server
-    from tests.test_kind_provisioner import install_fakes, manifests_dir
+    from tests.test_kind_provisioner import fake_machine, manifests_dir
 
+    state = fake_machine(tmp_path, monkeypatch, alone=True)
     bindir = tmp_path / "bin"
-    install_fakes(bindir)
-    state = tmp_path / "state"
-    state.mkdir()
-    monkeypatch.setenv("PATH", str(bindir))
-    monkeypatch.setenv("FAKE_STATE", str(state))
     monkeypatch.setenv("GIM_NETPOL_CACHE_DIR", str(tmp_path / "cache"))
     servers = []
 
