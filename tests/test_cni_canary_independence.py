@@ -86,3 +86,12 @@ def test_the_suite_reports_sctp_not_checked_and_the_other_canaries_on_weave():
     assert run.returncode == 0, run.output
     assert f"  sctp: not checked ({SCTP_REASON})" in run.output
     assert "  numbered-port: enforced" in run.output and "  named-port: not enforced" in run.output
+
+
+def test_the_server_error_is_read_from_agnhost_log_lines_old_and_new() -> None:
+    from conformance.suite.cni_features import server_error
+
+    live = "I1205 08:27:33.509521       1 log.go:245] Failed to listen SCTP. error:protocol not supported"
+    assert server_error(live) == "protocol not supported"  # agnhost 2.56 on kind (issue 22)
+    assert server_error("Failed to listen: listen sctp: protocol not supported") == "protocol not supported"
+    assert server_error("exec format error") == "exec format error"

@@ -36,7 +36,8 @@ from conformance.netpol.model import K8sObject
 BACKOFF_INITIAL_S = 10.0
 BACKOFF_MAX_S = 300.0
 RESYNC_S = 1.0  # the pod worker notices an exit, or a failed pull, about a second later
-SCTP_ERROR = "Failed to listen: listen sctp: protocol not supported"
+# What agnhost 2.56's porter logs (klog) when the kernel has no SCTP, as seen live on kind (issue 22).
+SCTP_ERROR = "I1205 08:27:33.509521       1 log.go:245] Failed to listen SCTP. error:protocol not supported"
 GO_OUT_OF_MEMORY = "fatal error: runtime: out of memory"
 LOG_TAIL_ON_ERROR = "FallbackToLogsOnError"
 # enforcer-crash: how each Calico image's container fails, by image repository.

@@ -22,6 +22,7 @@ is the two.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -469,13 +470,27 @@ def run_canaries(
     )
 
 
+# klog's header (k8s.io/klog: Lmmdd hh:mm:ss.uuuuuu threadid file:line]), which agnhost 2.56 logs with.
+_KLOG_HEADER = re.compile(r"^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [\w.-]+:\d+\] ")
+
+
+def server_error(message: str) -> str:
+    """The error a server's last log line ends with: "protocol not supported" of agnhost 2.56's
+    "I1205 08:27:33.509521 1 log.go:245] Failed to listen SCTP. error:protocol not supported" (live) and of
+    older agnhosts' "Failed to listen: listen sctp: protocol not supported"."""
+    line = _KLOG_HEADER.sub("", message.strip())
+    for marker in ("error:", ": "):
+        if marker in line:
+            return line.rsplit(marker, 1)[-1].strip()
+    return line
+
+
 def cannot_run(canary: Canary, problem: PodProblem) -> str:
     """Why a canary whose pod can never be Ready is not checked, in one line."""
     if problem.pull:
         return f"cannot pull image {problem.image!r} ({problem.reason}): {problem.message}"
     if canary.cannot_run and problem.message:
-        error = problem.message.rsplit(": ", 1)[-1]  # "Failed to listen: listen sctp: protocol not supported"
-        return canary.cannot_run.format(error=error)
+        return canary.cannot_run.format(error=server_error(problem.message))
     return f"pods cannot run: {problem.line()}"
 
 
