@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -45,12 +46,20 @@ class Run:
         return self.stdout + self.stderr
 
 
+# The suite run by these tests must never meet this machine's docker engine or its images/build.py
+# cache: a kind run would create a real cluster (and reach for the network) where the test expects it to
+# stop. A socket nobody serves, and an empty cache, unless a test says otherwise.
+NO_DOCKER = "unix:///nonexistent/gim-netpol-tests/docker.sock"
+EMPTY_CACHE = tempfile.mkdtemp(prefix="gim-netpol-tests-cache-")
+
+
 def _clean_env(extra: dict[str, str] | None) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("GIM_NETPOL_", "PYTEST_", "COV_")) and k != "KUBECONFIG"
+        if not k.startswith(("GIM_NETPOL_", "PYTEST_", "COV_")) and k not in ("KUBECONFIG", "DOCKER_HOST")
     }
+    env.update({"DOCKER_HOST": NO_DOCKER, "GIM_NETPOL_CACHE_DIR": EMPTY_CACHE})
     env.update(extra or {})
     return env
 
@@ -417,9 +426,9 @@ def _docker_daemon_up() -> bool:
     shutil.which("kind") is not None and _docker_daemon_up(),
     reason="docker and kind are here: kind could start",
 )
-def test_default_kind_backend_fails_fast_without_docker_or_kind(tmp_path):
-    # No daemon behind the client, whatever this machine runs: DOCKER_HOST names a socket nobody serves.
-    run = run_suite(timeout=30, env={"DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"})
+def test_default_kind_backend_fails_fast_without_docker_or_kind():
+    # No daemon behind the client, whatever this machine runs: run_suite's DOCKER_HOST names no server.
+    run = run_suite(timeout=30)
     line = assert_stopped_with_one_line(run, "kind")
     assert "docker" in line and "--backend model" in line
     assert run.seconds < 15
