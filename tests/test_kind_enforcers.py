@@ -4,6 +4,7 @@ kind, kubectl and docker of test_kind_provisioner: what it installs, in which or
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -112,3 +113,16 @@ def test_kube_network_policies_on_a_kernel_without_nft_queue_stops_before_anythi
     assert not any(e["argv"][0] == "-i" for e in _docker(fakes, "exec"))  # no CNI written either
     probes = [e["argv"][-1] for e in _docker(fakes, "exec")]
     assert probes and all("nft delete table inet gim-netpol-probe" in p for p in probes)  # left clean
+
+
+def test_the_start_says_what_was_created_and_what_it_took(fakes, tmp_path) -> None:
+    cluster = make_cluster(tmp_path, enforcer="kube-router", calico_manifests_dir=None)
+    cluster.create()
+    assert re.fullmatch(
+        r"kind cluster gim created in \d+ s \(3 nodes, kindest/node:v1\.34\.8@sha256:[0-9a-f]{64}\); "
+        r"kube-router Ready on every node \d+ s later",
+        cluster.started,
+    ), cluster.started
+    again = make_cluster(tmp_path, enforcer="kube-router", calico_manifests_dir=None, reuse=True)
+    again.create()
+    assert again.started.startswith("kind cluster gim reused (3 nodes")

@@ -65,6 +65,7 @@ class Backend(ABC):
 
     name: str = "?"
     clock: Clock = RealClock()
+    started: str = ""  # what opening it did and took (kind: the cluster created, its enforcer Ready)
 
     @abstractmethod
     def apply(self, objects: Sequence[K8sObject]) -> None:

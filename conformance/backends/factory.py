@@ -294,5 +294,6 @@ def open_backend(
             probe_workers=workers,
             probe_batch=batch,
         )
+        kube.started = cluster.started  # empty in the workers that found the cluster ready
         with run_lifetime(RetryingBackend(kube, retry_s), run_id, shared_dir, options, leftovers_dir) as live:
             yield live

@@ -477,6 +477,7 @@ class KindCluster:
         self.calico_timeout_s = calico_timeout_s
         self.created = False  # True once `kind create cluster` succeeded in this process
         self.notes: list[str] = []
+        self.started = ""  # what create() did and what it took, for the session summary
 
     @property
     def context(self) -> str:
@@ -522,7 +523,9 @@ class KindCluster:
         return self.name in self.kind("get", "clusters").split()
 
     def create(self) -> None:
-        """Create (or reuse) the cluster, install Calico if absent, and prove Calico enforces."""
+        """Create (or reuse) the cluster, install its enforcer if absent, and prove it runs everywhere.
+        What it took is in ``started`` (the session summary prints it)."""
+        start = time.monotonic()
         if self.exists():
             self.export_kubeconfig()
             if not self.reuse:
@@ -539,6 +542,7 @@ class KindCluster:
                 self._create_cluster()
         else:
             self._create_cluster()
+        created_s = time.monotonic() - start
         # The enforcer is checked before anything is installed: another one on a kindnet cluster never works.
         self.check_no_kindnet()
         if self.created and self.node_memory:
@@ -549,6 +553,12 @@ class KindCluster:
         self.wait_nodes_ready()
         enforcer.wait(self)
         enforcer.check(self)
+        ready_s = time.monotonic() - start - created_s
+        how = f"created in {created_s:.0f} s" if self.created else "reused"
+        self.started = (
+            f"kind cluster {self.name} {how} ({node_count(self.config)} nodes, {self.node_image}); "
+            f"{enforcer.name} Ready on every node {ready_s:.0f} s later"
+        )
 
     def boot_image(self) -> str:
         """The image every node of a cluster this run creates boots, passed as ``kind create cluster

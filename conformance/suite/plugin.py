@@ -260,6 +260,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if clock is not None and call.when == "teardown":
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         report.user_properties.append((CLOCK, json.dumps({"worker": worker, "now": clock.now()})))
+    if call.when == "teardown" and _started_pending:
+        report.user_properties.append(("gim-netpol-started", _started_pending.pop()))
     if call.when == "teardown" and _cni_pending:
         # The CNI features report, once per session (per xdist worker: user_properties are what travel
         # to the controller), on the first test report after the canaries ran, passed or not.
@@ -334,6 +336,8 @@ def netpol_backend(
         line = f"gim-netpol: error: cannot start backend {name}: {' '.join(str(e).split())}"
         session_stop.stop(request.session, _leftovers_dir(pytestconfig), netpol_settings.run_id, line)
     pytestconfig.stash[_CLOCK_KEY] = backend.clock
+    if getattr(backend, "started", ""):
+        _started_pending.append(backend.started)
     try:
         yield backend
     finally:
@@ -402,6 +406,7 @@ def netpol_controls(
 
 
 _cni_pending: list[str] = []  # the session's CNI features report, until a test report carries it
+_started_pending: list[str] = []  # what the backend's start did and took (kind: create, enforcer Ready)
 
 
 def _record_cni(report: CniFeatureReport | None) -> None:
@@ -573,6 +578,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not rows or settings is None:
         return
     terminalreporter.section(f"gim-netpol conformance ({settings.backend} backend)")
+    for value in dict.fromkeys(v for _, n, v in rows if n == "gim-netpol-started"):
+        terminalreporter.write_line(value)
     for value in dict.fromkeys(v for _, n, v in rows if n == "gim-netpol-cni-features"):
         terminalreporter.write_line("\n".join(cni_summary_lines(json.loads(value))))
     checks = [json.loads(v) for _, n, v in rows if n == "gim-netpol-check"]
@@ -580,7 +587,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"nodes: {note}")  # once, not per check (a single node is no failure)
     clocks: dict[str, float] = {}
     for nodeid, name, value in rows:
-        if name == "gim-netpol-cni-features":
+        if name in ("gim-netpol-cni-features", "gim-netpol-started"):
             continue
         if name == CLOCK:
             d = json.loads(value)
