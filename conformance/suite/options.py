@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from conformance.backends.enforcers import ENFORCERS
+from conformance.backends.local_images import CHOICES as IMAGE_CHOICES
 from conformance.errors import UserError
 
 ENV_PREFIX = "GIM_NETPOL_"
@@ -77,14 +79,14 @@ def options() -> tuple[Option, ...]:
             "NetworkPolicy enforcer the kind backend installs: calico (the default), kube-router "
             "(v2.1.0: CNI and enforcer) or kube-network-policies (v0.8.0, beside a plain ptp CNI)",
             "calico",
-            choices=("calico", "kube-router", "kube-network-policies"),
+            choices=ENFORCERS,
         ),
         Option(
             "--images",
             "kind node and probe images: upstream (pulled), local (built by images/build.py), or auto: local "
             "when the upstream node image is not in docker and a local build is",
             "auto",
-            choices=("auto", "local", "upstream"),
+            choices=IMAGE_CHOICES,
         ),
         Option(
             "--node-memory",
