@@ -579,8 +579,13 @@ def check_walls(context: str = "") -> str:
     return "from a pod: " + machine.check_walls(argv)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints its usage too)
+        self.exit(2, f"images/build.py: {message} (see --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--check-walls-only", action="store_true", help="only make the machine ready and check"
     )

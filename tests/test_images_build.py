@@ -240,3 +240,11 @@ def test_a_step_that_meets_a_file_in_its_way_fails_in_one_line(tmp_path: Path) -
     with pytest.raises(StepFailed) as err:
         Runner(tmp_path / "state", out=io.StringIO()).run([Step("go:kind", "k", lambda _k: False, make)])
     assert str(err.value) == f"build step go:kind failed: File exists: {tmp_path / 'bin'}"
+
+
+def test_a_bad_option_is_one_line_and_exit_2() -> None:
+    run = subprocess.run(
+        [sys.executable, str(IMAGES / "build.py"), "--bogus"], capture_output=True, text=True
+    )
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr == "images/build.py: unrecognized arguments: --bogus (see --help)\n"
