@@ -43,7 +43,8 @@ def test_the_kind_kubeconfig_is_private_to_the_run_and_does_not_outlive_it(kind_
     """Issue 21 item 7: pytest's temporary folder kept the exported kubeconfig (cluster credentials)."""
     state, opts = kind_run
     shared = tmp_path / "pytest-of-user" / "pytest-1" / "gim-netpol-run-abcd0001"
-    with open_backend(opts, "abcd0001", shared):
+    with open_backend(opts, "abcd0001", shared) as backend:
+        assert backend.started.startswith("kind cluster gim created in ")  # the session summary's line
         kubeconfigs = [p for p in shared.rglob("*") if p.is_file() and "fake-admin-token" in p.read_text()]
         assert len(kubeconfigs) == 1
         kubeconfig = kubeconfigs[0]

@@ -81,6 +81,10 @@ class RetryingBackend(Backend):
     def url(self) -> str:
         return str(getattr(self.inner, "api_url", "the API server"))
 
+    @property
+    def started(self) -> str:  # type: ignore[override]  # Backend's default would hide the inner one's
+        return self.inner.started
+
     def _retry(self, fn: Callable[[], T]) -> T:
         return call_with_retry(fn, clock=self.clock, timeout_s=self.timeout_s, url=self.url)
 
