@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -550,33 +551,44 @@ def images_record(state: Path) -> dict:
     }
 
 
-def check_walls(context: str = "") -> str:
-    """A connect to an address outside the machine, from a container or, with ``context``, from a pod of that
-    kubeconfig context (a kind cluster): it must time out, its packets counted by the DROP rules."""
+def check_walls(cluster: str = "") -> str:
+    """A connect to an address outside the machine, from a container or, with ``cluster``, from a pod of
+    that kind cluster: it must time out, its packets counted by the DROP rules."""
     connect = ["/agnhost", "connect", f"{machine.OUTSIDE_PROBE}:80", "--timeout", "3s"]
-    if not context:
+    if not cluster:
         return machine.check_walls(
             ["docker", "run", "--rm", "--entrypoint", connect[0], c.AGNHOST_IMAGE, *connect[1:]]
         )
-    kubectl = str(cache_dir() / "bin" / "kubernetes" / "kubectl")
-    kubectl = kubectl if Path(kubectl).is_file() else "kubectl"
-    argv = [
-        kubectl,
-        "--context",
-        context,
-        "run",
-        "gim-netpol-walls",
-        "--rm",
-        "-i",
-        "--restart=Never",
-        f"--image={c.AGNHOST_IMAGE}",
-        "--image-pull-policy=IfNotPresent",
-        "--pod-running-timeout=2m",
-        "--command",
-        "--",
-        *connect,
-    ]
-    return "from a pod: " + machine.check_walls(argv)
+    tools = {
+        name: cache_dir() / "bin" / folder / name
+        for name, folder in (("kind", "kind"), ("kubectl", "kubernetes"))
+    }
+    kind, kubectl = (str(p) if p.is_file() else p.name for p in tools.values())
+    with tempfile.TemporaryDirectory() as private:  # the cluster's admin credentials, for this check only
+        kubeconfig = Path(private) / "kubeconfig"
+        got = subprocess.run([kind, "get", "kubeconfig", "--name", cluster], capture_output=True, text=True)
+        if got.returncode != 0:
+            raise machine.MachineError(
+                f"no kind cluster {cluster!r} to check the walls from: {got.stderr.strip()}"
+            )
+        kubeconfig.write_text(got.stdout)
+        argv = [
+            kubectl,
+            "--kubeconfig",
+            str(kubeconfig),
+            "run",
+            "gim-netpol-walls",
+            "--rm",
+            "-i",
+            "--restart=Never",
+            f"--image={c.AGNHOST_IMAGE}",
+            "--image-pull-policy=IfNotPresent",
+            "--pod-running-timeout=2m",
+            "--command",
+            "--",
+            *connect,
+        ]
+        return f"from a pod of kind cluster {cluster}: " + machine.check_walls(argv)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -591,9 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--check-walls-pod",
-        metavar="CONTEXT",
+        metavar="CLUSTER",
         default="",
-        help="also check the walls from a pod of this kubeconfig context (a running kind cluster)",
+        help="also check the walls from a pod of this running kind cluster",
     )
     args = parser.parse_args(argv)
     state = cache_dir()

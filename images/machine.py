@@ -161,7 +161,7 @@ def check_walls(run_in_container: list[str]) -> str:
         raise MachineError(f"a container reached {OUTSIDE_PROBE} outside this machine: the walls do not hold")
     if "TIMEOUT" not in said or after <= before:
         raise MachineError(
-            f"connect to {OUTSIDE_PROBE} from a container said {said or 'nothing'!r}, DROP counters "
+            f"the connect to {OUTSIDE_PROBE} said {said or 'nothing'!r}, DROP counters "
             f"{before} -> {after}: expected a timeout counted by the DROP rules"
         )
     dropped = after - before
