@@ -124,3 +124,17 @@ def test_bad_kind_options_stop_the_run_in_one_line_before_any_cluster(machine, a
     lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0], run.stderr
     assert not (machine / "log.jsonl").exists() or "kind" not in (machine / "log.jsonl").read_text()
+
+
+def test_calico_on_the_local_images_stops_at_once_saying_what_to_run(machine, tmp_path) -> None:
+    """Calico is not built here: the default --cni would create a cluster, then fail on its manifests."""
+    built(tmp_path)
+    docker_has(machine, LOCAL_NODE)
+    cache = str(tmp_path / "cache")
+    run = run_suite(env={"GIM_NETPOL_CACHE_DIR": cache, "PATH": os.environ["PATH"]}, timeout=60)
+    assert run.returncode == 2, run.output
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--cni: Calico is not among the images built on this machine" in lines[0]
+    assert "--cni kube-router" in lines[0]
+    log = machine / "log.jsonl"
+    assert not log.exists() or '"tool": "kind"' not in log.read_text()  # no cluster touched

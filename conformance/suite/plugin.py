@@ -119,7 +119,7 @@ def load_settings(config: pytest.Config) -> Settings:
     policies: tuple[dict, ...] | None = None
     workloads = REFERENCE_WORKLOADS
     notes: list[str] = []
-    if o["backend"] == "kind":
+    if o["backend"] == "kind" and _runs_suite(config):  # not for a run of the suite's own tests alone
         from conformance.backends import local_images
         from conformance.backends.kind import NODE_IMAGE, check_calico_source
         from conformance.probes.agnhost import AGNHOST_IMAGE
@@ -129,6 +129,15 @@ def load_settings(config: pytest.Config) -> Settings:
             check_calico_source(o["calico_version"], o["calico_manifests"], no_download=o["no_download"])
         note = local_images.apply(o, NODE_IMAGE, AGNHOST_IMAGE)
         notes += [note] if note else []
+        if note and o["cni"] == "calico" and not o["calico_manifests"]:
+            # images/build.py builds no Calico (neither its images nor its sources are to be had where it
+            # runs): a cluster would be created only to fail fetching Calico's manifests.
+            raise UserError(
+                "Calico is not among the images built on this machine by images/build.py: run with "
+                "--cni kube-router (or kube-network-policies), or --images upstream where a registry serves "
+                "Calico",
+                source="--cni",
+            )
     gim_client = GIM_CLIENT
     manifests = o["manifests"]
     if o["chart"]:
