@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,18 +78,6 @@ def record_path() -> Path:
     return cache_root() / "build" / "images.json"
 
 
-def docker_has(ref: str) -> bool:
-    try:
-        return (
-            subprocess.run(
-                ["docker", "image", "inspect", ref], capture_output=True, stdin=subprocess.DEVNULL, timeout=30
-            ).returncode
-            == 0
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def choose(choice: str, upstream_node_image: str) -> LocalImages | None:
     """The locally built images to use, or None for the upstream ones. Raises UserError for ``local``
     without a build."""
@@ -98,6 +85,8 @@ def choose(choice: str, upstream_node_image: str) -> LocalImages | None:
         raise UserError(f"expected one of {', '.join(CHOICES)}, got {choice!r}", source="--images")
     if choice == "upstream":
         return None
+    from conformance.backends.kind import docker_has_image as docker_has
+
     built = LocalImages.read(record_path())
     usable = built is not None and docker_has(built.node_image)
     if choice == "local":
