@@ -84,7 +84,6 @@ def test_local_images_set_the_node_and_default_probe_image_and_put_the_builds_to
 ) -> None:
     bin_dir = built(tmp_path)
     docker_has(machine, LOCAL_NODE)
-    monkeypatch.setenv("PATH", f"/usr/bin{os.pathsep}{os.environ['PATH']}")
     options = {"images": "auto", "probe_image": AGNHOST_IMAGE}
     note = local_images.apply(options, NODE_IMAGE, AGNHOST_IMAGE)
     assert options["node_image"] == LOCAL_NODE
