@@ -81,6 +81,19 @@ def published(binary: bytes = FAKE_BINARY) -> str:
     return f"{hashlib.sha256(binary).hexdigest()}  {kind_asset_path().rsplit('/', 1)[1]}\n"
 
 
+def preflight_options(**chosen) -> dict:
+    """The options factory.preflight reads for the kind backend, as the plugin resolves them."""
+    return {
+        "backend": "kind",
+        "kubeconfig": None,
+        "context": None,
+        "no_download": False,
+        "calico_version": "v3.31.2",
+        "cluster_name": "gim-netpol",
+        **chosen,
+    }
+
+
 def test_a_download_with_the_published_checksum_is_cached_executable_and_fetched_once(served, tmp_path):
     server = served(published())
     exe = tools.download(tools.KIND)
@@ -182,16 +195,7 @@ def test_preflight_of_a_laptop_with_docker_only_fetches_both_tools(tmp_path, mon
     )
     monkeypatch.setenv(tools.KIND_URL_ENV, server.url)
     monkeypatch.setenv(tools.KUBECTL_URL_ENV, server.url)
-    options = {
-        "backend": "kind",
-        "kubeconfig": None,
-        "context": None,
-        "no_download": False,
-        "calico_version": "v3.31.2",
-        "calico_manifests": None,
-        "reuse_cluster": False,
-        "cluster_name": "gim-netpol",
-    }
+    options = preflight_options(calico_manifests=None, reuse_cluster=False)
     manifests = tmp_path / "calico"
     manifests.mkdir()
     for name in ("operator-crds.yaml", "tigera-operator.yaml", "custom-resources.yaml"):
@@ -251,16 +255,7 @@ def test_a_kubectl_for_the_reused_cluster_is_fetched_at_the_version_of_its_api_s
     monkeypatch.setenv("FAKE_API_URL", server.url)
     monkeypatch.setenv(tools.KUBECTL_URL_ENV, server.url)
     monkeypatch.setenv(tools.CACHE_ENV, str(tmp_path / "cache"))
-    options = {
-        "backend": "kind",
-        "kubeconfig": None,
-        "context": None,
-        "no_download": False,
-        "calico_version": "v3.31.2",
-        "calico_manifests": str(manifests_dir(tmp_path)),
-        "reuse_cluster": True,
-        "cluster_name": "gim-netpol",
-    }
+    options = preflight_options(calico_manifests=str(manifests_dir(tmp_path)), reuse_cluster=True)
     try:
         found = preflight(options)
     finally:
