@@ -62,7 +62,6 @@ def docker_image_exists(ref: str) -> bool:
 def go_step(comp: c.GoComponent, bin_dir: Path) -> Step:
     out = bin_dir / comp.name
     manifest = GO_DIR / comp.name
-    names = [c.BINARY_OF.get(p, p.rsplit("/", 1)[-1]) for p in comp.packages]
     key = digest(manifest / "go.mod", manifest / "go.sum", comp.toolchain, *comp.packages, comp.ldflags)
 
     def build(log: Log) -> None:
@@ -89,7 +88,7 @@ def go_step(comp: c.GoComponent, bin_dir: Path) -> Step:
             env=env,
         )
 
-    return Step(f"go:{comp.name}", key, lambda _k: all((out / n).is_file() for n in names), build)
+    return Step(f"go:{comp.name}", key, lambda _k: all((out / n).is_file() for n in comp.binaries), build)
 
 
 def module_dir(module: str, version: str, log: Log, step: str) -> Path:
@@ -318,8 +317,7 @@ def _binary_sources(image: c.Image) -> dict[str, Path]:
             found[path] = Path(owner[binary])
             continue
         for comp in c.GO_COMPONENTS:
-            names = [c.BINARY_OF.get(p, p.rsplit("/", 1)[-1]) for p in comp.packages]
-            if binary in names:
+            if binary in comp.binaries:
                 found[path] = Path(comp.name) / binary
                 break
         else:
@@ -356,7 +354,7 @@ def node_stage_step(bin_dir: Path, node_root: Callable[[], Path], keys: dict[str
     """The node's root filesystem: Debian bookworm with systemd and containerd, kind v0.32.0's base files
     (images/base/files of the sigs.k8s.io/kind module), the Kubernetes binaries and CNI plugins, set up as
     kind's base Dockerfile does (units enabled and masked, journald without kmsg)."""
-    ref = f"gim-netpol.local/node-stage:{c.KUBERNETES_VERSION}"
+    ref = c.NODE_STAGE_IMAGE
     key = digest(
         keys["rootfs:node"],
         keys["go:kubernetes"],
@@ -425,17 +423,14 @@ def node_stage_step(bin_dir: Path, node_root: Callable[[], Path], keys: dict[str
 
         docker_import(ref, [], write, log, "node-stage")
 
-    step = Step("node-stage", key, lambda _k: docker_image_exists(ref), build)
-    step.ref = ref  # type: ignore[attr-defined]
-    return step
+    return Step("node-stage", key, lambda _k: docker_image_exists(ref), build)
 
 
-def node_step(stage_ref: str, keys: dict[str, str], log_dir: Path) -> Step:
+def node_step(keys: dict[str, str]) -> Step:
     """The node image: the stage with every image of IMAGES in its containerd, imported as kind's
     ``kind build node-image`` imports them (pkg/build/nodeimage/imageimporter.go: ``ctr --namespace=k8s.io
-    images import --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests -``), so that
-    a
-    cluster needs no registry and no ``kind load``."""
+    images import --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests -``), so
+    that a cluster needs no registry and no ``kind load``."""
     key = digest(keys["node-stage"], *(keys[f"image:{i.ref}"] for i in c.IMAGES))
     container = "gim-netpol-build-node"
 
@@ -451,7 +446,7 @@ def node_step(stage_ref: str, keys: dict[str, str], log_dir: Path) -> Step:
                 container,
                 "--entrypoint",
                 "/usr/bin/containerd",
-                stage_ref,
+                c.NODE_STAGE_IMAGE,
             ],
             "node",
         )
@@ -522,15 +517,10 @@ def plan(state: Path) -> list[Step]:
     node_rootfs, node_root = rootfs_step("node", c.NODE_PACKAGES, state / "rootfs")
     net_rootfs, net_root = rootfs_step("net", c.NET_PACKAGES, state / "rootfs")
     steps += [node_rootfs, net_rootfs]
-    keys = {s.name: s.key for s in steps}
-    bin_keys = {name.split(":", 1)[-1]: key for name, key in keys.items()}
-    for image in c.IMAGES:
-        steps.append(image_step(image, bin_dir, bin_keys, net_root, net_rootfs.key))
-    keys = {s.name: s.key for s in steps}
-    stage = node_stage_step(bin_dir, node_root, keys)
-    steps.append(stage)
-    keys["node-stage"] = stage.key
-    steps.append(node_step(stage.ref, keys, state / "logs"))  # type: ignore[attr-defined]
+    bin_keys = {s.name.split(":", 1)[-1]: s.key for s in steps}
+    steps += [image_step(image, bin_dir, bin_keys, net_root, net_rootfs.key) for image in c.IMAGES]
+    steps.append(node_stage_step(bin_dir, node_root, {s.name: s.key for s in steps}))
+    steps.append(node_step({s.name: s.key for s in steps}))
     return steps
 
 
@@ -539,12 +529,6 @@ def images_record(state: Path) -> dict:
         "node_image": c.NODE_IMAGE,
         "kubernetes_version": c.KUBERNETES_VERSION,
         "probe_image": c.AGNHOST_IMAGE,
-        "enforcer_images": {
-            "kube-router": f"docker.io/cloudnativelabs/kube-router:{c.KUBE_ROUTER_VERSION}",
-            "kube-network-policies": (
-                f"registry.k8s.io/networking/kube-network-policies:{c.KUBE_NETWORK_POLICIES_VERSION}"
-            ),
-        },
         "kind": str(state / "bin" / "kind" / "kind"),
         "kubectl": str(state / "bin" / "kubernetes" / "kubectl"),
         "built_by": "images/build.py",

@@ -43,6 +43,11 @@ class GoComponent:
     ldflags: str = ""
     why_toolchain: str = ""
 
+    @property
+    def binaries(self) -> list[str]:
+        """What ``go build -o DIR/`` writes: one binary a package, named as the go command names it."""
+        return [BINARY_OF.get(p, p.rsplit("/", 1)[-1]) for p in self.packages]
+
 
 GO_COMPONENTS = (
     GoComponent("kind", "go1.26.3", ("sigs.k8s.io/kind",), why_toolchain="kind v0.32.0 .go-version"),
@@ -106,6 +111,9 @@ class Image:
 
 
 R = "registry.k8s.io"
+AGNHOST_IMAGE = f"{R}/e2e-test-images/agnhost:{AGNHOST_VERSION}"
+NODE_IMAGE = f"gim-netpol.local/node:{KUBERNETES_VERSION}"
+NODE_STAGE_IMAGE = f"gim-netpol.local/node-stage:{KUBERNETES_VERSION}"  # the node before its images
 IMAGES = (
     # The control plane kubeadm v1.34.3 deploys, under the names it asks for (kubeadm config images list).
     Image(f"{R}/kube-apiserver:{KUBERNETES_VERSION}", "", {"usr/local/bin/kube-apiserver": "kube-apiserver"}),
@@ -123,7 +131,7 @@ IMAGES = (
     # probes: /bin/sh; the cluster DNS: cat /etc/resolv.conf; held connections: bash's /dev/tcp), as the
     # upstream image (Alpine with bash) has them.
     Image(
-        f"{R}/e2e-test-images/agnhost:{AGNHOST_VERSION}",
+        AGNHOST_IMAGE,
         "net",
         {"agnhost": "agnhost"},
         ("/agnhost",),
@@ -143,8 +151,6 @@ IMAGES = (
     ),
 )
 
-NODE_IMAGE = f"gim-netpol.local/node:{KUBERNETES_VERSION}"
-AGNHOST_IMAGE = IMAGES[7].ref
 
 # Debian bookworm packages (debootstrap --variant=minbase --include=...).
 NODE_PACKAGES = (

@@ -44,7 +44,6 @@ def built(tmp_path: Path) -> Path:
         "node_image": LOCAL_NODE,
         "kubernetes_version": "v1.34.3",
         "probe_image": LOCAL_PROBE,
-        "enforcer_images": {},
         "kind": str(bin_dir / "kind/kind"),
         "kubectl": str(bin_dir / "kubernetes/kubectl"),
     }

@@ -32,7 +32,6 @@ class LocalImages:
     node_image: str
     kubernetes_version: str
     probe_image: str
-    enforcer_images: dict[str, str]
     kind: str
     kubectl: str
 
@@ -44,7 +43,6 @@ class LocalImages:
                 str(data["node_image"]),
                 str(data["kubernetes_version"]),
                 str(data["probe_image"]),
-                dict(data.get("enforcer_images") or {}),
                 str(data.get("kind") or ""),
                 str(data.get("kubectl") or ""),
             )
